@@ -1,0 +1,76 @@
+"""Reading CSVs: both layouts, time column detection, ordering and gap policies, on real data."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsattn.data.io import read_series
+from tsattn.errors import TsattnError
+
+
+def test_reads_wide_etth1_as_one_multivariate_series(etth1_path):
+    collection = read_series(etth1_path)
+    assert collection.targets == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    assert collection.freq.freqstr == "h"
+    (series,) = collection.series
+    assert series.values.shape == (17420, 7)
+    assert series.values.dtype == np.float32
+    raw = pd.read_csv(etth1_path)
+    np.testing.assert_allclose(series.values, raw[collection.targets].to_numpy(np.float32))
+    assert series.time[0] == pd.Timestamp("2016-07-01 00:00")
+
+
+def test_reads_long_weather_one_series_per_city(weather_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        collection = read_series(weather_path, targets=["temperature"], id_col="city", missing="interpolate")
+    assert [s.id for s in collection.series] == ["san_francisco", "seattle"]
+    for s in collection.series:
+        assert len(s.time) == 8760  # all of 2010, the DST hour restored
+    assert "filled 2 missing timestamps" in caplog.text
+
+
+def test_gap_policy_error_names_the_missing_hour(weather_path):
+    with pytest.raises(TsattnError, match=r"missing 1 timestamp.*2010-03-14 03:00.*data.missing=interpolate"):
+        read_series(weather_path, targets=["temperature"], id_col="city")
+
+
+def test_interpolate_and_ffill_fill_a_gap_as_documented(tmp_path, weather_path):
+    frame = pd.read_csv(weather_path)
+    seattle = frame[frame.city == "seattle"].iloc[:48].drop(columns="city")
+    seattle = seattle.drop(index=seattle.index[[10, 11]])  # hours 10 and 11 go missing
+    path = tmp_path / "gappy.csv"
+    seattle.to_csv(path, index=False)
+    before, after = seattle["temperature"].iloc[9], seattle["temperature"].iloc[10]
+
+    linear = read_series(path, targets=["temperature"], missing="interpolate").series[0].values[:, 0]
+    np.testing.assert_allclose(linear[10:12], [before + (after - before) / 3, before + 2 * (after - before) / 3], rtol=1e-5)
+    carried = read_series(path, targets=["temperature"], missing="ffill").series[0].values[:, 0]
+    np.testing.assert_allclose(carried[10:12], [before, before])
+
+
+def test_unsorted_rows_are_sorted_and_reported(tmp_path, weather_path, caplog):
+    frame = pd.read_csv(weather_path).iloc[:500]
+    shuffled = tmp_path / "shuffled.csv"
+    frame.sample(frac=1.0, random_state=0).to_csv(shuffled, index=False)
+    with caplog.at_level(logging.WARNING):
+        got = read_series(shuffled, targets=["temperature"], id_col="city").series[0]
+    assert "not in time order" in caplog.text
+    np.testing.assert_array_equal(got.values[:, 0], frame["temperature"].to_numpy(np.float32))
+
+
+def test_time_column_is_detected_by_content(tmp_path, weather_path):
+    frame = pd.read_csv(weather_path).iloc[:100].rename(columns={"time": "when"})
+    path = tmp_path / "renamed.csv"
+    frame.to_csv(path, index=False)
+    collection = read_series(path, targets=["temperature"], id_col="city")
+    assert collection.series[0].time[0] == pd.Timestamp("2010-01-01 00:00")
+
+
+def test_covariates_follow_targets(etth1_path):
+    collection = read_series(etth1_path, targets=["OT"], covariates=["HUFL", "LULL"])
+    raw = pd.read_csv(etth1_path, nrows=5)
+    np.testing.assert_allclose(collection.series[0].values[:5], raw[["OT", "HUFL", "LULL"]].to_numpy(np.float32))

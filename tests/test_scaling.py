@@ -1,0 +1,65 @@
+"""Scaling: fit on training rows only (a leak test), invertible, and saved as plain JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tsattn.data.datamodule import ForecastDataModule
+from tsattn.data.scaling import StandardScaler
+from tsattn.data.split import RowSplit
+
+ETT_SPLIT = RowSplit(train_end=8640, val_end=11520, test_end=14400)
+
+
+def _fitted_stats(path):
+    datamodule = ForecastDataModule(str(path), lookback=96, horizon=96, split=ETT_SPLIT)
+    datamodule.setup()
+    return datamodule.scaler.to_dict()["stats"]["ETTh1"], datamodule
+
+
+def test_values_after_the_training_border_do_not_move_the_scaler(tmp_path, etth1_path):
+    frame = pd.read_csv(etth1_path)
+    original, _ = _fitted_stats(etth1_path)
+
+    # Wreck everything from the border on: any leak into the statistics would show.
+    rng = np.random.default_rng(0)
+    changed = frame.copy()
+    value_columns = changed.columns[1:]
+    changed.loc[8640:, value_columns] = rng.normal(1000.0, 500.0, size=(len(frame) - 8640, len(value_columns)))
+    changed_path = tmp_path / "ETTh1.csv"
+    changed.to_csv(changed_path, index=False)
+    after, _ = _fitted_stats(changed_path)
+    assert after == original
+
+    # And the one row before the border does count: the test above can fail.
+    changed.loc[8639, value_columns] += 100.0
+    changed.to_csv(changed_path, index=False)
+    moved, _ = _fitted_stats(changed_path)
+    assert moved["mean"] != original["mean"]
+
+
+def test_statistics_are_those_of_the_training_rows(etth1_path):
+    stats, _ = _fitted_stats(etth1_path)
+    train = pd.read_csv(etth1_path).iloc[:8640, 1:].to_numpy(np.float64)
+    np.testing.assert_allclose(stats["mean"], train.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["std"], train.std(axis=0), rtol=1e-4)
+
+
+def test_round_trip_through_json_and_inverse(etth1_path):
+    _, datamodule = _fitted_stats(etth1_path)
+    scaler = StandardScaler.from_json(datamodule.scaler.to_json())
+    raw = datamodule.collection.series[0].values[:500]
+    scaled = scaler.transform("ETTh1", raw)
+    np.testing.assert_allclose(scaler.inverse_transform("ETTh1", scaled), raw, rtol=1e-5, atol=1e-4)
+    # Targets alone (the first C channels) invert too: forecasts carry only targets.
+    np.testing.assert_allclose(scaler.inverse_transform("ETTh1", scaled[:, :2]), raw[:, :2], rtol=1e-5, atol=1e-4)
+
+
+def test_the_scaler_travels_in_the_datamodule_state(etth1_path):
+    _, datamodule = _fitted_stats(etth1_path)
+    state = datamodule.state_dict()
+    assert state["borders"]["ETTh1"] == {"train_end": 8640, "val_end": 11520, "test_end": 14400}
+    fresh = ForecastDataModule(str(etth1_path), lookback=96, horizon=96, split=ETT_SPLIT)
+    fresh.load_state_dict(state)
+    assert fresh.scaler.to_dict() == datamodule.scaler.to_dict()

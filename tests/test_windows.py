@@ -1,0 +1,100 @@
+"""Windows: the ETTh1 protocol counts, alignment with the file's rows, borders, and layout independence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tsattn.data.datamodule import ForecastDataModule
+from tsattn.data.split import SPLITS, RatioSplit, RowSplit
+
+ETT_SPLIT = dict(train_end=8640, val_end=11520, test_end=14400)
+
+
+@pytest.fixture(scope="module")
+def ett(etth1_path):
+    datamodule = ForecastDataModule(str(etth1_path), lookback=96, horizon=96, split=RowSplit(**ETT_SPLIT), calendar="none")
+    datamodule.setup()
+    return datamodule
+
+
+def _all_windows(datamodule, split):
+    dataset = datamodule.datasets[split]
+    return dataset[list(range(len(dataset)))]
+
+
+def test_etth1_protocol_window_counts(ett):
+    assert len(ett.datasets["test"]) == 2785
+    assert len(ett.datasets["val"]) == 2785
+    assert len(ett.datasets["train"]) == 8640 - 96 - 96 + 1
+
+
+def test_windows_align_with_the_file_rows(ett, etth1_path):
+    raw = pd.read_csv(etth1_path)[ett.collection.targets].to_numpy(np.float32)
+    scaled = ett.scaler.transform("ETTh1", raw)  # [T, 7]
+    batch = _all_windows(ett, "test")
+    first_target = batch["first_target"].numpy()
+    assert first_target[0] == 11520
+    assert first_target[-1] + 96 == 14400
+    for w in (0, 1, 1000, 2784):
+        t0 = first_target[w]
+        # The input ends on the row before the first target; the targets are the next 96 rows.
+        np.testing.assert_allclose(batch["x"][w].numpy(), scaled[t0 - 96 : t0], rtol=1e-6)
+        np.testing.assert_allclose(batch["y"][w].numpy(), scaled[t0 : t0 + 96], rtol=1e-6)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_no_target_crosses_a_split_border(ett, split):
+    first_target = _all_windows(ett, split)["first_target"].numpy()
+    low, high = {"train": (0, 8640), "val": (8640, 11520), "test": (11520, 14400)}[split]
+    assert first_target.min() >= max(low, 96)
+    assert first_target.max() + 96 <= high
+    assert np.all(np.diff(first_target) == 1)  # every window, stride 1, in time order
+
+
+def test_training_stride_thins_only_training_windows(etth1_path):
+    datamodule = ForecastDataModule(
+        str(etth1_path), lookback=96, horizon=96, split=RowSplit(**ETT_SPLIT), stride=4, calendar="none"
+    )
+    datamodule.setup()
+    assert len(datamodule.datasets["train"]) == len(range(0, 8640 - 192 + 1, 4))
+    assert len(datamodule.datasets["test"]) == 2785
+
+
+def test_long_and_wide_forms_give_identical_windows(tmp_path, etth1_path):
+    """One multivariate series written wide, and two of its halves written long, against two wide files."""
+    frame = pd.read_csv(etth1_path, nrows=2000)
+    wide = tmp_path / "wide.csv"
+    frame.to_csv(wide, index=False)
+    long = tmp_path / "long.csv"
+    frame.assign(site="a").to_csv(long, index=False)
+
+    def windows(path, **kwargs):
+        datamodule = ForecastDataModule(str(path), lookback=48, horizon=24, split=RatioSplit(0.6, 0.2), **kwargs)
+        datamodule.setup()
+        return {split: _all_windows(datamodule, split) for split in SPLITS}
+
+    from_wide, from_long = windows(wide), windows(long, id_col="site")
+    for split in SPLITS:
+        for key in ("x", "y", "future_calendar", "first_target"):
+            torch.testing.assert_close(from_wide[split][key], from_long[split][key], rtol=0, atol=0)
+
+    # Two series in one long file: the same windows as each series read alone, and none spans both.
+    halves = [frame.iloc[:1000].assign(site="a"), frame.iloc[1000:].assign(site="b")]
+    pd.concat(halves).to_csv(long, index=False)
+    both = windows(long, id_col="site")
+    for i, half in enumerate(halves):
+        alone_path = tmp_path / f"half{i}.csv"
+        half.drop(columns="site").to_csv(alone_path, index=False)
+        alone = windows(alone_path)
+        mine = both["test"]["series"] == i
+        torch.testing.assert_close(both["test"]["x"][mine], alone["test"]["x"], rtol=0, atol=0)
+        torch.testing.assert_close(both["test"]["y"][mine], alone["test"]["y"], rtol=0, atol=0)
+
+
+def test_evaluation_loaders_keep_the_last_short_batch(ett):
+    ett.eval_batch_size = 1000
+    sizes = [len(batch["y"]) for batch in ett.test_dataloader()]
+    assert sizes == [1000, 1000, 785]

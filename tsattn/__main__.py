@@ -1,0 +1,3 @@
+from tsattn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The `tsattn` command. Heavy libraries are imported inside the subcommands, so `tsattn --help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tsattn import __version__
+from tsattn.errors import TsattnError
+
+USAGE = """usage: tsattn [-h] [--version] {train} ...
+
+Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models.
+
+commands:
+  train    train and test a model from the Hydra config in conf/; arguments are Hydra overrides:
+             tsattn train                                  # LSTM seq2seq on the bundled weather data
+             tsattn train data=csv data.path=sales.csv data.targets=[sales] model.net.hidden_size=128
+             tsattn train -m seed=0,1,2                    # a sweep
+             tsattn train --cfg job                        # print the composed config
+           `tsattn train --help` lists every config group.
+"""
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0 if argv else EXIT_USER_ERROR
+    if argv[0] == "--version":
+        print(f"tsattn {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    commands = {"train": _train}
+    if command not in commands:
+        print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        commands[command](rest)
+    except TsattnError as err:
+        _report(err)
+        return EXIT_USER_ERROR
+    return 0
+
+
+def _report(err: TsattnError) -> None:
+    print(f"tsattn: error: {err}", file=sys.stderr)
+
+
+def _train(overrides: list[str]) -> None:
+    """Hand the arguments to a Hydra app, so overrides, -m, --cfg and tab completion all work."""
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from tsattn.config import register_resolvers
+    from tsattn.resources import config_dir
+    from tsattn.train import train
+
+    register_resolvers()
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+    def app(cfg) -> float | None:
+        try:
+            metrics = train(cfg)
+        except TsattnError as err:
+            # Reported here, inside the job: Hydra would otherwise add lines of its own to a failed job.
+            _report(err)
+            raise SystemExit(EXIT_USER_ERROR) from None
+        return metrics.get("val/loss")
+
+    # Without this Hydra prints a trimmed traceback for config errors and exits 1; with it the exception
+    # reaches us, and a mistyped override becomes one line and exit code 2.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    sys.argv = ["tsattn train", *overrides]
+    try:
+        app()
+    except (HydraException, OmegaConfBaseException) as err:
+        # Config mistakes: unknown group option, bad override syntax, missing mandatory value.
+        raise TsattnError(" ".join(str(err).split())) from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Calendar features from timestamps, as sin/cos pairs.
+
+They depend on the timestamp alone, so they are known for future steps too: decoders read them over the
+horizon. Which cycles are used follows from the sampling step (an hourly series gets hour of day, day of
+week and day of year; a monthly one gets month of year).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tsattn.errors import TsattnError
+
+# Each feature is a phase in [0, 1) computed from the timestamps.
+_PHASES: dict[str, Callable[[pd.DatetimeIndex], np.ndarray]] = {
+    "minute_of_hour": lambda t: t.minute.to_numpy() / 60.0,
+    "hour_of_day": lambda t: (t.hour.to_numpy() + t.minute.to_numpy() / 60.0) / 24.0,
+    "day_of_week": lambda t: (t.dayofweek.to_numpy() + t.hour.to_numpy() / 24.0) / 7.0,
+    "day_of_year": lambda t: (t.dayofyear.to_numpy() - 1 + t.hour.to_numpy() / 24.0) / 366.0,
+    "month_of_year": lambda t: (t.month.to_numpy() - 1) / 12.0,
+}
+
+# (largest step, features): the first row whose step bound exceeds the data's step wins.
+_BY_STEP = (
+    (pd.Timedelta(hours=1), ("minute_of_hour", "hour_of_day", "day_of_week", "day_of_year")),
+    (pd.Timedelta(days=1), ("hour_of_day", "day_of_week", "day_of_year")),
+    (pd.Timedelta(days=7), ("day_of_week", "day_of_year")),
+    (pd.Timedelta(days=28), ("day_of_year",)),
+    (pd.Timedelta(days=365), ("month_of_year",)),
+)
+
+
+def feature_names(freq: pd.DateOffset, features: str | Sequence[str] | None = "auto") -> list[str]:
+    """The cycles to encode: chosen from the frequency ("auto"), given by name, or none (None / "none")."""
+    if features is None or features == "none":
+        return []
+    if features == "auto":
+        # Two consecutive stamps of the frequency itself: anchored offsets (W-SUN, YS, MS) land on their anchors.
+        stamps = pd.date_range("2001-01-01", periods=3, freq=freq)
+        step = stamps[2] - stamps[1]
+        for bound, names in _BY_STEP:
+            if step < bound:
+                return list(names)
+        return []
+    unknown = [f for f in features if f not in _PHASES]
+    if unknown:
+        raise TsattnError(f"data.calendar: unknown feature {unknown[0]!r}; choose from {', '.join(_PHASES)}")
+    return list(features)
+
+
+def calendar_features(time: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarray:
+    """Encode each named cycle as (sin, cos) of its phase.
+
+    Shape:
+        time [T] -> [T, 2 * len(names)], float32, columns ordered name by name (sin, cos).
+    """
+    columns = []
+    for name in names:
+        angle = 2.0 * np.pi * _PHASES[name](time)
+        columns += [np.sin(angle), np.cos(angle)]
+    if not columns:
+        return np.zeros((len(time), 0), dtype=np.float32)
+    return np.stack(columns, axis=1).astype(np.float32)

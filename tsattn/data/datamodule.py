@@ -1,0 +1,188 @@
+"""ForecastDataModule: CSV -> validated series -> chronological split -> scaler(train) -> windows -> loaders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+
+from tsattn.data.calendar import calendar_features, feature_names
+from tsattn.data.io import read_series, require_length
+from tsattn.data.scaling import StandardScaler
+from tsattn.data.series import SeriesCollection
+from tsattn.data.split import SPLITS, Borders, RatioSplit, RowSplit, window_starts
+from tsattn.data.windows import WindowDataset, batch_loader
+from tsattn.errors import TsattnError
+
+log = logging.getLogger(__name__)
+
+
+class ForecastDataModule(L.LightningDataModule):
+    """Windows of lookback L and horizon H over every series of one CSV file.
+
+    Args:
+        path: the CSV file (wide or long, see tsattn.data.io.read_series).
+        targets: columns to forecast; None takes every value column.
+        covariates: past covariates, fed to the encoder only.
+        time_col: timestamp column; detected when None.
+        id_col: series id column of a long file; None for a wide file.
+        missing: "error", "interpolate" or "ffill" for gaps and empty cells.
+        freq: pandas frequency alias when it cannot be inferred.
+        lookback: L, input steps per window.
+        horizon: H, forecast steps per window.
+        split: a RatioSplit or RowSplit; 70/10/20 by ratio when None.
+        calendar: "auto", a list of feature names, or "none".
+        stride: step between consecutive training windows (evaluation always uses every window).
+        batch_size: windows per training batch.
+        eval_batch_size: windows per validation/test batch; batch_size when None.
+        num_workers: DataLoader worker processes.
+        name: the dataset's name, used for experiment and run names.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        targets: Sequence[str] | None = None,
+        covariates: Sequence[str] = (),
+        time_col: str | None = None,
+        id_col: str | None = None,
+        missing: str = "error",
+        freq: str | None = None,
+        lookback: int = 96,
+        horizon: int = 24,
+        split: RatioSplit | RowSplit | None = None,
+        calendar: str | Sequence[str] | None = "auto",
+        stride: int = 1,
+        batch_size: int = 256,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        name: str = "data",
+    ) -> None:
+        super().__init__()
+        if lookback < 1 or horizon < 1 or stride < 1:
+            raise TsattnError(
+                f"data.lookback={lookback}, data.horizon={horizon} and data.stride={stride} must all be >= 1"
+            )
+        self.path, self.name = path, name
+        self.read_args = dict(
+            targets=None if targets is None else list(targets),
+            covariates=list(covariates or []),
+            time_col=time_col,
+            id_col=id_col,
+            missing=missing,
+            freq=freq,
+        )
+        self.lookback, self.horizon, self.stride = lookback, horizon, stride
+        self.splitter = split if split is not None else RatioSplit()
+        self.calendar = calendar
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.collection: SeriesCollection | None = None
+        self.borders: dict[str, Borders] = {}
+        self.scaler: StandardScaler | None = None
+        self.calendar_names: list[str] = []
+        self.datasets: dict[str, WindowDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, split, scale and window the data; idempotent, so callers may run it before the Trainer."""
+        if self.datasets:
+            return
+        collection = read_series(self.path, **self.read_args)
+        require_length(
+            collection, self.lookback + self.horizon, f"one window (lookback {self.lookback} + horizon {self.horizon})"
+        )
+        self.collection = collection
+        self.borders = {s.id: self.splitter.borders(len(s.time)) for s in collection.series}
+        self.scaler = StandardScaler.fit(collection, {sid: b.train_end for sid, b in self.borders.items()})
+        self.calendar_names = feature_names(collection.freq, self.calendar)
+        self._build_datasets()
+
+    def _build_datasets(self) -> None:
+        collection = self.collection
+        values, calendar, offsets = [], [], []
+        starts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+        series_of: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+        offset = 0
+        for i, s in enumerate(collection.series):
+            values.append(self.scaler.transform(s.id, s.values))
+            calendar.append(calendar_features(s.time, self.calendar_names))
+            offsets.append(offset)
+            for split in SPLITS:
+                stride = self.stride if split == "train" else 1  # every evaluation window is scored
+                local = window_starts(self.borders[s.id], split, self.lookback, self.horizon, stride)
+                starts[split].append(local + offset)
+                series_of[split].append(np.full(len(local), i, dtype=np.int64))
+            offset += len(s.time)
+
+        values_t = torch.from_numpy(np.concatenate(values))  # [N, C + P]
+        calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]
+        offsets_t = torch.tensor(offsets, dtype=torch.long)  # [S]
+        for split in SPLITS:
+            split_starts = torch.from_numpy(np.concatenate(starts[split]))
+            if len(split_starts) == 0:
+                raise TsattnError(
+                    f"{collection.source}: the {split} split has no complete window of lookback {self.lookback} + "
+                    f"horizon {self.horizon}; give that split more rows (data.split) or shorten the windows"
+                )
+            self.datasets[split] = WindowDataset(
+                values_t,
+                calendar_t,
+                split_starts,
+                torch.from_numpy(np.concatenate(series_of[split])),
+                offsets_t,
+                self.lookback,
+                self.horizon,
+                len(collection.targets),
+            )
+        log.info(
+            "%s: %d series, %d train / %d val / %d test windows (L=%d, H=%d)",
+            collection.source,
+            len(collection.series),
+            *(len(self.datasets[split]) for split in SPLITS),
+            self.lookback,
+            self.horizon,
+        )
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Sizes the network needs: n_features (F + K input channels), n_targets (C), n_calendar (K)."""
+        if self.collection is None:
+            raise RuntimeError("ForecastDataModule.setup() must run before dims are known")
+        n_calendar = 2 * len(self.calendar_names)
+        return {
+            "n_features": len(self.collection.columns) + n_calendar,
+            "n_targets": len(self.collection.targets),
+            "n_calendar": n_calendar,
+        }
+
+    def train_dataloader(self):
+        return batch_loader(self.datasets["train"], self.batch_size, shuffle=True, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        return batch_loader(self.datasets["val"], self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+
+    def test_dataloader(self):
+        return batch_loader(self.datasets["test"], self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must carry to scale new data the same way: scaler, borders, columns, calendar."""
+        if self.scaler is None:
+            return {}
+        return {
+            "scaler": self.scaler.to_dict(),
+            "borders": {sid: b.as_dict() for sid, b in self.borders.items()},
+            "calendar": self.calendar_names,
+            "freq": self.collection.freq.freqstr,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not state_dict:
+            return
+        self.scaler = StandardScaler.from_dict(state_dict["scaler"])
+        self.calendar_names = list(state_dict["calendar"])
+        if self.collection is not None:
+            self.datasets = {}
+            self._build_datasets()

@@ -1,0 +1,202 @@
+"""Read a CSV of time series into validated, regular, float32 series.
+
+Two layouts are accepted:
+- wide: a time column plus value columns; the whole file is one (multivariate) series, like ETTh1;
+- long: an id column, a time column and value columns; one series per id.
+
+Every problem a user can cause is raised as a one-line `TsattnError` that names the file, the column or
+line, and the fix. Line numbers are the file's own (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsattn.data.regularity import MISSING_POLICIES, regularise
+from tsattn.data.series import Series, SeriesCollection
+from tsattn.errors import TsattnError
+
+log = logging.getLogger(__name__)
+
+# Column names tried, case-insensitively, when the time column is not given.
+TIME_COLUMN_NAMES = ("time", "timestamp", "datetime", "date", "ds")
+
+
+def read_series(
+    path: str | Path,
+    targets: Sequence[str] | None = None,
+    covariates: Sequence[str] = (),
+    time_col: str | None = None,
+    id_col: str | None = None,
+    missing: str = "error",
+    freq: str | None = None,
+) -> SeriesCollection:
+    """Read, validate and regularise the series in a CSV file.
+
+    Args:
+        path: the CSV file.
+        targets: the columns to forecast; None takes every column that is not time, id or covariate.
+        covariates: past covariates, known up to the forecast origin only.
+        time_col: the timestamp column; detected from its name or content when None.
+        id_col: the series id column of a long file; None reads the file as one wide series.
+        missing: what to do with missing timestamps and empty values: "error", "interpolate" or "ffill".
+        freq: a pandas frequency alias ("h", "D", "MS"...) when it cannot be inferred from the data.
+
+    Returns:
+        The series, sorted by id, each on a regular grid with no missing values.
+    """
+    path = Path(path)
+    if missing not in MISSING_POLICIES:
+        raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
+    frame = _read_frame(path)
+    name = str(path)
+    time_col = time_col if time_col is not None else _detect_time_column(frame, name)
+    for role, column in (("data.time_col", time_col), ("data.id_col", id_col)):
+        if column is not None:
+            _require_columns(frame, [column], role, name)
+    covariates = list(covariates or [])
+    _require_columns(frame, covariates, "data.covariates", name)
+    if targets is None:
+        reserved = {time_col, id_col, *covariates}
+        targets = [c for c in frame.columns if c not in reserved]
+        if not targets:
+            raise TsattnError(f"{name} has no value columns besides time and id; add the series to forecast")
+    targets = list(targets)
+    _require_columns(frame, targets, "data.targets", name)
+    overlap = sorted(set(targets) & set(covariates))
+    if overlap:
+        raise TsattnError(f"{name}: {overlap} listed as both target and covariate; keep each column in one list")
+
+    columns = [*targets, *covariates]
+    values = {c: _numeric_column(frame[c], c, name) for c in columns}
+    times = _parse_times(frame[time_col], time_col, name)
+    ids = frame[id_col].astype(str) if id_col is not None else pd.Series(path.stem, index=frame.index)
+    table = pd.DataFrame({"id": ids, "time": times, **values})
+    table["line"] = frame.index + 2  # header is line 1
+
+    series, offset = regularise(table, columns, name, missing, freq)
+    for s in series:
+        _reject_constant_columns(s, columns, name)
+    return SeriesCollection(source=name, series=series, targets=targets, covariates=covariates, freq=offset)
+
+
+def require_length(collection: SeriesCollection, min_rows: int, reason: str) -> None:
+    """Raise when any series is shorter than `min_rows`; `reason` says what needs that many rows."""
+    for s in collection.series:
+        if len(s.time) < min_rows:
+            raise TsattnError(
+                f"{collection.source}: series {s.id!r} has {len(s.time)} rows but {reason} needs at least "
+                f"{min_rows}; supply more history or shorten data.lookback / data.horizon"
+            )
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise TsattnError(f"{path}: no such file; check data.path")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TsattnError(
+            f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); re-save it as UTF-8 CSV"
+        ) from None
+    if not text.strip():
+        raise TsattnError(f"{path} is empty; it needs a header line and at least one data row")
+    try:
+        # Everything as text first: numbers and timestamps are parsed per column below, so a bad cell can be
+        # reported by line instead of silently turning a column into strings.
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.ParserError as err:
+        detail = str(err).strip().splitlines()[-1].replace("C error: ", "")
+        raise TsattnError(f"{path} is not a well-formed CSV ({detail}); check the delimiter and quoting") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise TsattnError(f"{path} has a header but no data rows; add the observations below the header")
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, wanted: Sequence[str], role: str, name: str) -> None:
+    for column in wanted:
+        if column not in frame.columns:
+            raise TsattnError(
+                f"{name} has no column {column!r} (from {role}); columns are: {', '.join(map(str, frame.columns))}"
+            )
+
+
+def _detect_time_column(frame: pd.DataFrame, name: str) -> str:
+    by_name = {str(c).lower(): c for c in frame.columns}
+    for candidate in TIME_COLUMN_NAMES:
+        if candidate in by_name:
+            return by_name[candidate]
+    for column in frame.columns:
+        sample = frame[column].head(20)
+        # Plain numbers would parse as epoch offsets; a time column must not be numeric.
+        if pd.to_numeric(sample, errors="coerce").notna().all():
+            continue
+        if pd.to_datetime(sample, errors="coerce", format="mixed").notna().all():
+            return column
+    raise TsattnError(
+        f"{name}: no time column found; name it with data.time_col (columns are: {', '.join(frame.columns)})"
+    )
+
+
+def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
+    text = column.str.strip()
+    empty = text == ""
+    if empty.any():
+        line = int(empty.idxmax()) + 2
+        raise TsattnError(f"{name} line {line}: empty timestamp in column {col_name!r}; every row needs a time")
+    try:
+        parsed = pd.to_datetime(text, errors="coerce")
+    except (ValueError, TypeError):  # mixed formats: fall back to per-element parsing
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    bad = parsed.isna()
+    if bad.any():
+        # A first row in one format and later rows in another also land here: retry element by element.
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        bad = parsed.isna()
+    if bad.any():
+        row = int(bad.idxmax())
+        raise TsattnError(
+            f"{name} line {row + 2}: cannot parse {column[row]!r} in column {col_name!r} as a timestamp; "
+            "fix the value or use ISO format (2024-01-31 13:00)"
+        )
+    if getattr(parsed.dt, "tz", None) is not None:
+        # Calendar features are read in local time; drop the zone after converting nothing.
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
+    text = column.str.strip()
+    empty = text.isin(["", "nan", "NaN", "NA", "null", "None"])
+    numbers = pd.to_numeric(text.where(~empty), errors="coerce")
+    bad = numbers.isna() & ~empty
+    if bad.any():
+        row = int(bad.idxmax())
+        raise TsattnError(
+            f"{name} line {row + 2}: {column[row]!r} in column {col_name!r} is not a number; "
+            "fix the value or leave the cell empty to mark it missing"
+        )
+    values = numbers.to_numpy(dtype=np.float64)
+    if np.isinf(values).any():
+        row = int(np.flatnonzero(np.isinf(values))[0])
+        raise TsattnError(f"{name} line {row + 2}: infinite value in column {col_name!r}; replace it")
+    return values
+
+
+def _reject_constant_columns(series: Series, columns: Sequence[str], name: str) -> None:
+    span = np.ptp(series.values, axis=0)  # [C + P]
+    for column, width in zip(columns, span):
+        if width == 0:
+            value = series.values[0, columns.index(column)]
+            raise TsattnError(
+                f"{name}: column {column!r} of series {series.id!r} is constant (every value is {value:g}); "
+                "it carries no signal, remove it from data.targets / data.covariates"
+            )

@@ -1,0 +1,71 @@
+"""Standard scaling per series and channel, fit on training rows only.
+
+The statistics come from rows [0, train_end) of each series, so nothing after the training border can leak
+into the inputs through the scaler. They are plain numbers, saved as JSON beside a trained model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from tsattn.data.series import SeriesCollection
+
+# A channel that barely moves in the training rows is divided by 1 instead of by ~0.
+_MIN_STD = 1e-8
+
+
+class StandardScaler:
+    """z = (value - mean) / std, with statistics per (series, channel).
+
+    Args:
+        columns: channel names, targets first.
+        stats: series id -> {"mean": [F], "std": [F]}.
+    """
+
+    def __init__(self, columns: Sequence[str], stats: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+        self.columns = list(columns)
+        self.stats = {
+            sid: {"mean": np.asarray(s["mean"], dtype=np.float64), "std": np.asarray(s["std"], dtype=np.float64)}
+            for sid, s in stats.items()
+        }
+
+    @classmethod
+    def fit(cls, collection: SeriesCollection, train_ends: Mapping[str, int]) -> StandardScaler:
+        """Fit on each series' rows before its training border."""
+        stats = {}
+        for s in collection.series:
+            train = s.values[: train_ends[s.id]].astype(np.float64)  # [T_train, F]
+            std = train.std(axis=0)
+            stats[s.id] = {"mean": train.mean(axis=0), "std": np.where(std < _MIN_STD, 1.0, std)}
+        return cls(collection.columns, stats)
+
+    def transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
+        """Scale a series' values. Shape: [T, F] -> [T, F], float32."""
+        s = self.stats[series_id]
+        return ((values - s["mean"]) / s["std"]).astype(np.float32)
+
+    def inverse_transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
+        """Back to real units; the last dim may be the first C channels only (the targets). Shape: [..., C] -> [..., C]."""
+        s = self.stats[series_id]
+        n = values.shape[-1]
+        return (values * s["std"][:n] + s["mean"][:n]).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": self.columns,
+            "stats": {sid: {k: v.tolist() for k, v in s.items()} for sid, s in self.stats.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping) -> StandardScaler:
+        return cls(state["columns"], state["stats"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> StandardScaler:
+        return cls.from_dict(json.loads(text))

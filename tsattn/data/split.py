@@ -1,0 +1,96 @@
+"""Chronological splits: train, then validation, then test, never shuffled.
+
+A split is a set of borders on a series' rows. Validation and test windows place their first target at or
+after their border and take their lookback from the rows before it, so inputs may look back across a
+border but no target ever crosses one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsattn.errors import TsattnError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Borders:
+    """Row borders of one series: train [0, train_end), val [train_end, val_end), test [val_end, test_end)."""
+
+    train_end: int
+    val_end: int
+    test_end: int
+
+    def target_range(self, split: str, lookback: int) -> tuple[int, int]:
+        """The rows [first, end) that the split's targets may occupy; the first leaves room for a lookback."""
+        first, end = {
+            "train": (0, self.train_end),
+            "val": (self.train_end, self.val_end),
+            "test": (self.val_end, self.test_end),
+        }[split]
+        return max(first, lookback), end
+
+    def as_dict(self) -> dict[str, int]:
+        return {"train_end": self.train_end, "val_end": self.val_end, "test_end": self.test_end}
+
+
+class RatioSplit:
+    """Split every series by fractions of its own length (the rest after train and val is test).
+
+    Args:
+        train: fraction of rows for training.
+        val: fraction of rows for validation.
+    """
+
+    def __init__(self, train: float = 0.7, val: float = 0.1) -> None:
+        if not (0 < train < 1 and 0 < val < 1 and train + val < 1):
+            raise TsattnError(
+                f"data.split: train={train} and val={val} must be fractions in (0, 1) that leave rows for test"
+            )
+        self.train, self.val = train, val
+
+    def borders(self, n_rows: int) -> Borders:
+        train_end = int(n_rows * self.train)
+        val_end = train_end + int(n_rows * self.val)
+        return Borders(train_end, val_end, n_rows)
+
+
+class RowSplit:
+    """Split at explicit row numbers, the same for every series (the ETT protocol: 8640, 11520, 14400).
+
+    Args:
+        train_end: first row after the training rows.
+        val_end: first row after the validation rows.
+        test_end: first row after the test rows; None runs to the end of each series.
+    """
+
+    def __init__(self, train_end: int, val_end: int, test_end: int | None = None) -> None:
+        if not 0 < train_end < val_end or (test_end is not None and test_end <= val_end):
+            raise TsattnError(
+                f"data.split: borders must increase (train_end={train_end}, val_end={val_end}, test_end={test_end})"
+            )
+        self.train_end, self.val_end, self.test_end = train_end, val_end, test_end
+
+    def borders(self, n_rows: int) -> Borders:
+        test_end = n_rows if self.test_end is None else self.test_end
+        if test_end > n_rows:
+            raise TsattnError(
+                f"data.split: test_end={test_end} is past the end of a series with {n_rows} rows; lower the borders"
+            )
+        return Borders(self.train_end, self.val_end, test_end)
+
+
+def window_starts(borders: Borders, split: str, lookback: int, horizon: int, stride: int = 1) -> np.ndarray:
+    """Row where each window of a split begins; a window is `lookback` inputs then `horizon` targets.
+
+    Shape:
+        -> [W] int64; window w reads rows [s, s + lookback) and predicts rows [s + lookback, s + lookback + horizon).
+    """
+    first_target, end = borders.target_range(split, lookback)
+    last_first_target = end - horizon  # the final window's targets end exactly on the border
+    if last_first_target < first_target:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(first_target, last_first_target + 1, stride, dtype=np.int64) - lookback

@@ -1,0 +1,57 @@
+"""MLflow: what each run records beyond Lightning's per-epoch metrics, and where to find it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"net": {"hidden_size": 64}}} -> {"model/net/hidden_size": 64}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
+    """Log the resolved config (as params and as config.yaml) and the data's split and scaler (data.json).
+
+    Args:
+        logger: a Lightning MLFlowLogger.
+        cfg: the run's config, without the hydra section.
+        datamodule: a ForecastDataModule after setup().
+    """
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    logger.log_hyperparams({k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(resolved).items()})
+    client, run_id = logger.experiment, logger.run_id
+    client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+    data = {
+        "source": datamodule.collection.source,
+        "targets": datamodule.collection.targets,
+        "covariates": datamodule.collection.covariates,
+        "series": [s.id for s in datamodule.collection.series],
+        "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
+        **datamodule.state_dict(),
+    }
+    client.log_dict(run_id, data, "data.json")
+
+
+def describe_run(logger) -> str:
+    """Where the run is and how to open it."""
+    uri = logger._tracking_uri
+    return (
+        f"MLflow run {logger.run_id} (experiment {logger.experiment_id}) in {uri}\n"
+        f"  open it with: mlflow ui --backend-store-uri {uri}"
+    )

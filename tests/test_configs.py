@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import MLFlowLogger
 
 from tsattn.config import compose
 from tsattn.data.datamodule import ForecastDataModule
@@ -19,7 +20,8 @@ def _options(group):
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in _options(g)])
-def test_option_composes_and_instantiates(group, option, tmp_path, weather_path, request):
+def test_option_composes_and_instantiates(group, option, tmp_path, weather_path, request, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     overrides = [f"{group}={option}", f"paths.log_dir={tmp_path}"]
     if group == "data" and option == "etth1":
         overrides.append(f"data.path={request.getfixturevalue('etth1_path')}")
@@ -33,11 +35,12 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
     assert sum(p.numel() for p in model.parameters()) > 0
     assert trainer.max_epochs == cfg.trainer.max_epochs
     if cfg.get("logger"):
-        logger = instantiate(cfg.logger)
-        assert logger._tracking_uri.startswith("sqlite:///") and str(tmp_path) in logger._tracking_uri
+        assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+        assert isinstance(instantiate(cfg.logger), MLFlowLogger)
 
 
-def test_default_is_lstm_on_bundled_weather(tmp_path):
+def test_default_is_lstm_on_bundled_weather(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = compose([f"paths.log_dir={tmp_path}"])
     assert cfg.model.net._target_ == "tsattn.models.lstm_seq2seq.LSTMSeq2Seq"
     assert cfg.data.name == "weather" and cfg.data.path.endswith("weather_temps.csv")

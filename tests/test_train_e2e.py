@@ -65,6 +65,7 @@ def test_checkpoint_and_hydra_run_dir_land_under_log_dir(trained):
     workdir, _ = trained
     (run_dir,) = (workdir / "logs" / "runs").iterdir()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert "testing the best checkpoint" in (run_dir / "train.log").read_text()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
@@ -86,3 +87,16 @@ def test_version_and_help_do_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")
     assert run_tsattn(["--version"], cwd=tmp_path).stdout.startswith("tsattn ")
+
+
+def test_a_sweep_records_every_job_in_one_store(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    tiny = [a for a in TINY if not a.startswith(("seed=", "trainer.max_epochs="))]
+    args = ["train", "-m", "seed=0,1", *tiny, "trainer.max_epochs=1"]
+    result = run_tsattn([*args, f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["lstm_seq2seq-weather-seed0", "lstm_seq2seq-weather-seed1"]
+    assert all(r.info.status == "FINISHED" and "test/mse" in r.data.metrics for r in runs)

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tsattn.resources import bundled_dataset, config_dir
 
 
 def register_resolvers() -> None:
-    """Make `${tsattn.bundled:FILE}` resolve to a dataset shipped with tsattn. Safe to call repeatedly."""
+    """Register tsattn's interpolations; safe to call repeatedly.
+
+    - `${tsattn.bundled:FILE}`: absolute path of a dataset shipped with tsattn.
+    - `${tsattn.cwd:}`: the absolute directory tsattn was started from. Unlike `${hydra:runtime.cwd}` it
+      also resolves in hydra.sweep.dir, before Hydra's runtime exists, and it keeps every job of a sweep
+      on the same absolute paths (and so the same MLflow store).
+    """
     if not OmegaConf.has_resolver("tsattn.bundled"):
         OmegaConf.register_new_resolver("tsattn.bundled", bundled_dataset)
+    if not OmegaConf.has_resolver("tsattn.cwd"):
+        OmegaConf.register_new_resolver("tsattn.cwd", lambda: str(Path.cwd()))
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -32,9 +41,3 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
         cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
     HydraConfig.instance().set_config(cfg)
     return cfg
-
-
-def open_dict(cfg: DictConfig):
-    from omegaconf import open_dict as _open_dict
-
-    return _open_dict(cfg)

@@ -10,11 +10,6 @@ from torch import nn
 
 from tsattn.metrics import POINT_METRICS
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": POINT_METRICS["mse"],
-    "mae": POINT_METRICS["mae"],
-}
-
 
 class ForecastModule(L.LightningModule):
     """Wraps a network with forward(batch, teacher_forcing_ratio) -> {"y_hat": [B, H, C], ...}.
@@ -39,14 +34,14 @@ class ForecastModule(L.LightningModule):
         teacher_forcing_ratio: float = 1.0,
     ) -> None:
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(LOSSES)}")
+        if loss not in POINT_METRICS:
+            raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network and the optimizer factories are rebuilt from the config, which tsattn.train logs in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.loss_fn = LOSSES[loss]
+        self.loss_fn = POINT_METRICS[loss]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Free-running forecast."""

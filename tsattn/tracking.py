@@ -24,6 +24,36 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def mlflow_logger(
+    tracking_uri: str,
+    experiment_name: str,
+    run_name: str,
+    artifact_location: str | None = None,
+    tags: Mapping[str, str] | None = None,
+):
+    """Lightning's MLFlowLogger with a mandatory tracking URI (MLflow 3 has no usable default store).
+
+    Args:
+        tracking_uri: sqlite:///path/to/mlflow.db, or http(s)://host:port for a tracking server.
+        experiment_name: the experiment, created when missing.
+        run_name: the run's display name.
+        artifact_location: where a new experiment keeps artifacts. Used for local stores only: a tracking
+            server chooses its own, which its UI can then read.
+        tags: extra run tags.
+    """
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    remote = tracking_uri.startswith(("http://", "https://", "databricks"))
+    return MLFlowLogger(
+        experiment_name=experiment_name,
+        run_name=run_name,
+        tracking_uri=tracking_uri,
+        artifact_location=None if remote else artifact_location,
+        tags=dict(tags) if tags else None,
+        log_model=False,
+    )
+
+
 def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     """Log the resolved config (as params and as config.yaml) and the data's split and scaler (data.json).
 
@@ -48,9 +78,8 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     client.log_dict(run_id, data, "data.json")
 
 
-def describe_run(logger) -> str:
+def describe_run(logger, uri: str) -> str:
     """Where the run is and how to open it."""
-    uri = logger._tracking_uri
     return (
         f"MLflow run {logger.run_id} (experiment {logger.experiment_id}) in {uri}\n"
         f"  open it with: mlflow ui --backend-store-uri {uri}"

@@ -65,7 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/"))
     log.info("done: %s", summary or "no test metrics")
     if logger is not None:
-        log.info(describe_run(logger))
+        log.info(describe_run(logger, cfg.logger.tracking_uri))
     return metrics
 
 

@@ -152,15 +152,12 @@ def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
     if empty.any():
         line = int(empty.idxmax()) + 2
         raise TsattnError(f"{name} line {line}: empty timestamp in column {col_name!r}; every row needs a time")
-    try:
-        parsed = pd.to_datetime(text, errors="coerce")
-    except (ValueError, TypeError):  # mixed formats: fall back to per-element parsing
+    # Fast path: one format, inferred from the first row. Rows in another format come back NaT, so retry
+    # those files element by element before calling any value unparseable.
+    parsed = pd.to_datetime(text, errors="coerce")
+    if parsed.isna().any():
         parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = parsed.isna()
-    if bad.any():
-        # A first row in one format and later rows in another also land here: retry element by element.
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-        bad = parsed.isna()
     if bad.any():
         row = int(bad.idxmax())
         raise TsattnError(
@@ -168,7 +165,7 @@ def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
             "fix the value or use ISO format (2024-01-31 13:00)"
         )
     if getattr(parsed.dt, "tz", None) is not None:
-        # Calendar features are read in local time; drop the zone after converting nothing.
+        # Calendar features use the wall-clock time the file states; the zone itself is dropped.
         parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
 

@@ -132,7 +132,7 @@ def _reject_gaps(
     if gaps:
         first_gap = grid[~grid.isin(frame.index)][0]
         raise TsattnError(
-            f"{name}: series {series_id!r} is missing {gaps} timestamps of its {offset.freqstr} grid "
+            f"{name}: series {series_id!r} is missing {gaps} timestamp{'s' * (gaps != 1)} of its {offset.freqstr} grid "
             f"(first: {first_gap}); add the rows, or {_FILL_HINT}"
         )
     empty = frame.isna()

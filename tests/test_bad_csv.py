@@ -69,12 +69,12 @@ def cli_results(tmp_path_factory):
         return case, run_tsattn(args, cwd=workdir)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, CASES))
+        return workdir, dict(pool.map(run, CASES))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_cli_exit_code_2_one_line_no_traceback(case, cli_results, tmp_path_factory):
-    result = cli_results[case]
+def test_cli_exit_code_2_one_line_no_traceback(case, cli_results):
+    result = cli_results[1][case]
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -82,10 +82,12 @@ def test_cli_exit_code_2_one_line_no_traceback(case, cli_results, tmp_path_facto
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_cli_opens_no_mlflow_run_on_bad_data(cli_results, tmp_path_factory):
+def test_cli_opens_no_mlflow_store_on_bad_data(cli_results):
     # Validation happens before the logger exists: no store, no half-recorded run.
-    root = tmp_path_factory.getbasetemp() / "bad_csv_cli0"
-    assert not list(root.glob("*/mlflow/mlflow.db"))
+    workdir, results = cli_results
+    assert all(result.returncode == 2 for result in results.values())
+    assert not list(workdir.rglob("mlflow.db"))
+    assert not list(workdir.rglob("*.ckpt"))
 
 
 def test_unknown_model_is_one_line(tmp_path):

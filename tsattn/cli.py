@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from tsattn import __version__
@@ -62,6 +63,8 @@ def _train(overrides: list[str]) -> None:
     from tsattn.train import train
 
     register_resolvers()
+    # Raised inside Lightning on every loop with torch >= 2.13; it says nothing a tsattn user can act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def app(cfg) -> float | None:

@@ -50,10 +50,12 @@ def test_run_is_recorded_in_mlflow(trained):
     assert params["seed"] == "3"
 
     metrics = run.data.metrics
-    for key in ("train/loss", "val/loss", "val/mse", "val/mae", "test/mse", "test/mae"):
+    for key in ("train/loss", "val/loss", "val/loss_tf", "val/mse", "val/mae", "test/mse", "test/mae", "test/skill_mse"):
         assert math.isfinite(metrics[key]), key
     # One val/loss per epoch: per-epoch history, not just a final value.
     assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "val/loss_tf")) == 2
+    assert {f"test/mse_h{h}" for h in range(1, 13)} <= set(metrics)
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "data.json"} <= artifacts

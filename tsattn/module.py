@@ -8,66 +8,137 @@ import lightning as L
 import torch
 from torch import nn
 
-from tsattn.metrics import POINT_METRICS
+from tsattn.metrics import POINT_METRICS, HorizonErrors, pinball
+from tsattn.models.layers import window_statistics
+from tsattn.schedules import TeacherForcing
+
+Batch = dict[str, torch.Tensor]
 
 
 class ForecastModule(L.LightningModule):
-    """Wraps a network with forward(batch, teacher_forcing_ratio) -> {"y_hat": [B, H, C], ...}.
+    """Wraps a network with forward(batch, teacher_forcing_ratio) -> {"y_hat": [B, H, C(, Q)], ...}.
 
-    Training feeds the decoder the truth with probability `teacher_forcing_ratio`; validation, test and
-    prediction always run free, on the path forecasts use, so the reported metrics are honest.
+    Training feeds the decoder the truth with the scheduled teacher-forcing ratio. Validation, test and
+    prediction always run free, on the path forecasts use: `val/loss` (what early stopping watches) is
+    free-running, and `val/loss_tf` is the teacher-forced loss of the same windows, so exposure bias shows.
+    Testing also scores the last-value forecast on the same windows, per horizon step, with a skill score.
 
     Args:
         net: the network.
-        optimizer: a factory taking the parameters (a `_partial_` optimizer from config).
+        optimizer: a factory taking the parameters (a `_partial_` optimizer from config); None for
+            parameter-free networks, which are only tested.
         scheduler: optional factory taking the optimizer (a `_partial_` LR scheduler); stepped per epoch on val/loss.
-        loss: "mse" or "mae".
-        teacher_forcing_ratio: share of decoder steps fed the truth while training.
+        loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
+        teacher_forcing: the ratio schedule for networks that decode step by step.
+        revin: reversible instance normalisation: each input window is standardised by its own mean and
+            std before the network, and the forecast is mapped back with them.
     """
 
     def __init__(
         self,
         net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         loss: str = "mse",
-        teacher_forcing_ratio: float = 1.0,
+        teacher_forcing: TeacherForcing | None = None,
+        revin: bool = False,
     ) -> None:
         super().__init__()
         if loss not in POINT_METRICS:
             raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
-        # network and the optimizer factories are rebuilt from the config, which tsattn.train logs in full.
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.loss_fn = POINT_METRICS[loss]
+        self.point_loss = POINT_METRICS[loss]
+        self.teacher_forcing = teacher_forcing or TeacherForcing()
+        self.quantiles = getattr(net, "quantiles", None)
+        self.test_errors: nn.ModuleDict | None = None
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Free-running forecast."""
-        return self.net(batch)
+    @property
+    def trainable(self) -> bool:
+        """False for parameter-free baselines (last value, seasonal naive): they are only tested."""
+        return any(p.requires_grad for p in self.parameters())
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        output = self.net(batch, teacher_forcing_ratio=self.hparams.teacher_forcing_ratio)
-        loss = self.loss_fn(output["y_hat"], batch["y"])
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
+    @property
+    def uses_teacher_forcing(self) -> bool:
+        return bool(getattr(self.net, "uses_teacher_forcing", False))
+
+    def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0) -> Batch:
+        """Run the network, with RevIN around it when enabled. y_hat comes back in the data's scale."""
+        if not self.hparams.revin:
+            return self.net(batch, teacher_forcing_ratio)
+        x = batch["x"]
+        n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
+        n_targets = self.net.n_targets
+        mean, std = window_statistics(x[..., :n_values])  # [B, 1, V] each
+        normalised = dict(batch, x=torch.cat([(x[..., :n_values] - mean) / std, x[..., n_values:]], dim=-1))
+        target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
+        if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
+            normalised["y"] = (batch["y"] - target_mean) / target_std
+        output = self.net(normalised, teacher_forcing_ratio)
+        y_hat = output["y_hat"]
+        if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
+            target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
+        return dict(output, y_hat=y_hat * target_std + target_mean)
+
+    def point(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The point forecast: y_hat itself, or its median quantile. Shape: -> [B, H, C]."""
+        return y_hat[..., self.net.head.median_index] if self.quantiles else y_hat
+
+    def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return pinball(y_hat, y, self.quantiles) if self.quantiles else self.point_loss(y_hat, y)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        ratio = self.teacher_forcing(self.current_epoch) if self.uses_teacher_forcing else 0.0
+        loss = self.loss(self(batch, ratio)["y_hat"], batch["y"])
+        size = len(batch["y"])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        if self.uses_teacher_forcing:
+            self.log("train/teacher_forcing_ratio", ratio, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self.net(batch)["y_hat"]
-
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        y_hat, y = self.net(batch)["y_hat"], batch["y"]
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        y_hat, y = self(batch)["y_hat"], batch["y"]
         size = len(y)  # the epoch value is the size-weighted mean, i.e. the metric over every window
-        self.log(f"{stage}/loss", self.loss_fn(y_hat, y), prog_bar=stage == "val", batch_size=size)
+        loss = self.loss(y_hat, y)
+        self.log("val/loss", loss, prog_bar=True, batch_size=size)
+        loss_tf = self.loss(self(batch, 1.0)["y_hat"], y) if self.uses_teacher_forcing else loss
+        self.log("val/loss_tf", loss_tf, batch_size=size)
         for name, metric in POINT_METRICS.items():
-            self.log(f"{stage}/{name}", metric(y_hat, y), batch_size=size)
+            self.log(f"val/{name}", metric(self.point(y_hat), y), batch_size=size)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_errors = None  # sized by the first batch's horizon
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        y_hat, y = self(batch)["y_hat"], batch["y"]
+        self.log("test/loss", self.loss(y_hat, y), batch_size=len(y))
+        if self.test_errors is None:
+            horizon = y.shape[1]
+            self.test_errors = nn.ModuleDict({"model": HorizonErrors(horizon), "naive": HorizonErrors(horizon)})
+            self.test_errors.to(self.device)
+        n_targets = y.shape[-1]
+        last_value = batch["x"][:, -1:, :n_targets].expand_as(y)  # the naive forecast of the same windows
+        self.test_errors["model"].update(self.point(y_hat), y)
+        self.test_errors["naive"].update(last_value, y)
+
+    def on_test_epoch_end(self) -> None:
+        model, naive = self.test_errors["model"].compute(), self.test_errors["naive"].compute()
+        metrics = {}
+        for name in ("mse", "mae"):
+            overall, overall_naive = model[name].mean(), naive[name].mean()
+            metrics[f"test/{name}"] = overall
+            metrics[f"test/naive_{name}"] = overall_naive
+            metrics[f"test/skill_{name}"] = 1.0 - overall / overall_naive
+            for h in range(len(model[name])):
+                metrics[f"test/{name}_h{h + 1}"] = model[name][h]
+                metrics[f"test/naive_{name}_h{h + 1}"] = naive[name][h]
+        self.log_dict({k: v.float() for k, v in metrics.items()})
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self(batch)["y_hat"]
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -31,7 +31,7 @@ def build_components(cfg: DictConfig, with_logger: bool = False):
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     L.seed_everything(cfg.seed, workers=True)
-    net = instantiate(cfg.model.net, **datamodule.dims)
+    net = instantiate(cfg.model.net, **_sizes_from_data(cfg.model.net, datamodule))
     model = instantiate(cfg.model, net=net)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     # MLFlowLogger opens its store when built: only now that the data is known to be good.
@@ -52,9 +52,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log_run_setup(logger, cfg, datamodule)
 
     metrics: dict[str, float] = {}
-    if cfg.train:
+    if cfg.train and model.trainable:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics.update(_floats(trainer.callback_metrics))
+    elif cfg.train:
+        log.info("%s has no parameters to train: testing it as it is", type(model.net).__name__)
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.train and best:
@@ -62,11 +64,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         metrics.update(_floats(trainer.callback_metrics))
 
-    summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/"))
+    headline = ("test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
+    summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in headline if k in metrics)
     log.info("done: %s", summary or "no test metrics")
     if logger is not None:
         log.info(describe_run(logger, cfg.logger.tracking_uri))
     return metrics
+
+
+def _sizes_from_data(net_cfg: DictConfig, datamodule) -> dict[str, int]:
+    """Constructor arguments the data decides: channel counts always, and any size the config leaves null."""
+    sizes = dict(datamodule.dims)
+    if "season_length" in net_cfg and net_cfg.season_length is None:
+        sizes["season_length"] = datamodule.season_length
+    return sizes
 
 
 def _floats(metrics) -> dict[str, float]:

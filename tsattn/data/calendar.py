@@ -64,3 +64,24 @@ def calendar_features(time: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarra
     if not columns:
         return np.zeros((len(time), 0), dtype=np.float32)
     return np.stack(columns, axis=1).astype(np.float32)
+
+
+# (largest step, the number of steps in the cycle a seasonal-naive forecast repeats)
+_SEASONS = (
+    (pd.Timedelta(hours=1), "1D"),
+    (pd.Timedelta(days=1), 24),
+    (pd.Timedelta(days=7), 7),
+    (pd.Timedelta(days=28), 52),
+    (pd.Timedelta(days=32), 12),  # months: 28 to 31 days
+    (pd.Timedelta(days=100), 4),  # quarters: 90 to 92 days
+)
+
+
+def season_length(freq: pd.DateOffset) -> int:
+    """The dominant cycle in steps: a day for sub-daily data, a week for daily, a year for coarser data."""
+    stamps = pd.date_range("2001-01-01", periods=3, freq=freq)
+    step = stamps[2] - stamps[1]
+    for bound, season in _SEASONS:
+        if step < bound:
+            return int(pd.Timedelta(season) / step) if isinstance(season, str) else season
+    return 1

@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from tsattn.data.calendar import calendar_features, feature_names
+from tsattn.data.calendar import calendar_features, feature_names, season_length
 from tsattn.data.io import read_series, require_length
 from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
@@ -157,6 +157,11 @@ class ForecastDataModule(L.LightningDataModule):
             "n_targets": len(self.collection.targets),
             "n_calendar": n_calendar,
         }
+
+    @property
+    def season_length(self) -> int:
+        """Steps in the data's dominant cycle (24 for hourly data), for seasonal baselines."""
+        return season_length(self.collection.freq)
 
     def train_dataloader(self):
         return batch_loader(self.datasets["train"], self.batch_size, shuffle=True, num_workers=self.num_workers)

@@ -1,0 +1,158 @@
+"""ForecastModule: schedules, RevIN, quantiles, validation and test metrics, checkpoints, and learning."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from tsattn.config import compose
+from tsattn.metrics import pinball
+from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+from tsattn.module import ForecastModule
+from tsattn.schedules import TeacherForcing
+from tsattn.train import build_components, train
+
+SHORT = [
+    "data.lookback=48",
+    "data.horizon=12",
+    "data.batch_size=128",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "logger=none",
+]
+
+
+def _cfg(tmp_path, *overrides):
+    return compose([*SHORT, f"paths.log_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", *overrides])
+
+
+def test_teacher_forcing_schedules():
+    assert [TeacherForcing("constant", start=0.7)(e) for e in (0, 5)] == [0.7, 0.7]
+    linear = TeacherForcing("linear", start=1.0, end=0.2, epochs=4)
+    assert [round(linear(e), 6) for e in (0, 1, 2, 4, 9)] == [1.0, 0.8, 0.6, 0.2, 0.2]
+    exponential = TeacherForcing("exponential", start=1.0, end=0.3, gamma=0.5)
+    assert [exponential(e) for e in (0, 1, 2, 3)] == [1.0, 0.5, 0.3, 0.3]
+
+
+@pytest.fixture(scope="module")
+def weather_module_batch(weather_path):
+    from tsattn.data.datamodule import ForecastDataModule
+
+    datamodule = ForecastDataModule(
+        str(weather_path), targets=["temperature"], id_col="city", missing="interpolate", lookback=48, horizon=12
+    )
+    datamodule.setup()
+    test = datamodule.datasets["test"]
+    return test[list(range(0, len(test), 20))], datamodule.dims
+
+
+@pytest.mark.parametrize("revin", [True, False])
+def test_revin_makes_forecasts_follow_the_window_level_and_scale(weather_module_batch, revin):
+    batch, dims = weather_module_batch
+    torch.manual_seed(0)
+    module = ForecastModule(LSTMSeq2Seq(**dims, hidden_size=16), revin=revin).eval()
+    scale, shift = 3.0, 5.0
+    x = batch["x"].clone()
+    x[..., :1] = x[..., :1] * scale + shift  # the value channel; calendar channels stay as they are
+    with torch.no_grad():
+        base, moved = module(batch)["y_hat"], module(dict(batch, x=x))["y_hat"]
+    follows = torch.allclose(moved, base * scale + shift, rtol=1e-4, atol=1e-4)
+    # With RevIN a shifted and scaled window gives the same forecast, shifted and scaled; without, it cannot.
+    assert follows == revin
+
+
+def test_quantile_training_with_pinball_covers_the_truth(weather_module_batch):
+    batch, dims = weather_module_batch
+    torch.manual_seed(0)
+    module = ForecastModule(LSTMSeq2Seq(**dims, hidden_size=32, quantiles=[0.1, 0.5, 0.9]))
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = module.loss(module(batch, 1.0)["y_hat"], batch["y"])
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        # The path the pinball loss trained (teacher-forced): its quantiles should be near-calibrated.
+        y_hat = module.eval()(batch, 1.0)["y_hat"]  # [B, H, 1, 3]
+    assert module.loss(y_hat, batch["y"]) == pinball(y_hat, batch["y"], [0.1, 0.5, 0.9])
+    below = (batch["y"].unsqueeze(-1) <= y_hat).float().mean(dim=(0, 1, 2))  # share under each quantile
+    assert 0.0 < below[0] < 0.25, below
+    assert 0.35 < below[1] < 0.7, below
+    assert 0.75 < below[2] < 1.0, below
+    torch.testing.assert_close(module.point(y_hat), y_hat[..., 1])
+
+
+class _Recorder(L.Callback):
+    def __init__(self):
+        self.epochs = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # Runs after the epoch's validation, once the epoch's training logs are aggregated.
+        self.epochs.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+
+def test_both_validation_losses_and_the_schedule_are_logged_every_epoch(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=3",
+        "+trainer.limit_val_batches=2",
+        "model.teacher_forcing.kind=linear",
+        "model.teacher_forcing.epochs=2",
+        "callbacks=none",
+    )
+    datamodule, model, trainer = build_components(cfg)
+    recorder = _Recorder()
+    trainer.callbacks.append(recorder)
+    trainer.fit(model, datamodule=datamodule)
+    assert len(recorder.epochs) == 3
+    for epoch in recorder.epochs:
+        assert {"val/loss", "val/loss_tf", "val/mse", "val/mae"} <= set(epoch)
+        assert epoch["val/loss"] != epoch["val/loss_tf"]  # free-running and teacher-forced differ
+    assert [e["train/teacher_forcing_ratio"] for e in recorder.epochs] == [1.0, 0.5, 0.0]
+
+
+def test_per_horizon_test_metrics_baseline_and_skill(tmp_path):
+    metrics = train(_cfg(tmp_path, "model=last_value"))
+    assert metrics["test/skill_mse"] == pytest.approx(0.0, abs=1e-9)  # the baseline scored against itself
+    assert metrics["test/mse"] == pytest.approx(metrics["test/naive_mse"], rel=1e-9)
+    per_step = [metrics[f"test/mse_h{h}"] for h in range(1, 13)]
+    assert metrics["test/mse"] == pytest.approx(sum(per_step) / 12, rel=1e-6)
+    assert per_step[0] < per_step[-1]  # the last value drifts away as the horizon grows
+    assert "test/mse_h13" not in metrics
+
+
+@pytest.mark.parametrize("model", ["lstm_seq2seq", "attention_seq2seq", "transformer", "linear"])
+def test_checkpoint_round_trip_gives_identical_forecasts(tmp_path, model):
+    overrides = [f"model={model}", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1"]
+    cfg = _cfg(tmp_path, *overrides)
+    datamodule, trained, trainer = build_components(cfg)
+    trainer.fit(trained, datamodule=datamodule)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+
+    _, fresh, _ = build_components(_cfg(tmp_path, *overrides, "seed=99"))  # other initial weights
+    fresh.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    batch = datamodule.datasets["test"][list(range(64))]
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(batch)["y_hat"], trained.eval()(batch)["y_hat"], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=lstm_seq2seq"],
+        ["model=attention_seq2seq"],
+        ["model=transformer"],
+        ["model=transformer", "model.net.decoder_mode=generative", "model.net.label_len=24"],
+        ["model=linear"],
+    ],
+    ids=["lstm", "attention", "transformer_ar", "transformer_gen", "linear"],
+)
+def test_short_training_beats_the_last_value(tmp_path, overrides):
+    cfg = _cfg(tmp_path, *overrides, "trainer.max_epochs=2", "+trainer.limit_train_batches=25", "+trainer.limit_val_batches=3")
+    metrics = train(cfg)
+    assert metrics["test/skill_mse"] > 0.0, metrics["test/mse"]

@@ -202,3 +202,14 @@ def test_attention_finds_the_step_to_copy(score):
     copied = torch.arange(horizon) + source
     assert weights.argmax(dim=-1).tolist() == copied.tolist()
     assert weights[torch.arange(horizon), copied].mean() > 0.4
+
+
+@pytest.mark.parametrize("name", TEACHER_FORCED)
+def test_free_running_equals_teacher_forcing_on_its_own_forecasts(weather, name):
+    """Feeding the model its own forecasts as 'truth' must reproduce them: one decoder, two code paths."""
+    batch, dims = weather
+    net = build(name, dims).eval()
+    with torch.no_grad():
+        free = net(batch)["y_hat"]
+        forced = net(dict(batch, y=free), 1.0)["y_hat"]
+    torch.testing.assert_close(forced, free, rtol=1e-4, atol=1e-4)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from tsattn.errors import TsattnError
+from tsattn.models.decoding import IncrementalDecoder
 from tsattn.models.layers import ForecastHead, PositionalEncoding, forecast_output, mix_truth, previous_values
 
 DECODER_MODES = ("autoregressive", "generative")
@@ -121,20 +122,24 @@ class TransformerForecaster(nn.Module):
         return forecast_output(self.head(out)[0], attention)
 
     def _free_running(self, memory, last_value, future_calendar, lookback, return_attention):
-        """Decode one step at a time, feeding back the point forecast. Shape: -> y_hat [B, H, ...]."""
+        """Decode one step at a time, feeding back the point forecast, with cached keys and values.
+
+        Shape:
+            memory [B, L, D], last_value [B, C], future_calendar [B, H, K] -> y_hat [B, H, ...]
+        """
+        decoder = IncrementalDecoder(self.decoder, memory)
         previous = last_value.unsqueeze(1)  # [B, 1, C]
-        horizon = future_calendar.shape[1]
-        for h in range(horizon):
-            # The causal mask makes earlier positions' outputs independent of later tokens, so the last
-            # pass's outputs at every position are the forecasts of their own step.
-            last_pass = h == horizon - 1
-            out, attention = self._decode(
-                previous, future_calendar[:, : h + 1], memory, lookback, return_attention and last_pass
-            )
-            forecast, point = self.head(out)  # [B, h + 1, C(, Q)], [B, h + 1, C]
-            if not last_pass:
-                previous = torch.cat([previous, point[:, -1:]], dim=1)  # [B, h + 2, C]
-        return forecast_output(forecast, attention)
+        forecasts, weights = [], []
+        for h in range(future_calendar.shape[1]):
+            embedded = self._embed(self.target_embedding(previous), future_calendar[:, h : h + 1])
+            token = self.dropout(self.positional(embedded, lookback + h))  # [B, 1, D]
+            out, attention = decoder.step(token, return_attention, self.attention == "mean")
+            forecast, point = self.head(out)  # [B, 1, C(, Q)], [B, 1, C]
+            forecasts.append(forecast)
+            weights.append(attention)
+            previous = point  # feed back the point forecast (the median for quantiles)
+        attention = torch.cat(weights, dim=-2) if return_attention else None  # H x [B, (nhead,) 1, L]
+        return forecast_output(torch.cat(forecasts, dim=1), attention)
 
     def _decode(
         self,

@@ -131,8 +131,7 @@ class TransformerForecaster(nn.Module):
         previous = last_value.unsqueeze(1)  # [B, 1, C]
         forecasts, weights = [], []
         for h in range(future_calendar.shape[1]):
-            embedded = self._embed(self.target_embedding(previous), future_calendar[:, h : h + 1])
-            token = self.dropout(self.positional(embedded, lookback + h))  # [B, 1, D]
+            token = self._tokens(previous, future_calendar[:, h : h + 1], lookback + h)  # [B, 1, D]
             out, attention = decoder.step(token, return_attention, self.attention == "mean")
             forecast, point = self.head(out)  # [B, 1, C(, Q)], [B, 1, C]
             forecasts.append(forecast)
@@ -154,7 +153,7 @@ class TransformerForecaster(nn.Module):
         Shape:
             values [B, T, C], calendar [B, T, K], memory [B, L, D] -> out [B, T, D], attention [B, (nhead,) T, L]
         """
-        tokens = self.dropout(self.positional(self._embed(self.target_embedding(values), calendar), start))
+        tokens = self._tokens(values, calendar, start)
         length = tokens.shape[1]
         mask = nn.Transformer.generate_square_subsequent_mask(length, device=tokens.device, dtype=tokens.dtype)
         if not need_weights:
@@ -178,6 +177,13 @@ class TransformerForecaster(nn.Module):
         x = layer.norm2(x + layer.dropout2(attended))
         x = layer.norm3(x + layer._ff_block(x))
         return x, weights  # weights [B, T, L] or [B, nhead, T, L]
+
+    def _tokens(self, values: torch.Tensor, calendar: torch.Tensor, start: int) -> torch.Tensor:
+        """Decoder tokens at positions start..: target values + calendar + position.
+
+        Shape: values [B, T, C], calendar [B, T, K] -> [B, T, D]
+        """
+        return self.dropout(self.positional(self._embed(self.target_embedding(values), calendar), start))
 
     def _embed(self, embedded: torch.Tensor, calendar: torch.Tensor) -> torch.Tensor:
         """Add the calendar embedding. Shape: embedded [B, T, D], calendar [B, T, K] -> [B, T, D]."""

@@ -146,7 +146,7 @@ def test_checkpoint_round_trip_gives_identical_forecasts(tmp_path, model):
     [
         ["model=lstm_seq2seq"],
         ["model=attention_seq2seq"],
-        ["model=transformer"],
+        ["model=transformer", "model.net.decoder_mode=autoregressive"],
         ["model=transformer", "model.net.decoder_mode=generative", "model.net.label_len=24"],
         ["model=linear"],
     ],

@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _sizes_from_data(net_cfg: DictConfig, datamodule) -> dict[str, int]:
-    """Constructor arguments the data decides: channel counts always, and any size the config leaves null."""
+    """Constructor arguments the data decides: the channel counts, and the season length when left null."""
     sizes = dict(datamodule.dims)
     if "season_length" in net_cfg and net_cfg.season_length is None:
         sizes["season_length"] = datamodule.season_length

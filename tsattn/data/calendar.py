@@ -38,9 +38,7 @@ def feature_names(freq: pd.DateOffset, features: str | Sequence[str] | None = "a
     if features is None or features == "none":
         return []
     if features == "auto":
-        # Two consecutive stamps of the frequency itself: anchored offsets (W-SUN, YS, MS) land on their anchors.
-        stamps = pd.date_range("2001-01-01", periods=3, freq=freq)
-        step = stamps[2] - stamps[1]
+        step = _step(freq)
         for bound, names in _BY_STEP:
             if step < bound:
                 return list(names)
@@ -79,9 +77,17 @@ _SEASONS = (
 
 def season_length(freq: pd.DateOffset) -> int:
     """The dominant cycle in steps: a day for sub-daily data, a week for daily, a year for coarser data."""
-    stamps = pd.date_range("2001-01-01", periods=3, freq=freq)
-    step = stamps[2] - stamps[1]
+    step = _step(freq)
     for bound, season in _SEASONS:
         if step < bound:
             return int(pd.Timedelta(season) / step) if isinstance(season, str) else season
     return 1
+
+
+def _step(freq: pd.DateOffset) -> pd.Timedelta:
+    """A typical step of the frequency, from two consecutive stamps of its own.
+
+    Anchored offsets (W-SUN, MS, YS) land on their anchors first, so `ts + offset` would understate them.
+    """
+    stamps = pd.date_range("2001-01-01", periods=3, freq=freq)
+    return stamps[2] - stamps[1]

@@ -19,13 +19,21 @@ CASES = {
     "no_time_column": ("no_time_column.csv", {}, "no time column found; name it with data.time_col"),
     "bad_timestamp": ("bad_timestamp.csv", {}, "line 4: cannot parse 'not-a-date' in column 'time'"),
     "duplicate_timestamp": ("duplicate_timestamp.csv", {}, "duplicate timestamp 2010-01-01 03:00:00 (lines 5 and 6)"),
-    "missing_timestamps": ("missing_timestamps.csv", {}, "is missing 2 timestamps of its h grid (first: 2010-01-01 05:00"),
+    "missing_timestamps": (
+        "missing_timestamps.csv",
+        {},
+        "is missing 2 timestamps of its h grid (first: 2010-01-01 05:00",
+    ),
     "irregular_timestamps": ("irregular_timestamps.csv", {}, "line 9: timestamp 2010-01-01 07:30:00"),
     "non_numeric": ("non_numeric.csv", {}, "line 11: 'abc' in column 'value' is not a number"),
     "empty_value": ("empty_value.csv", {}, "line 10: empty value in column 'value'"),
     "constant_column": ("constant_column.csv", {}, "column 'sensor' of series 'constant_column' is constant"),
     "too_short": ("too_short.csv", {}, "has 4 rows but one window (lookback 4 + horizon 2) needs at least 6"),
-    "unknown_column": ("good.csv", {"targets": ["sales"]}, "has no column 'sales' (from data.targets); columns are: time, value"),
+    "unknown_column": (
+        "good.csv",
+        {"targets": ["sales"]},
+        "has no column 'sales' (from data.targets); columns are: time, value",
+    ),
 }
 WINDOW = {"lookback": 4, "horizon": 2}
 

@@ -44,7 +44,9 @@ def test_unknown_feature_is_a_user_error():
         feature_names(to_offset("h"), ["fortnight"])
 
 
-@pytest.mark.parametrize("freq, season", [("15min", 96), ("h", 24), ("D", 7), ("W", 52), ("MS", 12), ("QS", 4), ("YS", 1)])
+@pytest.mark.parametrize(
+    "freq, season", [("15min", 96), ("h", 24), ("D", 7), ("W", 52), ("MS", 12), ("QS", 4), ("YS", 1)]
+)
 def test_season_length_follows_the_frequency(freq, season):
     from tsattn.data.calendar import season_length
 

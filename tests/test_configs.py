@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import MLFlowLogger
 
 from tsattn.config import compose
@@ -30,14 +29,17 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
     cfg = compose(overrides)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("composes; the GPU trainer cannot be built without a CUDA device")
-    datamodule, model, trainer = build_components(cfg)
+    datamodule, model, trainer = build_components(cfg, with_logger=True)
     assert isinstance(datamodule, ForecastDataModule)
     parameter_free = group == "model" and option in ("last_value", "seasonal_naive")
     assert model.trainable != parameter_free
     assert trainer.max_epochs == cfg.trainer.max_epochs
     if cfg.get("logger"):
         assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
-        assert isinstance(instantiate(cfg.logger), MLFlowLogger)
+        assert isinstance(trainer.logger, MLFlowLogger)  # attached to the run tsattn created
+        assert trainer.logger.experiment.get_run(trainer.logger.run_id).info.status == "RUNNING"
+    else:
+        assert trainer.logger is None
 
 
 def test_default_is_lstm_on_bundled_weather(tmp_path, monkeypatch):

@@ -47,7 +47,9 @@ def test_interpolate_and_ffill_fill_a_gap_as_documented(tmp_path, weather_path):
     before, after = seattle["temperature"].iloc[9], seattle["temperature"].iloc[10]
 
     linear = read_series(path, targets=["temperature"], missing="interpolate").series[0].values[:, 0]
-    np.testing.assert_allclose(linear[10:12], [before + (after - before) / 3, before + 2 * (after - before) / 3], rtol=1e-5)
+    np.testing.assert_allclose(
+        linear[10:12], [before + (after - before) / 3, before + 2 * (after - before) / 3], rtol=1e-5
+    )
     carried = read_series(path, targets=["temperature"], missing="ffill").series[0].values[:, 0]
     np.testing.assert_allclose(carried[10:12], [before, before])
 

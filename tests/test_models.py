@@ -145,7 +145,12 @@ def test_positional_encoding_is_really_added(weather, name, monkeypatch):
     batch, dims = weather
     net = build(name, dims).eval()
     # Shuffle the early lookback steps, keeping the steps the decoder reads directly (the last ones) in place.
-    order = torch.cat([torch.randperm(LOOKBACK - 24, generator=torch.Generator().manual_seed(0)), torch.arange(LOOKBACK - 24, LOOKBACK)])
+    order = torch.cat(
+        [
+            torch.randperm(LOOKBACK - 24, generator=torch.Generator().manual_seed(0)),
+            torch.arange(LOOKBACK - 24, LOOKBACK),
+        ]
+    )
     shuffled = dict(batch, x=batch["x"][:, order])
     with torch.no_grad():
         assert not torch.allclose(net(batch)["y_hat"], net(shuffled)["y_hat"], atol=1e-4)
@@ -177,7 +182,9 @@ def test_baselines_forecast_what_they_say(weather):
     batch, dims = weather
     x = batch["x"][..., :1]
     torch.testing.assert_close(build("last_value", dims)(batch)["y_hat"], x[:, -1:].expand(-1, HORIZON, -1))
-    torch.testing.assert_close(build("seasonal_naive", dims)(batch)["y_hat"], x[:, LOOKBACK - 24 : LOOKBACK - 24 + HORIZON])
+    torch.testing.assert_close(
+        build("seasonal_naive", dims)(batch)["y_hat"], x[:, LOOKBACK - 24 : LOOKBACK - 24 + HORIZON]
+    )
 
 
 @pytest.mark.parametrize("score", ["general", "additive"])

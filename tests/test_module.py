@@ -126,7 +126,12 @@ def test_per_horizon_test_metrics_baseline_and_skill(tmp_path):
 
 @pytest.mark.parametrize("model", ["lstm_seq2seq", "attention_seq2seq", "transformer", "linear"])
 def test_checkpoint_round_trip_gives_identical_forecasts(tmp_path, model):
-    overrides = [f"model={model}", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1"]
+    overrides = [
+        f"model={model}",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+    ]
     cfg = _cfg(tmp_path, *overrides)
     datamodule, trained, trainer = build_components(cfg)
     trainer.fit(trained, datamodule=datamodule)
@@ -153,6 +158,8 @@ def test_checkpoint_round_trip_gives_identical_forecasts(tmp_path, model):
     ids=["lstm", "attention", "transformer_ar", "transformer_gen", "linear"],
 )
 def test_short_training_beats_the_last_value(tmp_path, overrides):
-    cfg = _cfg(tmp_path, *overrides, "trainer.max_epochs=2", "+trainer.limit_train_batches=25", "+trainer.limit_val_batches=3")
+    cfg = _cfg(
+        tmp_path, *overrides, "trainer.max_epochs=2", "+trainer.limit_train_batches=25", "+trainer.limit_val_batches=3"
+    )
     metrics = train(cfg)
     assert metrics["test/skill_mse"] > 0.0, metrics["test/mse"]

@@ -11,18 +11,41 @@ from tests.conftest import REPO
 
 def test_wheel_ships_configs_and_dataset_and_finds_them(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
     (wheel,) = tmp_path.glob("tsattn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"tsattn/conf/train.yaml", "tsattn/conf/model/lstm_seq2seq.yaml", "tsattn/bundled/weather_temps.csv"} <= names
+    assert {
+        "tsattn/conf/train.yaml",
+        "tsattn/conf/model/lstm_seq2seq.yaml",
+        "tsattn/bundled/weather_temps.csv",
+    } <= names
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "from tsattn.resources import config_dir, bundled_dataset; print(config_dir()); print(bundled_dataset('weather_temps.csv'))"
+    code = (
+        "from tsattn.resources import config_dir, bundled_dataset; "
+        "print(config_dir()); print(bundled_dataset('weather_temps.csv'))"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)}, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert out == [str(site / "tsattn" / "conf"), str(site / "tsattn" / "bundled" / "weather_temps.csv")]

@@ -15,7 +15,9 @@ ETT_SPLIT = dict(train_end=8640, val_end=11520, test_end=14400)
 
 @pytest.fixture(scope="module")
 def ett(etth1_path):
-    datamodule = ForecastDataModule(str(etth1_path), lookback=96, horizon=96, split=RowSplit(**ETT_SPLIT), calendar="none")
+    datamodule = ForecastDataModule(
+        str(etth1_path), lookback=96, horizon=96, split=RowSplit(**ETT_SPLIT), calendar="none"
+    )
     datamodule.setup()
     return datamodule
 

@@ -34,8 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] == "--version":
         print(f"tsattn {__version__}")
         return 0
-    command, rest = argv[0], argv[1:]
     commands = {"train": _train}
+    if argv[0] not in commands and os.environ.get("LOCAL_RANK", "0") != "0":
+        # A DDP rank that Lightning's ddp strategy started by re-running this program with the Hydra
+        # overrides alone: it is a `tsattn train` job.
+        argv = ["train", *argv]
+    command, rest = argv[0], argv[1:]
     if command not in commands:
         print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -66,19 +70,21 @@ def _train(overrides: list[str]) -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-    def app(cfg) -> float | None:
+    def app(cfg) -> dict[str, float]:
         try:
-            metrics = train(cfg)
+            return train(cfg)  # the metrics are the job's return value: sweepers read their objective there
         except TsattnError as err:
             # Reported here, inside the job: Hydra would otherwise add lines of its own to a failed job.
             _report(err)
             raise SystemExit(EXIT_USER_ERROR) from None
-        return metrics.get("val/loss")
 
     # Without this Hydra prints a trimmed traceback for config errors and exits 1; with it the exception
     # reaches us, and a mistyped override becomes one line and exit code 2.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    sys.argv = ["tsattn train", *overrides]
+    # MLflow draws a progress bar for every artifact copy; in a training log it is noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Hydra parses sys.argv; the help text names the command through hydra.help.app_name.
+    sys.argv = [sys.argv[0], *overrides]
     try:
         app()
     except (HydraException, OmegaConfBaseException) as err:

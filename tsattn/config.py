@@ -7,7 +7,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from tsattn.checkpoints import run_key
 from tsattn.resources import bundled_dataset, config_dir
+
+
+def ddp_strategy() -> str:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return "ddp_spawn" if in_sweep else "ddp"
+
+
+def mixed_precision() -> str:
+    import torch
+
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
 
 
 def register_resolvers() -> None:
@@ -17,11 +32,20 @@ def register_resolvers() -> None:
     - `${tsattn.cwd:}`: the absolute directory tsattn was started from. Unlike `${hydra:runtime.cwd}` it
       also resolves in hydra.sweep.dir, before Hydra's runtime exists, and it keeps every job of a sweep
       on the same absolute paths (and so the same MLflow store).
+    - `${tsattn.run_key:}`: a name for the run's config, so a restarted run finds its checkpoints.
+    - `${tsattn.ddp_strategy:}`: "ddp", or "ddp_spawn" inside a multirun (ddp would re-run the sweep).
+    - `${tsattn.mixed_precision:}`: "bf16-mixed" where the GPU supports bfloat16, else "16-mixed".
     """
     if not OmegaConf.has_resolver("tsattn.bundled"):
         OmegaConf.register_new_resolver("tsattn.bundled", bundled_dataset)
     if not OmegaConf.has_resolver("tsattn.cwd"):
         OmegaConf.register_new_resolver("tsattn.cwd", lambda: str(Path.cwd()))
+    if not OmegaConf.has_resolver("tsattn.run_key"):
+        OmegaConf.register_new_resolver("tsattn.run_key", run_key)
+    if not OmegaConf.has_resolver("tsattn.ddp_strategy"):
+        OmegaConf.register_new_resolver("tsattn.ddp_strategy", ddp_strategy)
+    if not OmegaConf.has_resolver("tsattn.mixed_precision"):
+        OmegaConf.register_new_resolver("tsattn.mixed_precision", mixed_precision)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -65,10 +67,13 @@ class ForecastModule(L.LightningModule):
     def uses_teacher_forcing(self) -> bool:
         return bool(getattr(self.net, "uses_teacher_forcing", False))
 
-    def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0) -> Batch:
-        """Run the network, with RevIN around it when enabled. y_hat comes back in the data's scale."""
+    def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0, **net_options) -> Batch:
+        """Run the network, with RevIN around it when enabled. y_hat comes back in the data's scale.
+
+        `net_options` go to the network as they are (return_attention=True for the Transformer).
+        """
         if not self.hparams.revin:
-            return self.net(batch, teacher_forcing_ratio)
+            return self.net(batch, teacher_forcing_ratio, **net_options)
         x = batch["x"]
         n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
         n_targets = self.net.n_targets
@@ -77,7 +82,7 @@ class ForecastModule(L.LightningModule):
         target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
         if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
             normalised["y"] = (batch["y"] - target_mean) / target_std
-        output = self.net(normalised, teacher_forcing_ratio)
+        output = self.net(normalised, teacher_forcing_ratio, **net_options)
         y_hat = output["y_hat"]
         if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
             target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
@@ -89,6 +94,10 @@ class ForecastModule(L.LightningModule):
 
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pinball(y_hat, y, self.quantiles) if self.quantiles else self.point_loss(y_hat, y)
+
+    def on_train_epoch_start(self) -> None:
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        self.log("train/lr", float(optimizer.param_groups[0]["lr"]), on_step=False, on_epoch=True)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         ratio = self.teacher_forcing(self.current_epoch) if self.uses_teacher_forcing else 0.0
@@ -139,6 +148,22 @@ class ForecastModule(L.LightningModule):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self(batch)["y_hat"]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning restores weights, optimizer, schedulers and loops but not the random generators; with
+        # them a resumed run draws the same dropout masks and teacher-forcing coins as one never stopped.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        random.setstate((3, tuple(states["python"]), None))
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

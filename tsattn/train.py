@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from omegaconf import DictConfig
-
-from tsattn.tracking import describe_run, log_run_setup
 
 log = logging.getLogger(__name__)
 
@@ -20,56 +19,141 @@ def build_components(cfg: DictConfig, with_logger: bool = False):
 
     Args:
         cfg: the composed config.
-        with_logger: attach the configured logger (cfg.logger) to the Trainer.
+        with_logger: attach the configured logger (cfg.logger) to the Trainer, in a new run.
 
     Returns:
         (datamodule, model, trainer)
     """
-    import lightning as L
-    from hydra.utils import instantiate
+    run = Training(cfg, track=with_logger)
+    return run.datamodule, run.model, run.trainer
 
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    L.seed_everything(cfg.seed, workers=True)
-    net = instantiate(cfg.model.net, **_sizes_from_data(cfg.model.net, datamodule))
-    model = instantiate(cfg.model, net=net)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    # MLFlowLogger opens its store when built: only now that the data is known to be good.
-    logger = instantiate(cfg.logger) if with_logger and cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-    return datamodule, model, trainer
+
+class Training:
+    """One configured training job, from the checked tracking store to the recorded results.
+
+    Building it reads the data and creates the MLflow run; `run()` fits, tests and logs the results.
+    """
+
+    def __init__(self, cfg: DictConfig, track: bool = True) -> None:
+        import lightning as L
+        from hydra.utils import instantiate
+        from lightning.pytorch.utilities import rank_zero_only
+
+        from tsattn.checkpoints import plan_checkpoints
+        from tsattn.tracking.runs import run_tags, start_run
+        from tsattn.tracking.store import check_reachable
+
+        self.cfg = cfg
+        settings = cfg.get("logger") if track else None
+        # Under DDP every rank builds a Training; only rank 0 talks to MLflow.
+        self.tracked = bool(settings) and rank_zero_only.rank == 0
+        if self.tracked:
+            check_reachable(settings.tracking_uri)  # seconds, not after an hour of training
+
+        self.datamodule = instantiate(cfg.data)
+        self.datamodule.setup("fit")
+        L.seed_everything(cfg.seed, workers=True)
+        self.net_sizes = _sizes_from_data(cfg.model.net, self.datamodule)
+        net = instantiate(cfg.model.net, **self.net_sizes)
+        self.model = instantiate(cfg.model, net=net)
+        callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+        self.plan = None
+        checkpointing = next((c for c in callbacks if isinstance(c, L.pytorch.callbacks.ModelCheckpoint)), None)
+        if checkpointing is not None and cfg.get("paths", {}).get("checkpoint_dir"):
+            self.plan = plan_checkpoints(cfg.paths.checkpoint_dir, cfg.get("ckpt_path"))
+            checkpointing.dirpath = str(self.plan.directory)
+        ckpt_path = self.plan.ckpt_path if self.plan else cfg.get("ckpt_path")
+        self.ckpt_path = None if ckpt_path == "last" and self.plan is None else ckpt_path
+
+        self.handle = None
+        logger = False
+        if self.tracked:
+            directory = self.plan.directory if self.plan else Path(cfg.paths.output_dir)
+            tags = run_tags(self.model_name, self.datamodule.name, cfg.seed, self.datamodule.path, directory)
+            self.handle = start_run(settings, tags, directory, resume=bool(self.plan and self.plan.resume))
+            logger = instantiate(settings, run_id=self.handle.run_id)
+        self.trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    @property
+    def model_name(self) -> str:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            choice = HydraConfig.get().runtime.choices.get("model")
+            if choice:
+                return str(choice)
+        return type(self.model.net).__name__
+
+    def run(self) -> dict[str, float]:
+        """Fit, test and log; the MLflow run ends FINISHED, or FAILED with the error as a tag."""
+        try:
+            metrics = self._fit_and_test()
+        except BaseException as err:
+            if self.handle is not None:
+                from tsattn.tracking.runs import finish_run
+
+                finish_run(self.handle, err)
+            raise
+        if self.handle is not None:
+            from tsattn.tracking.artifacts import describe_run
+            from tsattn.tracking.runs import finish_run
+
+            finish_run(self.handle)
+            log.info(describe_run(self.handle.run_id, self.handle.experiment_id, self.handle.tracking_uri))
+        return metrics
+
+    def _fit_and_test(self) -> dict[str, float]:
+        from tsattn.tracking.artifacts import log_results, log_run_setup
+
+        cfg, model, trainer, datamodule = self.cfg, self.model, self.trainer, self.datamodule
+        if self.handle is not None:
+            if self.handle.resumed:
+                log.info("continuing MLflow run %s", self.handle.run_id)
+            else:
+                log_run_setup(trainer.logger, cfg, datamodule)
+
+        metrics: dict[str, float] = {}
+        if cfg.train and model.trainable:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=self.ckpt_path)
+            metrics.update(_floats(trainer.callback_metrics))
+            best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+            if best_score is not None:
+                metrics["val/loss_best"] = float(best_score)
+        elif cfg.train:
+            log.info("%s has no parameters to train: testing it as it is", type(model.net).__name__)
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if cfg.train and best:
+                log.info("testing the best checkpoint: %s", best)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            metrics.update(_floats(trainer.callback_metrics))
+            if self.handle is not None and trainer.is_global_zero:
+                if "val/loss_best" in metrics:
+                    trainer.logger.experiment.log_metric(self.handle.run_id, "val/loss_best", metrics["val/loss_best"])
+                log_results(
+                    trainer.logger.experiment,
+                    self.handle.run_id,
+                    model,
+                    datamodule,
+                    cfg,
+                    self.model_name,
+                    self.net_sizes,
+                )
+
+        headline = ("test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
+        summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in headline if k in metrics)
+        log.info("done: %s", summary or "no test metrics")
+        return metrics
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and test one model as configured.
+    """Train and test one model as configured, recorded in MLflow unless logger=none.
 
     Returns:
-        The final metrics (train/, val/ and test/ keys) as floats.
+        The final metrics (train/, val/ and test/ keys) as floats, with val/loss_best, the best
+        validation loss, which hyperparameter searches minimise.
     """
-    datamodule, model, trainer = build_components(cfg, with_logger=True)
-    logger = trainer.logger
-    if logger is not None:
-        log_run_setup(logger, cfg, datamodule)
-
-    metrics: dict[str, float] = {}
-    if cfg.train and model.trainable:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics.update(_floats(trainer.callback_metrics))
-    elif cfg.train:
-        log.info("%s has no parameters to train: testing it as it is", type(model.net).__name__)
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if cfg.train and best:
-            log.info("testing the best checkpoint: %s", best)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics.update(_floats(trainer.callback_metrics))
-
-    headline = ("test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
-    summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in headline if k in metrics)
-    log.info("done: %s", summary or "no test metrics")
-    if logger is not None:
-        log.info(describe_run(logger, cfg.logger.tracking_uri))
-    return metrics
+    return Training(cfg, track=True).run()
 
 
 def _sizes_from_data(net_cfg: DictConfig, datamodule) -> dict[str, int]:

@@ -52,10 +52,41 @@ def read_series(
         The series, sorted by id, each on a regular grid with no missing values.
     """
     path = Path(path)
+    return series_from_frame(
+        _read_frame(path), str(path), path.stem, targets, covariates, time_col, id_col, missing, freq
+    )
+
+
+def series_from_frame(
+    frame: pd.DataFrame,
+    name: str,
+    default_id: str,
+    targets: Sequence[str] | None = None,
+    covariates: Sequence[str] = (),
+    time_col: str | None = None,
+    id_col: str | None = None,
+    missing: str = "error",
+    freq: str | None = None,
+    reject_constant: bool = True,
+) -> SeriesCollection:
+    """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
+
+    Args:
+        frame: the table; cells may be text (as read from a CSV) or already typed.
+        name: where the table came from, for messages.
+        default_id: the series id of a wide table.
+        reject_constant: refuse a column that never changes (right for training, wrong for a short history).
+    """
     if missing not in MISSING_POLICIES:
         raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
-    frame = _read_frame(path)
-    name = str(path)
+    if frame.empty:
+        raise TsattnError(f"{name} has no rows; it needs the history of every series to forecast")
+    typed = [c for c in frame.columns if not isinstance(frame[c].dtype, pd.StringDtype)]
+    if typed:  # one parsing path for every source: the checks below read text, "" for a missing cell
+        frame = frame.copy()
+        for column in typed:
+            frame[column] = frame[column].astype(str).where(frame[column].notna(), "")
+    frame = frame.reset_index(drop=True)
     time_col = time_col if time_col is not None else _detect_time_column(frame, name)
     for role, column in (("data.time_col", time_col), ("data.id_col", id_col)):
         if column is not None:
@@ -76,14 +107,23 @@ def read_series(
     columns = [*targets, *covariates]
     values = {c: _numeric_column(frame[c], c, name) for c in columns}
     times = _parse_times(frame[time_col], time_col, name)
-    ids = frame[id_col].astype(str) if id_col is not None else pd.Series(path.stem, index=frame.index)
+    ids = frame[id_col].astype(str) if id_col is not None else pd.Series(default_id, index=frame.index)
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
 
     series, offset = regularise(table, columns, name, missing, freq)
-    for s in series:
-        _reject_constant_columns(s, columns, name)
-    return SeriesCollection(source=name, series=series, targets=targets, covariates=covariates, freq=offset)
+    if reject_constant:
+        for s in series:
+            _reject_constant_columns(s, columns, name)
+    return SeriesCollection(
+        source=name,
+        series=series,
+        targets=targets,
+        covariates=covariates,
+        freq=offset,
+        time_col=time_col,
+        id_col=id_col,
+    )
 
 
 def require_length(collection: SeriesCollection, min_rows: int, reason: str) -> None:
@@ -190,7 +230,7 @@ def _numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
 
 def _reject_constant_columns(series: Series, columns: Sequence[str], name: str) -> None:
     span = np.ptp(series.values, axis=0)  # [C + P]
-    for column, width in zip(columns, span):
+    for column, width in zip(columns, span, strict=True):
         if width == 0:
             value = series.values[0, columns.index(column)]
             raise TsattnError(

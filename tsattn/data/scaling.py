@@ -48,7 +48,10 @@ class StandardScaler:
         return ((values - s["mean"]) / s["std"]).astype(np.float32)
 
     def inverse_transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
-        """Back to real units; the last dim may be the first C channels only (the targets). Shape: [..., C] -> [..., C]."""
+        """Back to real units; the last dim may hold the first C channels only (the targets).
+
+        Shape: [..., C] -> [..., C].
+        """
         s = self.stats[series_id]
         n = values.shape[-1]
         return (values * s["std"][:n] + s["mean"][:n]).astype(np.float32)

@@ -26,6 +26,8 @@ class SeriesCollection:
     targets: list[str]
     covariates: list[str]
     freq: pd.DateOffset
+    time_col: str | None = None  # the file's column names, so forecasts can be written back in them
+    id_col: str | None = None
 
     @property
     def columns(self) -> list[str]:

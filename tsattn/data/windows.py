@@ -7,8 +7,12 @@ window starts that lie wholly inside one series and one split are ever indexed.
 
 from __future__ import annotations
 
+import copy
+import math
+from collections.abc import Iterator
+
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class WindowDataset(Dataset):
@@ -46,6 +50,16 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
+    def subset(self, index: torch.Tensor) -> WindowDataset:
+        """The windows at `index` (a [W'] long tensor), sharing this dataset's tensors."""
+        chosen = copy.copy(self)
+        chosen.starts, chosen.series, chosen.first_target = (
+            self.starts[index],
+            self.series[index],
+            self.first_target[index],
+        )
+        return chosen
+
     def __getitem__(self, index: list[int] | torch.Tensor) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(index, dtype=torch.long)
         start = self.starts[index]
@@ -61,12 +75,64 @@ class WindowDataset(Dataset):
         }
 
 
+class WindowBatchSampler(Sampler[torch.Tensor]):
+    """Batches of window numbers: shuffled from (seed, epoch) alone, and split between DDP ranks.
+
+    The order depends on nothing but the seed and the epoch, so a run resumed from a checkpoint sees the
+    same batches as one that never stopped; Lightning calls `set_epoch` before every epoch. Under DDP
+    every rank gets the same number of batches (a few are repeated to even them out), so no rank waits.
+
+    Args:
+        size: number of windows.
+        batch_size: windows per batch; the last batch may be short, it is never dropped.
+        shuffle: a new random order every epoch; in order otherwise.
+        seed: the shuffling seed; torch's initial seed (set by seed_everything) when None.
+    """
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int | None = None) -> None:
+        self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
+        self.seed = torch.initial_seed() if seed is None else seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[torch.Tensor]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        batches = list(order.split(self.batch_size))
+        rank, world = _rank_and_world()
+        if world == 1:
+            return batches
+        per_rank = math.ceil(len(batches) / world)
+        padded = (batches * world)[: per_rank * world]  # cycle to a multiple of the world size
+        return padded[rank::world]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        _, world = _rank_and_world()
+        return math.ceil(math.ceil(self.size / self.batch_size) / world)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def batch_loader(dataset: WindowDataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
-    """A loader that asks the dataset for whole batches; never drops the last, short batch."""
-    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    """A loader that asks the dataset for whole batches; never drops the last, short batch.
+
+    Trainers must run with `use_distributed_sampler=False`: the sampler shards batches between ranks itself.
+    """
     return DataLoader(
         dataset,
-        sampler=BatchSampler(order, batch_size=batch_size, drop_last=False),
+        sampler=WindowBatchSampler(len(dataset), batch_size, shuffle),
         batch_size=None,  # the sampler already yields batches: no per-sample collate
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

@@ -47,7 +47,9 @@ class LSTMSeq2Seq(nn.Module):
         self.n_targets = n_targets
         between_layers = dropout if num_layers > 1 else 0.0  # nn.LSTM warns when dropout has no layer to act on
         self.encoder = nn.LSTM(n_features, hidden_size, num_layers, batch_first=True, dropout=between_layers)
-        self.decoder = nn.LSTM(n_targets + n_calendar, hidden_size, num_layers, batch_first=True, dropout=between_layers)
+        self.decoder = nn.LSTM(
+            n_targets + n_calendar, hidden_size, num_layers, batch_first=True, dropout=between_layers
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = ForecastHead(hidden_size, n_targets, quantiles)
         self.quantiles = self.head.quantiles

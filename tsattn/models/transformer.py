@@ -115,7 +115,9 @@ class TransformerForecaster(nn.Module):
             known = x[:, start:, : self.n_targets]  # [B, label_len, C]
             placeholders = known.new_zeros(x.shape[0], horizon, self.n_targets)  # [B, H, C]
             calendar = torch.cat([x[:, start:, x.shape[-1] - self.n_calendar :], future_calendar], dim=1)
-            out, attention = self._decode(torch.cat([known, placeholders], dim=1), calendar, memory, start, return_attention)
+            out, attention = self._decode(
+                torch.cat([known, placeholders], dim=1), calendar, memory, start, return_attention
+            )
             forecast, _ = self.head(out[:, self.label_len :])  # [B, label_len + H, D] -> [B, H, ...]
             return forecast_output(forecast, attention[..., self.label_len :, :] if attention is not None else None)
 
@@ -127,7 +129,9 @@ class TransformerForecaster(nn.Module):
                 out, _ = self._decode(previous_values(last_value, y), future_calendar, memory, lookback)
                 predicted = self.head(out)[1]  # [B, H, C]
             y = mix_truth(predicted, y, teacher_forcing_ratio)
-        out, attention = self._decode(previous_values(last_value, y), future_calendar, memory, lookback, return_attention)
+        out, attention = self._decode(
+            previous_values(last_value, y), future_calendar, memory, lookback, return_attention
+        )
         return forecast_output(self.head(out)[0], attention)
 
     def _free_running(self, memory, last_value, future_calendar, lookback, return_attention):

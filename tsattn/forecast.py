@@ -1,0 +1,154 @@
+"""Forecast the steps after the end of each series' history with a loaded bundle, in real units."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsattn.bundle import Bundle
+from tsattn.data.calendar import calendar_features
+from tsattn.data.io import series_from_frame
+from tsattn.data.series import Series, SeriesCollection
+from tsattn.errors import TsattnError
+
+STEP_COLUMN = "step"
+
+
+def history_from_frame(bundle: Bundle, frame: pd.DataFrame, name: str = "input") -> SeriesCollection:
+    """Validate a user's history table against the bundle's schema: same columns, same frequency."""
+    schema = bundle.schema
+    collection = series_from_frame(
+        frame,
+        name,
+        default_id=schema["series"][0] if schema["layout"] == "wide" else "series",
+        targets=schema["targets"],
+        covariates=schema["covariates"],
+        time_col=schema["time_col"],
+        id_col=schema["id_col"],
+        missing=bundle.config.get("data", {}).get("missing", "error"),
+        reject_constant=False,  # a flat stretch of recent history is a valid input
+    )
+    if collection.freq.freqstr != schema["freq"]:
+        raise TsattnError(
+            f"{name} is sampled every {collection.freq.freqstr} but the model was trained on {schema['freq']} "
+            "data; resample the input to the model's frequency"
+        )
+    return collection
+
+
+def forecast(
+    bundle: Bundle,
+    history: SeriesCollection,
+    horizon: int | None = None,
+    batch_size: int = 1024,
+    on_batch: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """The next `horizon` steps after every series' last timestamp.
+
+    Args:
+        bundle: a loaded model bundle.
+        history: validated series with the bundle's columns (history_from_frame); each needs at least
+            `lookback` rows.
+        horizon: steps to forecast, at most the trained horizon; the trained horizon when None.
+        batch_size: series per forward pass.
+        on_batch: called with the number of series done after each batch (progress bars).
+
+    Returns:
+        One row per series and future timestamp: id, time, step (1..horizon), a point forecast column per
+        target and, for quantile models, `<target>_q<level>` columns. Values in the data's own units.
+    """
+    schema = bundle.schema
+    horizon = bundle.horizon if horizon is None else horizon
+    if not 1 <= horizon <= bundle.horizon:
+        raise TsattnError(
+            f"--horizon {horizon} is outside 1..{bundle.horizon}, the horizon this model was trained for; "
+            "train a model with a longer data.horizon"
+        )
+    lookback = bundle.lookback
+    short = [s.id for s in history.series if len(s.time) < lookback]
+    if short:
+        raise TsattnError(
+            f"{history.source}: {len(short)} series have fewer than the {lookback} rows of history the model "
+            f"reads (first: {short[0]!r}); give each series at least {lookback} rows"
+        )
+    module = bundle.module
+    device = next(module.parameters(), torch.empty(0)).device
+    frames = []
+    done = 0
+    for start in range(0, len(history.series), batch_size):
+        chunk = history.series[start : start + batch_size]
+        stats = [_statistics(bundle, s) for s in chunk]
+        x, future_calendar, future_times = _windows(chunk, stats, schema, lookback)
+        with torch.inference_mode():
+            y_hat = module({"x": x.to(device), "future_calendar": future_calendar.to(device)})["y_hat"]
+        y_hat = y_hat[:, :horizon].float().cpu().numpy()  # [B, H, C] or [B, H, C, Q]
+        frames.append(_rows(chunk, stats, y_hat, future_times, schema, horizon))
+        done += len(chunk)
+        if on_batch is not None:
+            on_batch(done)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Scaling statistics for a series: its training ones, else (a new series) its own history's."""
+    stats = bundle.scaler.stats
+    if series.id in stats:
+        chosen = stats[series.id]
+    elif bundle.schema["layout"] == "wide" and len(stats) == 1:
+        chosen = next(iter(stats.values()))  # one wide series: the file name may differ, the series does not
+    else:
+        values = series.values.astype(np.float64)
+        std = values.std(axis=0)
+        return values.mean(axis=0), np.where(std < 1e-8, 1.0, std)
+    return chosen["mean"], chosen["std"]
+
+
+def _windows(chunk: list[Series], stats, schema, lookback: int):
+    """The model's inputs for the window ending at each series' last row.
+
+    Shapes: x [B, L, F + K], future_calendar [B, H, K]; future_times: B x DatetimeIndex of H steps.
+    """
+    names, horizon = schema["calendar"], int(schema["horizon"])
+    freq = pd.tseries.frequencies.to_offset(schema["freq"])
+    inputs, calendars, future_times = [], [], []
+    for s, (mean, std) in zip(chunk, stats, strict=True):
+        values = ((s.values[-lookback:] - mean) / std).astype(np.float32)  # [L, F]
+        future = pd.date_range(s.time[-1], periods=horizon + 1, freq=freq)[1:]
+        inputs.append(np.concatenate([values, calendar_features(s.time[-lookback:], names)], axis=1))
+        calendars.append(calendar_features(future, names))
+        future_times.append(future)
+    return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(calendars)), future_times
+
+
+def _rows(chunk, stats, y_hat: np.ndarray, future_times, schema, horizon: int) -> pd.DataFrame:
+    targets = schema["targets"]
+    n_targets = len(targets)
+    mean = np.stack([m[:n_targets] for m, _ in stats])[:, None, :]  # [B, 1, C]
+    std = np.stack([s[:n_targets] for _, s in stats])[:, None, :]
+    id_col, time_col = schema["id_col"] or "series", schema["time_col"] or "time"
+    columns = {
+        id_col: np.repeat([s.id for s in chunk], horizon),
+        time_col: np.concatenate([t[:horizon] for t in future_times]),
+        STEP_COLUMN: np.tile(np.arange(1, horizon + 1), len(chunk)),
+    }
+    quantiles = schema.get("quantiles")
+    if quantiles:
+        point = y_hat[..., _median_index(quantiles)]
+        for qi, level in enumerate(quantiles):
+            real = y_hat[..., qi] * std + mean
+            for ci, target in enumerate(targets):
+                columns[f"{target}_q{level:g}"] = real[..., ci].reshape(-1)
+    else:
+        point = y_hat
+    real_point = point * std + mean  # [B, H, C]
+    for ci, target in enumerate(targets):
+        columns[target] = real_point[..., ci].reshape(-1)
+    ordered = [id_col, time_col, STEP_COLUMN, *targets]
+    return pd.DataFrame(columns)[ordered + [c for c in columns if c not in ordered]]
+
+
+def _median_index(quantiles) -> int:
+    return int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))

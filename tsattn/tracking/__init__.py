@@ -1,0 +1,1 @@
+"""MLflow tracking: the store, runs and sweep parents, what each run records, and the Lightning logger."""

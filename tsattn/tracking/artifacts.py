@@ -1,0 +1,210 @@
+"""What each MLflow run records beyond Lightning's per-epoch metrics: config, data, forecasts, plots, model."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+FORECASTS_CSV = "forecasts/test_forecasts.csv"
+PLOTTED_WINDOWS = 4
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"net": {"hidden_size": 64}}} -> {"model/net/hidden_size": 64}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
+    """Log the resolved config (as params and as config.yaml) and the data's split and scaler (data.json).
+
+    Args:
+        logger: a Lightning MLFlowLogger.
+        cfg: the run's config, without the hydra section.
+        datamodule: a ForecastDataModule after setup().
+    """
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    logger.log_hyperparams({k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(resolved).items()})
+    client, run_id = logger.experiment, logger.run_id
+    client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
+    data = {
+        "source": datamodule.collection.source,
+        "targets": datamodule.collection.targets,
+        "covariates": datamodule.collection.covariates,
+        "series": [s.id for s in datamodule.collection.series],
+        "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
+        **datamodule.state_dict(),
+    }
+    client.log_dict(run_id, data, "data.json")
+
+
+def log_results(client, run_id: str, module, datamodule, cfg: DictConfig, model_name: str, net_sizes) -> None:
+    """After testing: the test forecasts (CSV and plot), the attention heatmap, the bundle and the pyfunc model."""
+    from tsattn.bundle import save_bundle
+
+    module.eval()
+    with tempfile.TemporaryDirectory(prefix="tsattn-artifacts-") as tmp:
+        root = Path(tmp)
+        frame = test_forecasts(module, datamodule)
+        (root / "forecasts").mkdir()
+        frame.to_csv(root / FORECASTS_CSV, index=False)
+        plot_forecasts(frame, datamodule, root / "plots" / "test_forecasts.png")
+        attention_heatmap(module, datamodule, root / "plots")
+        bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_sizes)
+        save_pyfunc(bundle, root / "model")
+        client.log_artifacts(run_id, str(root))
+
+
+def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFrame:
+    """Forecasts of test windows whose origins are `stride` steps apart (the horizon: the test span once).
+
+    Returns:
+        Long table in real units: series, origin (last input time), time, step, target, actual, forecast,
+        and q<level> columns for quantile models.
+    """
+    dataset = datamodule.datasets["test"]
+    stride = stride or datamodule.horizon
+    first = torch.zeros(int(dataset.series.max()) + 1, dtype=torch.long).fill_(2**62)
+    first = first.scatter_reduce(0, dataset.series, dataset.first_target, reduce="amin")
+    chosen = dataset.subset(torch.nonzero((dataset.first_target - first[dataset.series]) % stride == 0).squeeze(1))
+    collection, scaler = datamodule.collection, datamodule.scaler
+    targets, horizon = collection.targets, datamodule.horizon
+    quantiles = module.quantiles
+    parts = []
+    for begin in range(0, len(chosen), datamodule.eval_batch_size):
+        batch = chosen[torch.arange(begin, min(begin + datamodule.eval_batch_size, len(chosen)))]
+        with torch.inference_mode():
+            y_hat = module({k: v.to(module.device) for k, v in batch.items()})["y_hat"].float().cpu().numpy()
+        for row in range(len(y_hat)):
+            series = collection.series[int(batch["series"][row])]
+            at = int(batch["first_target"][row])
+            actual = series.values[at : at + horizon, : len(targets)]  # [H, C], real units
+            forecast = y_hat[row]  # [H, C] or [H, C, Q], scaled
+            point = module.point(torch.from_numpy(forecast)).numpy() if quantiles else forecast
+            columns = {
+                "series": series.id,
+                "origin": series.time[at - 1],
+                "time": np.repeat(series.time[at : at + horizon], len(targets)),
+                "step": np.repeat(np.arange(1, horizon + 1), len(targets)),
+                "target": np.tile(targets, horizon),
+                "actual": actual.reshape(-1),
+                "forecast": scaler.inverse_transform(series.id, point).reshape(-1),
+            }
+            for qi, level in enumerate(quantiles or []):
+                columns[f"q{level:g}"] = scaler.inverse_transform(series.id, forecast[..., qi]).reshape(-1)
+            parts.append(pd.DataFrame(columns))
+    return pd.concat(parts, ignore_index=True)
+
+
+def plot_forecasts(frame: pd.DataFrame, datamodule, path: Path, windows: int = PLOTTED_WINDOWS) -> None:
+    """Forecast against actual for a few test windows spread over the test span, first target, real units."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    target = datamodule.collection.targets[0]
+    rows = frame[frame["target"] == target]
+    origins = rows[["series", "origin"]].drop_duplicates().reset_index(drop=True)
+    picked = origins.iloc[np.unique(np.linspace(0, len(origins) - 1, min(windows, len(origins))).astype(int))]
+    series_by_id = {s.id: s for s in datamodule.collection.series}
+    figure = Figure(figsize=(10, 2.6 * len(picked)), layout="constrained")
+    FigureCanvasAgg(figure)
+    quantile_columns = [c for c in frame.columns if c.startswith("q")]
+    for i, (series_id, origin) in enumerate(picked.itertuples(index=False)):
+        ax = figure.add_subplot(len(picked), 1, i + 1)
+        window = rows[(rows["series"] == series_id) & (rows["origin"] == origin)]
+        series = series_by_id[series_id]
+        end = series.time.get_loc(origin) + 1
+        begin = max(0, end - datamodule.lookback)
+        ax.plot(series.time[begin:end], series.values[begin:end, 0], color="0.55", lw=1, label="history")
+        ax.plot(window["time"], window["actual"], color="black", lw=1.2, label="actual")
+        ax.plot(window["time"], window["forecast"], color="tab:blue", lw=1.4, label="forecast")
+        if quantile_columns:
+            ax.fill_between(
+                window["time"], window[quantile_columns[0]], window[quantile_columns[-1]],
+                color="tab:blue", alpha=0.2, label=f"{quantile_columns[0]}-{quantile_columns[-1]}",
+            )  # fmt: skip
+        ax.set_title(f"{series_id} / {target}, forecast from {origin}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+
+
+def attention_heatmap(module, datamodule, directory: Path) -> bool:
+    """For attention models: decoder step x encoder step weights of the first test window (PNG + JSON).
+
+    Returns:
+        False, writing nothing, when the network has no attention to show.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    batch = datamodule.datasets["test"][torch.tensor([0])]
+    kwargs = (
+        {"return_attention": True} if "return_attention" in inspect.signature(module.net.forward).parameters else {}
+    )
+    with torch.inference_mode():
+        output = module({k: v.to(module.device) for k, v in batch.items()}, **kwargs)
+    weights = output.get("attention")
+    if weights is None:
+        return False
+    weights = weights.float().cpu()
+    if weights.dim() == 4:  # per head [1, nhead, H, L] -> mean over heads [1, H, L]
+        weights = weights.mean(dim=1)
+    matrix = weights[0].numpy()  # [H, L]
+    series = datamodule.collection.series[int(batch["series"][0])]
+    origin = series.time[int(batch["first_target"][0]) - 1]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "attention.json").write_text(
+        json.dumps({"series": series.id, "origin": str(origin), "weights": np.round(matrix, 6).tolist()})
+    )
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    image = ax.imshow(matrix, aspect="auto", cmap="viridis", origin="lower")
+    ax.set_xlabel(f"encoder step (lookback, oldest to newest; L={matrix.shape[1]})")
+    ax.set_ylabel(f"decoder step (horizon, H={matrix.shape[0]})")
+    ax.set_title(f"cross-attention, {series.id}, forecast from {origin}", fontsize=9)
+    figure.colorbar(image, ax=ax)
+    figure.savefig(directory / "attention.png", dpi=90)
+    return True
+
+
+def save_pyfunc(bundle: Path, directory: Path) -> None:
+    """The bundle as an MLflow pyfunc model (from code: no pickled object), loadable from runs:/ and models:/."""
+    import mlflow.pyfunc
+
+    from tsattn import __version__
+
+    mlflow.pyfunc.save_model(
+        path=str(directory),
+        python_model=str(Path(__file__).resolve().parent.parent / "mlflow_model.py"),
+        artifacts={"bundle": str(bundle)},
+        pip_requirements=[f"tsattn=={__version__}"],
+    )
+
+
+def describe_run(run_id: str, experiment_id: str, uri: str) -> str:
+    """Where the run is and how to open it."""
+    return (
+        f"MLflow run {run_id} (experiment {experiment_id}) in {uri}\n"
+        f"  open it with: mlflow ui --backend-store-uri {uri}"
+    )

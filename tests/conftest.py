@@ -31,13 +31,17 @@ def weather_path() -> Path:
     return WEATHER
 
 
+def tsattn_env() -> dict[str, str]:
+    """The caller's environment without MLflow and Hydra settings that would redirect a run."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
+
+
 def run_tsattn(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the installed CLI in a fresh process, isolated from the caller's MLflow settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
     return subprocess.run(
         [sys.executable, "-m", "tsattn", *args],
         cwd=cwd,
-        env=env,
+        env=tsattn_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

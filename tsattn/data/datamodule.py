@@ -164,7 +164,20 @@ class ForecastDataModule(L.LightningDataModule):
         return season_length(self.collection.freq)
 
     def train_dataloader(self):
-        return batch_loader(self.datasets["train"], self.batch_size, shuffle=True, num_workers=self.num_workers)
+        return batch_loader(
+            self.datasets["train"],
+            self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            current_epoch=self._current_epoch,
+        )
+
+    def _current_epoch(self) -> int | None:
+        # The epoch Lightning passes to set_epoch: the count of epochs whose batches were all processed.
+        # (trainer.current_epoch lags by one while a run resumed from an end-of-epoch checkpoint restarts.)
+        if self.trainer is None:
+            return None
+        return self.trainer.fit_loop.epoch_progress.current.processed
 
     def val_dataloader(self):
         return batch_loader(self.datasets["val"], self.eval_batch_size, shuffle=False, num_workers=self.num_workers)

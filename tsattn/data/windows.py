@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -87,19 +87,32 @@ class WindowBatchSampler(Sampler[torch.Tensor]):
         batch_size: windows per batch; the last batch may be short, it is never dropped.
         shuffle: a new random order every epoch; in order otherwise.
         seed: the shuffling seed; torch's initial seed (set by seed_everything) when None.
+        current_epoch: returns the trainer's epoch (None when unknown); takes precedence over set_epoch.
     """
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | None = None,
+        current_epoch: Callable[[], int | None] | None = None,
+    ) -> None:
         self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
         self.seed = torch.initial_seed() if seed is None else seed
         self.epoch = 0
+        self.current_epoch = current_epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _batches(self) -> list[torch.Tensor]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            # Lightning creates the first iterator of a resumed fit before it calls set_epoch: asking the
+            # trainer for its epoch keeps that first epoch's order right.
+            epoch = self.current_epoch() if self.current_epoch is not None else None
+            epoch = self.epoch if epoch is None else epoch
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)
@@ -125,14 +138,20 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def batch_loader(dataset: WindowDataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
+def batch_loader(
+    dataset: WindowDataset,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    current_epoch: Callable[[], int | None] | None = None,
+) -> DataLoader:
     """A loader that asks the dataset for whole batches; never drops the last, short batch.
 
     Trainers must run with `use_distributed_sampler=False`: the sampler shards batches between ranks itself.
     """
     return DataLoader(
         dataset,
-        sampler=WindowBatchSampler(len(dataset), batch_size, shuffle),
+        sampler=WindowBatchSampler(len(dataset), batch_size, shuffle, current_epoch=current_epoch),
         batch_size=None,  # the sampler already yields batches: no per-sample collate
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

@@ -41,8 +41,8 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
         cfg: the run's config, without the hydra section.
         datamodule: a ForecastDataModule after setup().
     """
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)
+    # A config composed in Python still holds the hydra section, whose sweep keys do not resolve in a run.
+    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     logger.log_hyperparams({k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(resolved).items()})
     client, run_id = logger.experiment, logger.run_id
     client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
@@ -70,7 +70,7 @@ def log_results(client, run_id: str, module, datamodule, cfg: DictConfig, model_
         plot_forecasts(frame, datamodule, root / "plots" / "test_forecasts.png")
         attention_heatmap(module, datamodule, root / "plots")
         bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_sizes)
-        save_pyfunc(bundle, root / "model")
+        save_pyfunc(bundle, root / "model", history_example(datamodule))
         client.log_artifacts(run_id, str(root))
 
 
@@ -188,8 +188,12 @@ def attention_heatmap(module, datamodule, directory: Path) -> bool:
     return True
 
 
-def save_pyfunc(bundle: Path, directory: Path) -> None:
-    """The bundle as an MLflow pyfunc model (from code: no pickled object), loadable from runs:/ and models:/."""
+def save_pyfunc(bundle: Path, directory: Path, input_example: pd.DataFrame) -> None:
+    """The bundle as an MLflow pyfunc model (from code: no pickled object), loadable from runs:/ and models:/.
+
+    The input example (one series' last L rows, as in the training file) gives the model its signature
+    and shows users of `mlflow models serve` the table to send.
+    """
     import mlflow.pyfunc
 
     from tsattn import __version__
@@ -198,8 +202,23 @@ def save_pyfunc(bundle: Path, directory: Path) -> None:
         path=str(directory),
         python_model=str(Path(__file__).resolve().parent.parent / "mlflow_model.py"),
         artifacts={"bundle": str(bundle)},
+        input_example=input_example,
         pip_requirements=[f"tsattn=={__version__}"],
     )
+
+
+def history_example(datamodule) -> pd.DataFrame:
+    """The last `lookback` rows of the first series, laid out like the training file."""
+    collection = datamodule.collection
+    series = collection.series[0]
+    rows = slice(len(series.time) - datamodule.lookback, None)
+    columns: dict[str, Any] = {}
+    if collection.id_col:
+        columns[collection.id_col] = series.id
+    columns[collection.time_col] = series.time[rows].strftime("%Y-%m-%d %H:%M:%S")
+    for i, name in enumerate(collection.columns):
+        columns[name] = series.values[rows, i].astype(np.float64)
+    return pd.DataFrame(columns)
 
 
 def describe_run(run_id: str, experiment_id: str, uri: str) -> str:

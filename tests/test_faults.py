@@ -1,0 +1,205 @@
+"""Training that survives faults: SIGKILL and resume, a NaN loss, an unreachable tracking server, reruns."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import run_tsattn, tsattn_env
+
+# Small enough for seconds, long enough (5 epochs) to be killed in the middle; dropout on, so a resumed
+# run only matches when the random generators are restored too.
+RESUMABLE = [
+    "data.lookback=48",
+    "data.horizon=12",
+    "model.net.hidden_size=16",
+    "model.net.dropout=0.2",
+    "trainer.max_epochs=5",
+    "+trainer.limit_train_batches=30",
+    "+trainer.limit_val_batches=4",
+    "+trainer.limit_test_batches=4",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.deterministic=true",
+    "callbacks.early_stopping.patience=100",
+]
+
+
+def _only_run(log_dir):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{log_dir / 'mlflow' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
+    return client, run
+
+
+def _history(client, run, key):
+    return [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumed_with_ckpt_path_last_ends_as_if_never_stopped(tmp_path):
+    uninterrupted = run_tsattn(["train", *RESUMABLE, f"paths.log_dir={tmp_path / 'a'}"], cwd=tmp_path)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+
+    log_dir = tmp_path / "b"
+    args = [sys.executable, "-m", "tsattn", "train", *RESUMABLE, f"paths.log_dir={log_dir}"]
+    victim = subprocess.Popen(
+        args, cwd=tmp_path, env=tsattn_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not list(log_dir.glob("checkpoints/*/*/last.ckpt")) and time.monotonic() < deadline:
+        assert victim.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    assert victim.poll() is None, "the run ended before it could be killed"
+    os.kill(victim.pid, signal.SIGKILL)  # no cleanup of any kind: the MLflow run stays RUNNING
+    victim.wait()
+    client, killed = _only_run(log_dir)
+    assert killed.info.status == "RUNNING" and "test/mse" not in killed.data.metrics
+    epochs_done = len(_history(client, killed, "val/loss"))
+    assert 1 <= epochs_done < 5
+
+    resumed = run_tsattn(["train", *RESUMABLE, f"paths.log_dir={log_dir}", "ckpt_path=last"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    client_b, run_b = _only_run(log_dir)  # the same MLflow run, continued
+    assert run_b.info.run_id == killed.info.run_id and run_b.info.status == "FINISHED"
+    client_a, run_a = _only_run(tmp_path / "a")
+    for key in ("train/loss", "val/loss"):
+        a, b = dict(_history(client_a, run_a, key)), dict(_history(client_b, run_b, key))
+        # An epoch killed between its checkpoint and its metric logging is not logged again on resume;
+        # every epoch after the checkpoint is, and every logged value equals the uninterrupted one.
+        assert max(b) == max(a) and set(b) <= set(a) and len(b) >= len(a) - 1
+        assert [b[step] for step in sorted(b)] == pytest.approx([a[step] for step in sorted(b)], rel=1e-6, abs=1e-9)
+    for key in ("test/mse", "test/mae", "val/loss_best"):
+        assert run_b.data.metrics[key] == pytest.approx(run_a.data.metrics[key], rel=1e-6, abs=1e-9)
+
+
+def test_same_seed_and_config_give_identical_metrics(tmp_path):
+    from tsattn.config import compose
+    from tsattn.train import train
+
+    overrides = [*RESUMABLE, "trainer.max_epochs=2", "logger=none"]
+    first = train(compose([*overrides, f"paths.log_dir={tmp_path / 'one'}"]))
+    second = train(compose([*overrides, f"paths.log_dir={tmp_path / 'two'}"]))
+    assert first.keys() == second.keys()
+    assert all(first[k] == second[k] for k in first), {k: (first[k], second[k]) for k in first}
+
+
+def test_nan_loss_stops_the_run_names_epoch_and_batch_and_marks_it_failed(tmp_path, monkeypatch):
+    import torch
+
+    from tsattn.callbacks import TrainingDiverged
+    from tsattn.config import compose
+    from tsattn.module import ForecastModule
+    from tsattn.train import train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    original = ForecastModule.training_step
+
+    def poisoned(self, batch, batch_idx):
+        loss = original(self, batch, batch_idx)
+        return loss * float("nan") if (self.current_epoch, batch_idx) == (1, 2) else loss
+
+    monkeypatch.setattr(ForecastModule, "training_step", poisoned)
+    cfg = compose([*RESUMABLE, f"paths.log_dir={tmp_path}"])
+    with pytest.raises(TrainingDiverged, match=r"became nan at epoch 1, batch 2.*last good checkpoint is .*last\.ckpt"):
+        train(cfg)
+
+    client, run = _only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "became nan at epoch 1, batch 2" in run.data.tags["tsattn.error"]
+    (last,) = tmp_path.glob("checkpoints/*/*/last.ckpt")
+    weights = torch.load(last, weights_only=True)["state_dict"]
+    assert all(torch.isfinite(w).all() for w in weights.values())  # the good epoch-0 weights, kept
+    assert len(_history(client, run, "val/loss")) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_tracking_server_fails_in_seconds_before_reading_data(tmp_path):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    result = run_tsattn(["train", f"logger.tracking_uri={uri}", f"paths.log_dir={tmp_path}"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"tsattn: error: cannot reach the MLflow tracking server {uri}")
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60  # interpreter start included; MLflow's own retries take minutes
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_run_logged_over_http_to_a_real_mlflow_server(tmp_path):
+    from mlflow import MlflowClient
+
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],  # fmt: skip
+        cwd=tmp_path,
+        env=tsattn_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the server's workers share its process group: stopped together
+    )
+    try:
+        _wait_for_health(uri, server)
+        tiny = [*RESUMABLE, "trainer.max_epochs=1", "model=attention_seq2seq"]
+        result = run_tsattn(["train", *tiny, f"logger.tracking_uri={uri}", f"paths.log_dir={tmp_path}"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        client = MlflowClient(uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
+        assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["test/mse"])
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server, not a local path
+        paths = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert {"plots/test_forecasts.png", "plots/attention.png", "plots/attention.json"} <= paths
+        assert (tmp_path / "server-artifacts").is_dir()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _wait_for_health(uri: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "mlflow server exited"
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"mlflow server at {uri} did not become healthy in {timeout} s")

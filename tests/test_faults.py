@@ -146,23 +146,11 @@ def test_run_logged_over_http_to_a_real_mlflow_server(tmp_path):
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
+    store = ["--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
+    artifacts = ["--artifacts-destination", str(tmp_path / "server-artifacts")]
+    address = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],  # fmt: skip
+        [sys.executable, "-m", "mlflow", "server", *store, *artifacts, *address],
         cwd=tmp_path,
         env=tsattn_env(),
         stdout=subprocess.DEVNULL,

@@ -32,7 +32,10 @@ def test_wheel_ships_configs_and_dataset_and_finds_them(tmp_path):
         "tsattn/conf/train.yaml",
         "tsattn/conf/model/lstm_seq2seq.yaml",
         "tsattn/bundled/weather_temps.csv",
+        "tsattn/conf/hparams_search/transformer_optuna.yaml",
+        "hydra_plugins/tsattn_optuna_sweeper/sweeper.py",
     } <= names
+    assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with other Hydra plugins
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -51,6 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _report(err: TsattnError) -> None:
     print(f"tsattn: error: {err}", file=sys.stderr)
 
@@ -76,6 +83,8 @@ def _train(overrides: list[str]) -> None:
         except TsattnError as err:
             # Reported here, inside the job: Hydra would otherwise add lines of its own to a failed job.
             _report(err)
+            if _in_sweep():
+                raise  # the sweep's other jobs go on; the sweep fails at the end (an Optuna search goes on)
             raise SystemExit(EXIT_USER_ERROR) from None
 
     # Without this Hydra prints a trimmed traceback for config errors and exits 1; with it the exception

@@ -57,6 +57,15 @@ class Training:
         net = instantiate(cfg.model.net, **self.net_sizes)
         self.model = instantiate(cfg.model, net=net)
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+        self.pruning = None
+        trial = cfg.get("optuna_trial")
+        if trial:  # a trial of tsattn's Optuna sweeper: report to it, stop when it is pruned
+            from tsattn.callbacks import OptunaPruning
+
+            self.pruning = OptunaPruning(
+                trial.study_name, trial.storage, int(trial.trial_id), trial.monitor, trial.get("pruner")
+            )
+            callbacks.append(self.pruning)
         self.plan = None
         checkpointing = next((c for c in callbacks if isinstance(c, L.pytorch.callbacks.ModelCheckpoint)), None)
         if checkpointing is not None and cfg.get("paths", {}).get("checkpoint_dir"):
@@ -70,6 +79,8 @@ class Training:
         if self.tracked:
             directory = self.plan.directory if self.plan else Path(cfg.paths.output_dir)
             tags = run_tags(self.model_name, self.datamodule.name, cfg.seed, self.datamodule.path, directory)
+            if trial:
+                tags.update({"optuna.study": str(trial.study_name), "optuna.trial": str(trial.number)})
             self.handle = start_run(settings, tags, directory, resume=bool(self.plan and self.plan.resume))
             logger = instantiate(settings, run_id=self.handle.run_id)
         self.trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
@@ -119,6 +130,9 @@ class Training:
             best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
             if best_score is not None:
                 metrics["val/loss_best"] = float(best_score)
+            if self.pruning is not None and self.pruning.pruned:
+                log.info("Optuna pruned this trial after epoch %d", trainer.current_epoch)
+                metrics["optuna/pruned"] = 1.0
         elif cfg.train:
             log.info("%s has no parameters to train: testing it as it is", type(model.net).__name__)
         if cfg.test:
@@ -128,8 +142,9 @@ class Training:
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update(_floats(trainer.callback_metrics))
             if self.handle is not None and trainer.is_global_zero:
-                if "val/loss_best" in metrics:
-                    trainer.logger.experiment.log_metric(self.handle.run_id, "val/loss_best", metrics["val/loss_best"])
+                for key in ("val/loss_best", "optuna/pruned"):
+                    if key in metrics:
+                        trainer.logger.experiment.log_metric(self.handle.run_id, key, metrics[key])
                 log_results(
                     trainer.logger.experiment,
                     self.handle.run_id,

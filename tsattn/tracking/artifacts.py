@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,10 @@ def plot_forecasts(frame: pd.DataFrame, datamodule, path: Path, windows: int = P
         ax.plot(window["time"], window["actual"], color="black", lw=1.2, label="actual")
         ax.plot(window["time"], window["forecast"], color="tab:blue", lw=1.4, label="forecast")
         if quantile_columns:
+            low, high = quantile_columns[0], quantile_columns[-1]
             ax.fill_between(
-                window["time"], window[quantile_columns[0]], window[quantile_columns[-1]],
-                color="tab:blue", alpha=0.2, label=f"{quantile_columns[0]}-{quantile_columns[-1]}",
-            )  # fmt: skip
+                window["time"], window[low], window[high], color="tab:blue", alpha=0.2, label=f"{low}-{high}"
+            )
         ax.set_title(f"{series_id} / {target}, forecast from {origin}", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,13 +199,16 @@ def save_pyfunc(bundle: Path, directory: Path, input_example: pd.DataFrame) -> N
 
     from tsattn import __version__
 
-    mlflow.pyfunc.save_model(
-        path=str(directory),
-        python_model=str(Path(__file__).resolve().parent.parent / "mlflow_model.py"),
-        artifacts={"bundle": str(bundle)},
-        input_example=input_example,
-        pip_requirements=[f"tsattn=={__version__}"],
-    )
+    with warnings.catch_warnings():
+        # The step column is an integer and never missing: MLflow's hint about missing integers does not apply.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column")
+        mlflow.pyfunc.save_model(
+            path=str(directory),
+            python_model=str(Path(__file__).resolve().parent.parent / "mlflow_model.py"),
+            artifacts={"bundle": str(bundle)},
+            input_example=input_example,
+            pip_requirements=[f"tsattn=={__version__}"],
+        )
 
 
 def history_example(datamodule) -> pd.DataFrame:

@@ -41,8 +41,8 @@ def start_run(settings: DictConfig, tags: dict[str, str], checkpoint_dir: Path, 
     from mlflow import MlflowClient
 
     uri = settings.tracking_uri
-    client = MlflowClient(uri)
     with store_lock(uri):  # database creation, experiment creation and parent runs race between jobs
+        client = MlflowClient(uri)  # opening a new sqlite store creates its tables: inside the lock
         resumed = _resumable_run(client, uri, checkpoint_dir) if resume else None
         if resumed is not None:
             client.update_run(resumed.info.run_id, status="RUNNING")

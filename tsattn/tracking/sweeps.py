@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+import yaml
 from omegaconf import DictConfig
 
 from tsattn.tracking.store import file_lock
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 REGISTRY = "mlflow_parents.json"
 SWEEP_INFO = "sweep.json"
+SEARCH_RESULTS = "optimization_results.yaml"  # written by tsattn's Optuna sweeper
 
 
 def sweep_directory() -> Path | None:
@@ -75,9 +77,11 @@ class SweepRunsCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
 
-        registry = Path(config.hydra.sweep.dir).absolute() / REGISTRY
+        sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        registry = sweep_dir / REGISTRY
         if not registry.exists():
             return
+        search = sweep_dir / SEARCH_RESULTS
         for parent in json.loads(registry.read_text()).values():
             client = MlflowClient(parent["tracking_uri"])
             children = client.search_runs(
@@ -86,6 +90,12 @@ class SweepRunsCallback(Callback):
             statuses = [child.info.status for child in children]
             client.log_metric(parent["run_id"], "sweep/runs", len(statuses))
             client.log_metric(parent["run_id"], "sweep/failed", statuses.count("FAILED"))
+            if search.exists():  # a hyperparameter search: its best trial, on the parent run
+                results = yaml.safe_load(search.read_text())
+                client.log_artifact(parent["run_id"], str(search))
+                client.log_metric(parent["run_id"], "sweep/best_value", float(results["best_value"]))
+                for key, value in results["best_params"].items():
+                    client.log_param(parent["run_id"], f"best/{key}", value)
             client.set_terminated(parent["run_id"], "FINISHED")
             log.info("sweep parent run %s: %d child runs", parent["run_id"], len(statuses))
 

@@ -181,7 +181,11 @@ def _format(value: Any) -> str:
 
 
 def _override_value(value: Any) -> str:
-    """A plain dict/list/scalar in Hydra's override grammar: {_target_:'optuna.pruners.MedianPruner',n_startup_trials:3}."""
+    """A plain dict, list or scalar in Hydra's override grammar.
+
+    {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3}
+    -> {_target_:'optuna.pruners.MedianPruner',n_startup_trials:3}
+    """
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):

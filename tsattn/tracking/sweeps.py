@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 import yaml
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from tsattn.tracking.store import file_lock

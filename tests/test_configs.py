@@ -22,7 +22,7 @@ def _options(group):
 def test_option_composes_and_instantiates(group, option, tmp_path, weather_path, request, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     overrides = [f"{group}={option}", f"paths.log_dir={tmp_path}"]
-    if group == "data" and option == "etth1":
+    if (group == "data" and option == "etth1") or (group == "experiment" and option.startswith("etth1")):
         overrides.append(f"data.path={request.getfixturevalue('etth1_path')}")
     if group == "data" and option == "csv":
         overrides += [f"data.path={weather_path}", "data.id_col=city", "data.missing=interpolate"]
@@ -31,7 +31,7 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
         pytest.skip("composes; the GPU trainer cannot be built without a CUDA device")
     datamodule, model, trainer = build_components(cfg, with_logger=True)
     assert isinstance(datamodule, ForecastDataModule)
-    parameter_free = group == "model" and option in ("last_value", "seasonal_naive")
+    parameter_free = option.removeprefix("etth1_") in ("last_value", "seasonal_naive")
     assert model.trainable != parameter_free
     assert trainer.max_epochs == cfg.trainer.max_epochs
     if cfg.get("logger"):
@@ -48,3 +48,43 @@ def test_default_is_lstm_on_bundled_weather(tmp_path, monkeypatch):
     assert cfg.model.net._target_ == "tsattn.models.lstm_seq2seq.LSTMSeq2Seq"
     assert cfg.data.name == "weather" and cfg.data.path.endswith("weather_temps.csv")
     assert cfg.logger.run_name == "lstm_seq2seq-weather-seed0"
+
+
+@pytest.mark.parametrize("option", _options("experiment"))
+def test_experiments_pin_the_etth1_protocol(option, tmp_path):
+    cfg = compose([f"experiment={option}", f"paths.log_dir={tmp_path}"])
+    split = cfg.data.split
+    assert (split.train_end, split.val_end, split.test_end) == (8640, 11520, 14400)
+    assert (cfg.data.lookback, cfg.data.horizon, cfg.data.targets) == (96, 96, None)
+    assert cfg.logger.run_name.startswith(option.removeprefix("etth1_"))
+
+
+@pytest.mark.parametrize("option", _options("hparams_search"))
+def test_search_spaces_name_keys_that_exist(option, tmp_path):
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.tsattn_optuna_sweeper.search_space import parse_search_space
+
+    cfg = compose([f"hparams_search={option}", f"paths.log_dir={tmp_path}"])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("TsattnOptunaSweeper")
+    assert sweeper.metric == "val/loss_best" and sweeper.storage.startswith(f"sqlite:///{tmp_path}/optuna/")
+    space, fixed = parse_search_space([f"{k}={v}" for k, v in sweeper.params.items()])
+    assert fixed == [] and len(space) >= 4
+    for key in space:
+        assert OmegaConf.select(cfg, key) is not None, key
+
+
+def test_slurm_launcher_is_submitit(tmp_path):
+    from hydra.utils import get_class
+
+    cfg = compose(["hydra/launcher=slurm", f"paths.log_dir={tmp_path}"])
+    assert get_class(cfg.hydra.launcher._target_).__name__ == "SlurmLauncher"
+    assert cfg.hydra.launcher.gpus_per_node == 1
+
+
+def test_ddp_config_spawns_inside_sweeps_only(tmp_path):
+    cfg = compose(["trainer=ddp", f"paths.log_dir={tmp_path}"])
+    assert cfg.trainer.strategy == "ddp"
+    swept = compose(["trainer=ddp", f"paths.log_dir={tmp_path}", "hydra.mode=MULTIRUN"])
+    assert swept.trainer.strategy == "ddp_spawn"

@@ -185,3 +185,26 @@ def test_a_sweep_records_every_job_in_one_store(tmp_path):
         assert child.info.status == "FINISHED" and "test/mse" in child.data.metrics
         assert child.data.params["trainer/max_epochs"] == "1"
         assert {"bundle", "model", "forecasts"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+
+
+def test_registered_model_loads_from_the_registry_and_matches_the_run(trained, weather_path):
+    import mlflow
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    workdir, _ = trained
+    run = _the_run(trained)
+    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_registered_model("weather-lstm")
+    version = client.create_model_version("weather-lstm", f"{run.info.artifact_uri}/model", run.info.run_id)
+    history = pd.read_csv(weather_path)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # models:/ URIs resolve through the fluent API's tracking URI
+    try:
+        registered = mlflow.pyfunc.load_model(f"models:/weather-lstm/{version.version}").predict(history)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    direct = mlflow.pyfunc.load_model(f"{run.info.artifact_uri}/model").predict(history)
+    pd.testing.assert_frame_equal(registered, direct)

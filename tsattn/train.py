@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -77,7 +76,7 @@ class Training:
         self.handle = None
         logger = False
         if self.tracked:
-            directory = self.plan.directory if self.plan else Path(cfg.paths.output_dir)
+            directory = self.plan.directory if self.plan else None
             tags = run_tags(self.model_name, self.datamodule.name, cfg.seed, self.datamodule.path, directory)
             if trial:
                 tags.update({"optuna.study": str(trial.study_name), "optuna.trial": str(trial.number)})

@@ -18,7 +18,13 @@ from tsattn.tracking.sweeps import parent_run, sweep_directory
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "mlflow_run.json"  # kept beside a run's checkpoints, so a resumed run logs into the same run
+# "<attempt dir>.mlflow_run.json", beside a run's checkpoint directory (inside it, Lightning would warn
+# that the directory is not empty): a resumed run finds its MLflow run there and logs into it again.
+RUN_FILE_SUFFIX = ".mlflow_run.json"
+
+
+def run_file(checkpoint_dir: Path) -> Path:
+    return checkpoint_dir.with_name(checkpoint_dir.name + RUN_FILE_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -29,13 +35,14 @@ class RunHandle:
     resumed: bool
 
 
-def start_run(settings: DictConfig, tags: dict[str, str], checkpoint_dir: Path, resume: bool) -> RunHandle:
+def start_run(settings: DictConfig, tags: dict[str, str], checkpoint_dir: Path | None, resume: bool) -> RunHandle:
     """Create this job's run, or reopen the one its checkpoints belong to when resuming.
 
     Args:
         settings: the logger config (tracking_uri, experiment_name, run_name, artifact_location, tags).
         tags: tsattn's own tags for the run (run_tags).
-        checkpoint_dir: where this run's checkpoints go; the run id is written there.
+        checkpoint_dir: where this run's checkpoints go (None without checkpoints); the run id is noted
+            beside it.
         resume: training continues from a checkpoint in `checkpoint_dir`.
     """
     from mlflow import MlflowClient
@@ -43,7 +50,7 @@ def start_run(settings: DictConfig, tags: dict[str, str], checkpoint_dir: Path, 
     uri = settings.tracking_uri
     with store_lock(uri):  # database creation, experiment creation and parent runs race between jobs
         client = MlflowClient(uri)  # opening a new sqlite store creates its tables: inside the lock
-        resumed = _resumable_run(client, uri, checkpoint_dir) if resume else None
+        resumed = _resumable_run(client, uri, checkpoint_dir) if resume and checkpoint_dir else None
         if resumed is not None:
             client.update_run(resumed.info.run_id, status="RUNNING")
             handle = RunHandle(uri, resumed.info.experiment_id, resumed.info.run_id, resumed=True)
@@ -57,8 +64,10 @@ def start_run(settings: DictConfig, tags: dict[str, str], checkpoint_dir: Path, 
                 name = f"{name}-job{_job_number()}"  # equal seeds must not mean equal names in a sweep
             run = client.create_run(experiment_id, run_name=name, tags=all_tags)
             handle = RunHandle(uri, experiment_id, run.info.run_id, resumed=False)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    (checkpoint_dir / RUN_FILE).write_text(json.dumps({"tracking_uri": uri, "run_id": handle.run_id}))
+    if checkpoint_dir is None:
+        return handle
+    checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+    run_file(checkpoint_dir).write_text(json.dumps({"tracking_uri": uri, "run_id": handle.run_id}))
     return handle
 
 
@@ -75,7 +84,7 @@ def finish_run(handle: RunHandle, error: BaseException | None = None) -> None:
     client.set_terminated(handle.run_id, "FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
 
 
-def run_tags(model_name: str, data_name: str, seed: int, data_path: str, checkpoint_dir: Path) -> dict[str, str]:
+def run_tags(model_name: str, data_name: str, seed: int, data_path: str, checkpoint_dir: Path | None) -> dict[str, str]:
     """Tags that tell runs apart and tie them to their code and data."""
     tags = {
         "tsattn.version": __version__,
@@ -84,7 +93,7 @@ def run_tags(model_name: str, data_name: str, seed: int, data_path: str, checkpo
         "tsattn.seed": str(seed),
         "tsattn.data_path": str(Path(data_path).absolute()),
         "tsattn.data_sha256": file_sha256(Path(data_path)),
-        "tsattn.checkpoint_dir": str(checkpoint_dir),
+        "tsattn.checkpoint_dir": str(checkpoint_dir or ""),
         "tsattn.overrides": " ".join(_job_overrides()),
         "mlflow.source.name": "tsattn train",
         "mlflow.source.type": "LOCAL",
@@ -120,10 +129,10 @@ def git_commit() -> str | None:
 
 
 def _resumable_run(client, uri: str, checkpoint_dir: Path):
-    run_file = checkpoint_dir / RUN_FILE
-    if not run_file.exists():
+    recorded_file = run_file(checkpoint_dir)
+    if not recorded_file.exists():
         return None
-    recorded = json.loads(run_file.read_text())
+    recorded = json.loads(recorded_file.read_text())
     if recorded.get("tracking_uri") != uri:
         log.warning(
             "the checkpoints in %s were tracked in %s; this run starts a new MLflow run",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tsattn import __version__
 from tsattn.errors import TsattnError
 
-USAGE = """usage: tsattn [-h] [--version] {train} ...
+USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest} ...
 
 Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models.
 
@@ -21,6 +21,11 @@ commands:
              tsattn train -m seed=0,1,2                    # a sweep
              tsattn train --cfg job                        # print the composed config
            `tsattn train --help` lists every config group.
+  forecast MODEL INPUT.csv -o OUT.csv
+           forecast the steps after each series' last timestamp; MODEL is a bundle directory,
+           runs:/<run id> or models:/<name>/<version>
+  backtest MODEL INPUT.csv -o OUT.csv [--step N]
+           rolling-origin evaluation over INPUT, beside the last-value and seasonal-naive baselines
 """
 
 EXIT_USER_ERROR = 2
@@ -34,12 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] == "--version":
         print(f"tsattn {__version__}")
         return 0
-    commands = {"train": _train}
+    commands = {"train": _train, "forecast": _forecast, "backtest": _backtest}
     if argv[0] not in commands and os.environ.get("LOCAL_RANK", "0") != "0":
         # A DDP rank that Lightning's ddp strategy started by re-running this program with the Hydra
         # overrides alone: it is a `tsattn train` job.
         argv = ["train", *argv]
     command, rest = argv[0], argv[1:]
+    # MLflow draws a progress bar for every artifact copy or download; in tsattn's output it is noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if command not in commands:
         print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -49,6 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(err)
         return EXIT_USER_ERROR
     return 0
+
+
+def _forecast(arguments: list[str]) -> None:
+    from tsattn.commands.forecast import main as forecast_main
+
+    forecast_main(arguments)
+
+
+def _backtest(arguments: list[str]) -> None:
+    from tsattn.commands.backtest import main as backtest_main
+
+    backtest_main(arguments)
 
 
 def _in_sweep() -> bool:
@@ -90,8 +109,6 @@ def _train(overrides: list[str]) -> None:
     # Without this Hydra prints a trimmed traceback for config errors and exits 1; with it the exception
     # reaches us, and a mistyped override becomes one line and exit code 2.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    # MLflow draws a progress bar for every artifact copy; in a training log it is noise.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Hydra parses sys.argv; the help text names the command through hydra.help.app_name.
     sys.argv = [sys.argv[0], *overrides]
     try:

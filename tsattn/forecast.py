@@ -57,8 +57,9 @@ def forecast(
         on_batch: called with the number of series done after each batch (progress bars).
 
     Returns:
-        One row per series and future timestamp: id, time, step (1..horizon), a point forecast column per
-        target and, for quantile models, `<target>_q<level>` columns. Values in the data's own units.
+        One row per series and future timestamp: the id column (long layouts), time, step (1..horizon), a
+        point forecast column per target and, for quantile models, `<target>_q<level>` columns. Values in
+        the data's own units; column names from the training file.
     """
     schema = bundle.schema
     horizon = bundle.horizon if horizon is None else horizon
@@ -80,7 +81,7 @@ def forecast(
     done = 0
     for start in range(0, len(history.series), batch_size):
         chunk = history.series[start : start + batch_size]
-        stats = [_statistics(bundle, s) for s in chunk]
+        stats = [statistics(bundle, s) for s in chunk]
         x, future_calendar, future_times = _windows(chunk, stats, schema, lookback)
         with torch.inference_mode():
             y_hat = module({"x": x.to(device), "future_calendar": future_calendar.to(device)})["y_hat"]
@@ -92,7 +93,7 @@ def forecast(
     return pd.concat(frames, ignore_index=True)
 
 
-def _statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
+def statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
     """Scaling statistics for a series: its training ones, else (a new series) its own history's."""
     stats = bundle.scaler.stats
     if series.id in stats:
@@ -147,7 +148,9 @@ def _rows(chunk, stats, y_hat: np.ndarray, future_times, schema, horizon: int) -
     for ci, target in enumerate(targets):
         columns[target] = real_point[..., ci].reshape(-1)
     ordered = [id_col, time_col, STEP_COLUMN, *targets]
-    return pd.DataFrame(columns)[ordered + [c for c in columns if c not in ordered]]
+    frame = pd.DataFrame(columns)[ordered + [c for c in columns if c not in ordered]]
+    # A wide file holds one series and has no id column: neither has its forecast.
+    return frame.drop(columns=id_col) if schema["layout"] == "wide" else frame
 
 
 def _median_index(quantiles) -> int:

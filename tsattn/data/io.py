@@ -53,7 +53,7 @@ def read_series(
     """
     path = Path(path)
     return series_from_frame(
-        _read_frame(path), str(path), path.stem, targets, covariates, time_col, id_col, missing, freq
+        read_frame(path), str(path), path.stem, targets, covariates, time_col, id_col, missing, freq
     )
 
 
@@ -136,9 +136,15 @@ def require_length(collection: SeriesCollection, min_rows: int, reason: str) -> 
             )
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def read_frame(path: Path, option: str = "data.path") -> pd.DataFrame:
+    """A CSV file as a table of text cells, with one-line errors for files that are not CSV at all.
+
+    Args:
+        path: the file.
+        option: the setting that named the file, for the message when it does not exist.
+    """
     if not path.is_file():
-        raise TsattnError(f"{path}: no such file; check data.path")
+        raise TsattnError(f"{path}: no such file; check {option}")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")

@@ -1,0 +1,281 @@
+"""`tsattn forecast` and `tsattn backtest`: from a bundle, runs:/ and models:/, on real CSVs, safely."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import BAD_CSV_DIR, run_tsattn
+from tsattn.cli import main
+
+TINY = [
+    "data.horizon=12",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def _train(workdir, *overrides):
+    """Train in a fresh process into workdir's MLflow store; return (tracking URI, run)."""
+    from mlflow import MlflowClient
+
+    result = run_tsattn(["train", *TINY, *overrides, f"paths.log_dir={workdir / 'logs'}"], cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"])
+    return uri, runs[0]
+
+
+def _bundle_dir(run):
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return local_file_uri_to_path(run.info.artifact_uri) + "/bundle"
+
+
+@pytest.fixture(scope="module")
+def long_model(tmp_path_factory):
+    """An LSTM seq2seq trained on the long-layout bundled weather file, and registered as weather-lstm."""
+    from mlflow import MlflowClient
+
+    workdir = tmp_path_factory.mktemp("long")
+    uri, run = _train(workdir, "data.lookback=48", "model.net.hidden_size=16")
+    client = MlflowClient(uri)
+    client.create_registered_model("weather-lstm")
+    client.create_model_version("weather-lstm", f"{run.info.artifact_uri}/model", run.info.run_id)
+    return workdir, uri, run
+
+
+@pytest.fixture(scope="module")
+def good_model(tmp_path_factory):
+    """DLinear on tests/data/bad/good.csv (hourly, one `value` column), L=8, H=2: the corpus's own model."""
+    workdir = tmp_path_factory.mktemp("good")
+    overrides = ["data=csv", f"data.path={BAD_CSV_DIR / 'good.csv'}", "data.lookback=8", "data.horizon=2"]
+    _, run = _train(workdir, *overrides, "model=linear", "data.horizon=2")
+    return _bundle_dir(run)
+
+
+def test_forecast_is_the_same_from_a_directory_runs_and_models_uris(long_model, weather_path, tmp_path):
+    from tsattn.bundle import load_bundle
+    from tsattn.forecast import forecast, history_from_frame
+
+    _, uri, run = long_model
+    outputs = {}
+    for name, model in {
+        "directory": _bundle_dir(run),
+        "run": f"runs:/{run.info.run_id}",
+        "registry": "models:/weather-lstm/1",
+    }.items():
+        out = tmp_path / f"{name}.csv"
+        result = run_tsattn(["forecast", model, str(weather_path), "-o", str(out), "--tracking-uri", uri], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "tsattn: forecast 2 series x 12 steps" in result.stderr
+        outputs[name] = pd.read_csv(out)
+    pd.testing.assert_frame_equal(outputs["directory"], outputs["run"])
+    pd.testing.assert_frame_equal(outputs["directory"], outputs["registry"])
+
+    frame = outputs["directory"]
+    assert list(frame.columns) == ["city", "time", "step", "temperature"]
+    history = pd.read_csv(weather_path, parse_dates=["time"])
+    for city, rows in frame.groupby("city"):
+        last = history[history["city"] == city]["time"].max()
+        expected = pd.date_range(last, periods=13, freq="h")[1:]
+        assert list(pd.to_datetime(rows["time"])) == list(expected)  # starts one step after the last timestamp
+        assert list(rows["step"]) == list(range(1, 13))
+        assert rows["temperature"].between(20, 110).all()  # Fahrenheit: the scaling was inverted
+
+    bundle = load_bundle(_bundle_dir(run))  # in-process, from the same bundle
+    direct = forecast(bundle, history_from_frame(bundle, pd.read_csv(weather_path)))
+    np.testing.assert_allclose(direct["temperature"].to_numpy(), frame["temperature"].to_numpy(), rtol=1e-6)
+
+
+def test_wide_model_round_trips(tmp_path, weather_path):
+    weather = pd.read_csv(weather_path)
+    wide = weather.pivot(index="time", columns="city", values="temperature").reset_index().dropna()
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    overrides = ["data=csv", f"data.path={tmp_path / 'wide.csv'}", "data.lookback=24", "model.net.hidden_size=8"]
+    _, run = _train(tmp_path, *overrides, "data.missing=interpolate")
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", _bundle_dir(run), str(tmp_path / "wide.csv"), "-o", str(out), "--quiet"]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["time", "step", "san_francisco", "seattle"]
+    assert len(frame) == 12 and frame["time"].iloc[0] == "2011-01-01 00:00:00"
+
+
+def test_horizon_can_be_shorter_but_not_longer(long_model, weather_path, tmp_path, capsys):
+    _, _, run = long_model
+    out = tmp_path / "short.csv"
+    assert main(["forecast", _bundle_dir(run), str(weather_path), "-o", str(out), "--horizon", "3", "--quiet"]) == 0
+    assert pd.read_csv(out)["step"].max() == 3
+    assert (
+        main(["forecast", _bundle_dir(run), str(weather_path), "-o", str(tmp_path / "long.csv"), "--horizon", "13"])
+        == 2
+    )
+    assert "--horizon 13: this model forecasts 1 to 12 steps" in capsys.readouterr().err
+    assert not (tmp_path / "long.csv").exists()
+
+
+# input file, what the one-line message says
+FORECAST_CASES = {
+    "not_utf8.csv": "is not UTF-8 text",
+    "empty.csv": "is empty",
+    "header_only.csv": "has a header but no data rows",
+    "ragged_row.csv": "is not a well-formed CSV",
+    "no_time_column.csv": "has no column 'time'",
+    "bad_timestamp.csv": "cannot parse 'not-a-date'",
+    "duplicate_timestamp.csv": "duplicate timestamp",
+    "missing_timestamps.csv": "is missing 2 timestamps",
+    "irregular_timestamps.csv": "off the regular h grid",
+    "non_numeric.csv": "'abc' in column 'value' is not a number",
+    "empty_value.csv": "empty value in column 'value'",
+    "too_short.csv": "fewer than the",
+    "absent.csv": "no such file; check the INPUT argument",
+}
+
+
+@pytest.mark.parametrize("command", ["forecast", "backtest"])
+@pytest.mark.parametrize("filename", FORECAST_CASES)
+def test_bad_input_exits_2_with_its_line_and_keeps_the_old_output(command, filename, good_model, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    out.write_text("precious,earlier,output\n")
+    code = main([command, good_model, str(BAD_CSV_DIR / filename), "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("tsattn: error: ") and FORECAST_CASES[filename] in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert out.read_text() == "precious,earlier,output\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left behind
+
+
+def test_missing_column_and_wrong_frequency_are_named(good_model, tmp_path, capsys):
+    good = pd.read_csv(BAD_CSV_DIR / "good.csv")
+    good.rename(columns={"value": "sales"}).to_csv(tmp_path / "renamed.csv", index=False)
+    daily = good.assign(time=pd.date_range("2010-01-01", periods=len(good), freq="D"))
+    daily.to_csv(tmp_path / "daily.csv", index=False)
+    assert main(["forecast", good_model, str(tmp_path / "renamed.csv"), "-o", str(tmp_path / "a.csv")]) == 2
+    assert "has no column 'value'" in capsys.readouterr().err
+    assert main(["forecast", good_model, str(tmp_path / "daily.csv"), "-o", str(tmp_path / "b.csv")]) == 2
+    assert "sampled every D but the model was trained on h data" in capsys.readouterr().err
+
+
+def test_skip_short_leaves_short_series_out_and_names_them(long_model, weather_path, tmp_path, capsys):
+    _, _, run = long_model
+    weather = pd.read_csv(weather_path)
+    short = pd.DataFrame({"city": "tiny_town", "time": weather["time"][:10], "temperature": 50.0 + np.arange(10)})
+    pd.concat([weather, short]).to_csv(tmp_path / "with_short.csv", index=False)
+    out = tmp_path / "out.csv"
+    assert main(["forecast", _bundle_dir(run), str(tmp_path / "with_short.csv"), "-o", str(out)]) == 2
+    assert "1 series have fewer than the 48 rows needed ('tiny_town')" in capsys.readouterr().err
+    assert main(["forecast", _bundle_dir(run), str(tmp_path / "with_short.csv"), "-o", str(out), "--skip-short"]) == 0
+    assert "skipped 1 series shorter than 48 rows: 'tiny_town'" in capsys.readouterr().err
+    assert set(pd.read_csv(out)["city"]) == {"san_francisco", "seattle"}
+
+
+class _Payload:
+    """Unpickling this runs code: it would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_bundles_are_refused_without_running_their_code(good_model, tmp_path, capsys):
+    import shutil
+
+    marker = tmp_path / "pwned"
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(good_model, poisoned)
+    (poisoned / "weights.safetensors").write_bytes(pickle.dumps(_Payload(marker)))
+    args = [str(BAD_CSV_DIR / "good.csv"), "-o", str(tmp_path / "out.csv")]
+    assert main(["forecast", str(poisoned), *args]) == 2
+    assert "is not a valid safetensors file" in capsys.readouterr().err
+    assert not marker.exists()
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(good_model, foreign)
+    config = (foreign / "config.yaml").read_text()
+    (foreign / "config.yaml").write_text(config.replace("tsattn.models.baselines.DLinear", "os.system", 1))
+    assert main(["forecast", str(foreign), *args]) == 2
+    assert "names 'os.system'; a bundle may only build tsattn.models classes" in capsys.readouterr().err
+
+    for name, expected in {
+        str(tmp_path / "nowhere"): "no such model bundle",
+        str(BAD_CSV_DIR): "is not a tsattn model bundle",
+    }.items():
+        assert main(["forecast", name, *args]) == 2
+        assert expected in capsys.readouterr().err
+    (foreign / "schema.json").write_text((foreign / "schema.json").read_text().replace('"0.1.0"', '"7.0.0"'))
+    assert main(["forecast", str(foreign), *args]) == 2
+    assert "was saved by tsattn 7.0.0" in capsys.readouterr().err
+
+
+def test_backtest_metrics_equal_a_hand_computation(tmp_path, capsys):
+    """A last-value model on a small daily series: every number recomputed here with plain loops."""
+    import json
+
+    values = [10.0 + (i % 3) * 1.5 + 0.5 * i for i in range(40)]  # trend and a 3-day wiggle
+    times = pd.date_range("2024-01-01", periods=len(values), freq="D")
+    pd.DataFrame({"date": times.strftime("%Y-%m-%d"), "y": values}).to_csv(tmp_path / "daily.csv", index=False)
+    _, run = _train(
+        tmp_path,
+        "data=csv",
+        f"data.path={tmp_path / 'daily.csv'}",
+        "data.lookback=3",
+        "data.horizon=2",
+        "model=last_value",
+    )
+    out, report = tmp_path / "bt.csv", tmp_path / "bt.json"
+    assert (
+        main(
+            [
+                "backtest",
+                _bundle_dir(run),
+                str(tmp_path / "daily.csv"),
+                "-o",
+                str(out),
+                "--step",
+                "2",
+                "--metrics-json",
+                str(report),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    metrics = json.loads(report.read_text())["metrics"]
+
+    season, horizon = 7, 2  # daily data: a weekly season
+    origins = list(range(7, len(values) - horizon + 1, 2))  # o >= max(L=3, season=7), o + H <= 40
+    assert origins[0] == 7 and origins[-1] == 37
+    insample = values[:7]
+    scale = sum(abs(insample[t] - insample[t - 1]) for t in range(1, 7)) / 6  # 7 rows do not span 2 seasons: lag 1
+    expected = {"model": [], "last_value": [], "seasonal_naive": []}
+    for o in origins:
+        for h in range(horizon):
+            actual = values[o + h]
+            expected["model"].append((values[o - 1], actual))
+            expected["last_value"].append((values[o - 1], actual))
+            expected["seasonal_naive"].append((values[o - season + h % season], actual))
+    for name, pairs in expected.items():
+        mse = sum((f - a) ** 2 for f, a in pairs) / len(pairs)
+        mae = sum(abs(f - a) for f, a in pairs) / len(pairs)
+        smape = 100 * sum(2 * abs(f - a) / (abs(f) + abs(a)) for f, a in pairs) / len(pairs)
+        overall = metrics[name]["overall"]
+        assert overall["mse"] == pytest.approx(mse) and overall["mae"] == pytest.approx(mae)
+        assert overall["smape"] == pytest.approx(smape) and overall["mase"] == pytest.approx(mae / scale)
+        step_one = [f - a for f, a in pairs[0::2]]
+        assert metrics[name]["per_step"]["mse"][0] == pytest.approx(sum(e * e for e in step_one) / len(step_one))
+    rows = pd.read_csv(out)
+    assert len(rows) == len(origins) * horizon and list(rows["origin"].unique()) == [
+        str(times[o - 1].date()) for o in origins
+    ]
+    assert "seasonal naive" in printed and "MASE" in printed

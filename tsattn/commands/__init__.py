@@ -1,0 +1,1 @@
+"""The `tsattn forecast` and `tsattn backtest` commands."""

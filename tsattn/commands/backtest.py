@@ -1,0 +1,98 @@
+"""`tsattn backtest MODEL INPUT.csv -o OUTPUT.csv`: rolling-origin evaluation beside two baselines."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from tsattn.commands.common import (
+    ArgumentParser,
+    add_model_and_io_arguments,
+    atomic_output,
+    check_output,
+    choose_device,
+    progress,
+    read_history,
+)
+
+DESCRIPTION = """Forecast from every --step-th origin of every series in INPUT (once the model's lookback is
+available) and compare with the actuals, beside the last-value and seasonal-naive forecasts of the same
+origins. Writes one row per origin, step and target (actual, model, last_value, seasonal_naive) and prints
+MSE, MAE, sMAPE and MASE overall and per horizon step, in the data's own units."""
+
+LABELS = {"model": "model", "last_value": "last value", "seasonal_naive": "seasonal naive"}
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="tsattn backtest", description=DESCRIPTION)
+    add_model_and_io_arguments(parser)
+    parser.add_argument("--step", type=int, default=None, help="steps between origins (default: the horizon)")
+    parser.add_argument("--metrics-json", type=Path, help="also write the metrics to this JSON file")
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    started = time.perf_counter()
+    check_output(args.output)
+    if args.metrics_json is not None:
+        check_output(args.metrics_json)
+    from tsattn.backtest import backtest
+    from tsattn.bundle import load_bundle
+    from tsattn.model_source import bundle_directory
+
+    with bundle_directory(args.model, args.tracking_uri) as directory:
+        bundle = load_bundle(directory, device=choose_device(args.device))
+    step = args.step or bundle.horizon
+    history = read_history(args.input, bundle, args.skip_short, bundle.lookback + bundle.horizon, args.quiet)
+    with progress(sum(len(s.time) for s in history.series) // step, args.quiet, unit="windows") as bar:
+        result = backtest(bundle, history, step, args.batch_size, on_batch=lambda done: bar.update(done - bar.n))
+    report = {
+        "model": args.model,
+        "input": str(args.input),
+        "series": result.series,
+        "windows": result.windows,
+        "step": step,
+        "horizon": bundle.horizon,
+        "units": "the data's own units",
+        "metrics": result.metrics,
+    }
+    with atomic_output(args.output) as temporary:
+        result.rows.to_csv(temporary, index=False)
+        if args.metrics_json is not None:
+            with atomic_output(args.metrics_json) as metrics_file:
+                metrics_file.write_text(json.dumps(report, indent=2))
+    print(format_report(report))
+    if not args.quiet:
+        seconds = time.perf_counter() - started
+        print(f"tsattn: backtest of {result.windows} windows -> {args.output} in {seconds:.1f} s", file=sys.stderr)
+
+
+def format_report(report: dict) -> str:
+    """The overall table, then MSE and MAE per horizon step for the model and both baselines."""
+    metrics = report["metrics"]
+    lines = [
+        f"backtest: {report['series']} series, {report['windows']} origins (every {report['step']} steps), "
+        f"horizon {report['horizon']}, errors in {report['units']}",
+        "",
+        f"{'':16}{'MSE':>12}{'MAE':>12}{'sMAPE %':>10}{'MASE':>8}",
+    ]
+    for name, label in LABELS.items():
+        o = metrics[name]["overall"]
+        lines.append(f"{label:16}{_num(o['mse']):>12}{_num(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}")
+    lines += ["", f"{'step':>4}" + "".join(f"{LABELS[n] + ' MSE':>20}{LABELS[n] + ' MAE':>20}" for n in LABELS)]
+    for h in range(report["horizon"]):
+        row = "".join(
+            f"{_num(metrics[n]['per_step']['mse'][h]):>20}{_num(metrics[n]['per_step']['mae'][h]):>20}" for n in LABELS
+        )
+        lines.append(f"{h + 1:>4}{row}")
+    return "\n".join(lines)
+
+
+def _num(value: float) -> str:
+    if not math.isfinite(value):
+        return "nan"
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"

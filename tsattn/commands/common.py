@@ -1,0 +1,105 @@
+"""What forecast and backtest share: options, the model, the input history, the device, safe output."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tsattn.errors import TsattnError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors as one line (a TsattnError) instead of usage text and exit."""
+
+    def error(self, message: str):
+        raise TsattnError(f"{self.prog}: {message}; see {self.prog} --help")
+
+
+def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a bundle directory, runs:/<run id>[/path] or models:/<name>/<version|alias>")
+    parser.add_argument("input", type=Path, help="history CSV in the layout the model was trained on (wide or long)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="CSV to write; replaced only on success")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ (default: MLFLOW_TRACKING_URI)"
+    )
+    parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass (default 1024)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available"
+    )
+    parser.add_argument(
+        "--skip-short", action="store_true", help="skip series shorter than the lookback (named on stderr)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+
+
+def check_output(output: Path) -> None:
+    """Fail before any work when the output cannot be written where asked."""
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise TsattnError(f"-o {output}: the directory {parent} does not exist; create it first")
+    if output.is_dir():
+        raise TsattnError(f"-o {output} is a directory; give a file name")
+    if not os.access(parent, os.W_OK):
+        raise TsattnError(f"-o {output}: the directory {parent} is not writable")
+
+
+def choose_device(device: str) -> str:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TsattnError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: bool):
+    """The input CSV, validated against the model's schema; short series refused (or skipped, and named)."""
+    from tsattn.data.io import read_frame
+    from tsattn.forecast import history_from_frame
+
+    history = history_from_frame(bundle, read_frame(path, option="the INPUT argument"), name=str(path))
+    short = [s for s in history.series if len(s.time) < min_rows]
+    if not short:
+        return history
+    names = ", ".join(repr(s.id) for s in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+    if not skip_short:
+        raise TsattnError(
+            f"{path}: {len(short)} series have fewer than the {min_rows} rows needed ({names}); "
+            "give them more history, or pass --skip-short to leave them out"
+        )
+    kept = [s for s in history.series if len(s.time) >= min_rows]
+    if not kept:
+        raise TsattnError(f"{path}: every series is shorter than the {min_rows} rows needed; nothing to do")
+    if not quiet:
+        print(f"tsattn: skipped {len(short)} series shorter than {min_rows} rows: {names}", file=sys.stderr)
+    return type(history)(**{**history.__dict__, "series": kept})
+
+
+@contextlib.contextmanager
+def atomic_output(output: Path) -> Iterator[Path]:
+    """A temporary file beside `output`, renamed over it only when the block succeeds.
+
+    An error or an interrupt leaves no partial file behind, and an existing `output` untouched.
+    """
+    parent = output.parent if str(output.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(dir=parent, prefix=f".{output.name}.", suffix=".partial")
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def progress(total: int, quiet: bool, unit: str = "series"):
+    """A progress bar on stderr, for inputs long enough to wait on."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, disable=quiet or total < 5000, file=sys.stderr, leave=False)

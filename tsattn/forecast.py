@@ -108,20 +108,25 @@ def statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _windows(chunk: list[Series], stats, schema, lookback: int):
-    """The model's inputs for the window ending at each series' last row.
+    """The model's inputs for the window ending at each series' last row, built for the whole chunk at once.
 
-    Shapes: x [B, L, F + K], future_calendar [B, H, K]; future_times: B x DatetimeIndex of H steps.
+    Shapes: x [B, L, F + K], future_calendar [B, H, K]; future_times: B x H timestamps.
     """
     names, horizon = schema["calendar"], int(schema["horizon"])
     freq = pd.tseries.frequencies.to_offset(schema["freq"])
-    inputs, calendars, future_times = [], [], []
-    for s, (mean, std) in zip(chunk, stats, strict=True):
-        values = ((s.values[-lookback:] - mean) / std).astype(np.float32)  # [L, F]
-        future = pd.date_range(s.time[-1], periods=horizon + 1, freq=freq)[1:]
-        inputs.append(np.concatenate([values, calendar_features(s.time[-lookback:], names)], axis=1))
-        calendars.append(calendar_features(future, names))
-        future_times.append(future)
-    return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(calendars)), future_times
+    mean = np.stack([m for m, _ in stats])[:, None, :]  # [B, 1, F]
+    std = np.stack([s for _, s in stats])[:, None, :]
+    values = ((np.stack([s.values[-lookback:] for s in chunk]) - mean) / std).astype(np.float32)  # [B, L, F]
+    past = np.stack([s.time[-lookback:].to_numpy() for s in chunk])  # [B, L] datetime64
+    if isinstance(freq, pd.offsets.Tick):  # a fixed step: the future grid is arithmetic
+        future = past[:, -1:] + np.arange(1, horizon + 1) * np.timedelta64(freq.nanos, "ns")  # [B, H]
+    else:  # months, business days...: the calendar decides
+        future = np.stack([pd.date_range(s.time[-1], periods=horizon + 1, freq=freq)[1:].to_numpy() for s in chunk])
+    k = 2 * len(names)
+    past_calendar = calendar_features(pd.DatetimeIndex(past.reshape(-1)), names).reshape(len(chunk), lookback, k)
+    future_calendar = calendar_features(pd.DatetimeIndex(future.reshape(-1)), names).reshape(len(chunk), horizon, k)
+    x = np.concatenate([values, past_calendar], axis=-1)
+    return torch.from_numpy(x), torch.from_numpy(future_calendar), future
 
 
 def _rows(chunk, stats, y_hat: np.ndarray, future_times, schema, horizon: int) -> pd.DataFrame:
@@ -132,7 +137,7 @@ def _rows(chunk, stats, y_hat: np.ndarray, future_times, schema, horizon: int) -
     id_col, time_col = schema["id_col"] or "series", schema["time_col"] or "time"
     columns = {
         id_col: np.repeat([s.id for s in chunk], horizon),
-        time_col: np.concatenate([t[:horizon] for t in future_times]),
+        time_col: future_times[:, :horizon].reshape(-1),
         STEP_COLUMN: np.tile(np.arange(1, horizon + 1), len(chunk)),
     }
     quantiles = schema.get("quantiles")

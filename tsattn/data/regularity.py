@@ -42,7 +42,7 @@ def regularise(
     offset = _frequency(table, name, freq)
 
     series, filled_times, filled_values = [], 0, 0
-    for series_id, rows in table.groupby("id", sort=True):
+    for series_id, rows in _series_blocks(table, columns, offset, series):
         time = pd.DatetimeIndex(rows["time"])
         grid = pd.date_range(time[0], time[-1], freq=offset)
         off_grid = ~time.isin(grid)
@@ -63,6 +63,7 @@ def regularise(
             filled_times += gaps
             filled_values += empties
         series.append(Series(id=str(series_id), time=grid, values=frame.to_numpy(dtype=np.float32)))
+    series.sort(key=lambda s: s.id)
 
     if filled_times or filled_values:
         log.warning(
@@ -73,6 +74,34 @@ def regularise(
             missing,
         )
     return series, offset
+
+
+def _series_blocks(table: pd.DataFrame, columns: Sequence[str], offset: pd.DateOffset, done: list[Series]):
+    """Yield (id, rows) for the series that need the careful path; append the clean ones to `done` directly.
+
+    A series on a fixed-step grid (hourly, daily, 15min...) with no gap, no off-grid timestamp and no empty
+    value needs no reindexing: it is cut out of the sorted table with array slices. Checking that for
+    every series at once is a few vectorised passes, where the careful path costs about 2 ms per series
+    (20 s for a file of 10,000 series). Everything else takes the careful path, which reports problems.
+    """
+    if not isinstance(offset, pd.offsets.Tick) or table.empty:
+        yield from table.groupby("id", sort=True)
+        return
+    ids = table["id"].to_numpy()
+    times = table["time"].to_numpy(dtype="datetime64[ns]")
+    values = table[list(columns)].to_numpy(dtype=np.float64)  # [N, C + P]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])  # rows are sorted by (id, time)
+    ends = np.r_[starts[1:], len(ids)]
+    row_bad = np.isnan(values).any(axis=1)
+    same_series = ids[1:] == ids[:-1]
+    row_bad[1:] |= same_series & (np.diff(times.view(np.int64)) != offset.nanos)
+    series_bad = np.logical_or.reduceat(row_bad, starts)
+    for start, end, bad in zip(starts, ends, series_bad, strict=True):
+        if bad:
+            yield ids[start], table.iloc[start:end]
+        else:
+            time = pd.DatetimeIndex(times[start:end])
+            done.append(Series(id=str(ids[start]), time=time, values=values[start:end].astype(np.float32)))
 
 
 def _sorted_by_time(table: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -117,7 +117,8 @@ def main() -> None:
         make_csv(small, 16, args.rows, seed=1)
         size_mb = csv.stat().st_size / 2**20
         print(
-            f"input: {args.series} series x {args.rows} hourly rows, {size_mb:.0f} MB, written in {time.perf_counter() - begin:.1f} s"
+            f"input: {args.series} series x {args.rows} hourly rows, {size_mb:.0f} MB, "
+            f"written in {time.perf_counter() - begin:.1f} s"
         )
         print(f"L={args.lookback}, H={args.horizon}, batch size {args.batch_size}, CPU threads {_threads()}\n")
         header = f"{'model':20}{'wall s':>8}{'forward s':>11}{'outside':>9}{'rows/s':>12}{'series/s':>10}{'peak MB':>9}"

@@ -177,7 +177,7 @@ def read_frame(path: Path, option: str = "data.path") -> pd.DataFrame:
 def _read_with_pyarrow(raw: bytes) -> pd.DataFrame | None:
     try:
         return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, engine="pyarrow")
-    except Exception:  # noqa: BLE001 (not installed, or a file it cannot read: the careful reader decides)
+    except Exception:
         return None
 
 

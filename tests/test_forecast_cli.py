@@ -279,3 +279,16 @@ def test_backtest_metrics_equal_a_hand_computation(tmp_path, capsys):
         str(times[o - 1].date()) for o in origins
     ]
     assert "seasonal naive" in printed and "MASE" in printed
+
+
+def test_a_long_model_forecasts_series_it_never_saw_on_their_own_scale(long_model, weather_path, tmp_path):
+    _, _, run = long_model
+    weather = pd.read_csv(weather_path)
+    seattle = weather[weather["city"] == "seattle"]
+    # A new city: Seattle shifted by +100 degrees. Scaled by its own history, its forecast follows it.
+    new = seattle.assign(city="hot_springs", temperature=seattle["temperature"] + 100)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "out.csv"
+    assert main(["forecast", _bundle_dir(run), str(tmp_path / "new.csv"), "-o", str(out), "--quiet"]) == 0
+    frame = pd.read_csv(out)
+    assert set(frame["city"]) == {"hot_springs"} and frame["temperature"].between(120, 210).all()

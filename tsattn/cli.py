@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tsattn import __version__
 from tsattn.errors import TsattnError
 
-USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest} ...
+USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,compare} ...
 
 Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models.
 
@@ -26,6 +26,8 @@ commands:
            runs:/<run id> or models:/<name>/<version>
   backtest MODEL INPUT.csv -o OUT.csv [--step N]
            rolling-origin evaluation over INPUT, beside the last-value and seasonal-naive baselines
+  compare  --experiment NAME [--metric test/mse] [--group-by model,data] [--format table|csv|markdown|json]
+           leaderboard of an MLflow experiment: mean and std over seeds, baseline and skill
 """
 
 EXIT_USER_ERROR = 2
@@ -39,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] == "--version":
         print(f"tsattn {__version__}")
         return 0
-    commands = {"train": _train, "forecast": _forecast, "backtest": _backtest}
+    commands = {"train": _train, "forecast": _forecast, "backtest": _backtest, "compare": _compare}
     if argv[0] not in commands and os.environ.get("LOCAL_RANK", "0") != "0":
         # A DDP rank that Lightning's ddp strategy started by re-running this program with the Hydra
         # overrides alone: it is a `tsattn train` job.
@@ -68,6 +70,12 @@ def _backtest(arguments: list[str]) -> None:
     from tsattn.commands.backtest import main as backtest_main
 
     backtest_main(arguments)
+
+
+def _compare(arguments: list[str]) -> None:
+    from tsattn.commands.compare import main as compare_main
+
+    compare_main(arguments)
 
 
 def _in_sweep() -> bool:

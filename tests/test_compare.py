@@ -1,0 +1,107 @@
+"""`tsattn compare`: the leaderboard of a real sweep equals the numbers read straight from MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import run_tsattn
+from tsattn.cli import main
+
+TINY = [
+    "data.lookback=48",
+    "data.horizon=12",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Two tiny models x two seeds, plus one run that failed, in a temporary sqlite store."""
+    from mlflow import MlflowClient
+
+    workdir = tmp_path_factory.mktemp("compare")
+    args = ["train", "-m", "model=lstm_seq2seq,linear", "seed=0,1", *TINY, f"paths.log_dir={workdir / 'logs'}"]
+    result = run_tsattn(args, cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("weather").experiment_id
+    tags = {"tsattn.model": "lstm_seq2seq", "tsattn.data": "weather", "tsattn.seed": "2", "tsattn.error": "NaN loss"}
+    failed = client.create_run(experiment, run_name="lstm_seq2seq-weather-seed2", tags=tags)
+    client.log_metric(failed.info.run_id, "test/mse", 99.0)  # must not be averaged in
+    client.set_terminated(failed.info.run_id, "FAILED")
+    return workdir, uri, client, experiment
+
+
+def test_groups_means_stds_and_counts_equal_mlflow_search_runs(swept, capsys):
+    import mlflow
+
+    _, uri, _, experiment = swept
+    assert main(["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # mlflow.search_runs reads the fluent API's tracking URI
+    try:
+        runs = mlflow.search_runs([experiment])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    done = runs[(runs["status"] == "FINISHED") & (runs["tags.tsattn.role"] != "sweep")]
+    expected = done.groupby(["tags.tsattn.model", "tags.tsattn.data"]).agg(
+        mean=("metrics.test/mse", "mean"),
+        std=("metrics.test/mse", "std"),
+        runs=("metrics.test/mse", "size"),
+        baseline=("metrics.test/naive_mse", "mean"),
+    )
+    groups = {(g["model"], g["data"]): g for g in report["groups"]}
+    assert set(groups) == set(expected.index) == {("lstm_seq2seq", "weather"), ("linear", "weather")}
+    for key, row in expected.iterrows():
+        assert groups[key]["runs"] == row["runs"] == 2
+        assert groups[key]["mean"] == pytest.approx(row["mean"])
+        assert groups[key]["std"] == pytest.approx(row["std"])  # sample std over seeds, as pandas computes it
+        assert groups[key]["baseline"] == pytest.approx(row["baseline"])
+        assert groups[key]["skill"] == pytest.approx(1 - row["mean"] / row["baseline"])
+        assert groups[key]["seeds"] == "0,1"
+    means = [g["mean"] for g in report["groups"]]
+    assert means == sorted(means)  # best first
+    (failed,) = report["not_averaged"]
+    assert failed["status"] == "FAILED" and failed["why"] == "NaN loss"
+
+
+def test_formats_table_markdown_and_csv_to_a_file(swept, tmp_path, capsys):
+    _, uri, _, _ = swept
+    base = ["compare", "--experiment", "weather", "--tracking-uri", uri]
+    assert main(base) == 0
+    table = capsys.readouterr().out
+    assert "rank" in table and "not averaged (1 runs):" in table and "lstm_seq2seq-weather-seed2  FAILED" in table
+    assert main([*base, "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out.splitlines()
+    assert markdown[2].startswith("| rank | model | data | mean | std |") and markdown[3].startswith("|---|")
+    out = tmp_path / "board.csv"
+    assert main([*base, "--format", "csv", "-o", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["model", "data", "mean", "std", "runs", "seeds", "baseline", "skill"]
+    assert np.all(frame["runs"] == 2)
+
+
+def test_grouping_by_a_param_filtering_and_mistakes(swept, capsys):
+    _, uri, _, _ = swept
+    base = ["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json"]
+    assert main([*base, "--group-by", "model/_target_"]) == 0
+    targets = {g["model/_target_"] for g in json.loads(capsys.readouterr().out)["groups"]}
+    assert targets == {"tsattn.module.ForecastModule"}
+    assert main([*base, "--filter", "tags.tsattn.seed = '1'"]) == 0
+    assert {g["runs"] for g in json.loads(capsys.readouterr().out)["groups"]} == {1}
+    assert main(["compare", "--experiment", "nope", "--tracking-uri", uri]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
+    assert main([*base, "--group-by", "colour"]) == 2
+    assert "--group-by colour" in capsys.readouterr().err

@@ -1,0 +1,174 @@
+"""`tsattn compare --experiment NAME`: the leaderboard of an MLflow experiment, seeds averaged."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from tsattn.commands.common import ArgumentParser, atomic_output, check_output
+from tsattn.errors import TsattnError
+
+DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a
+test metric over their seeds, with the standard deviation, the number of runs, the last-value baseline of
+the same test windows and the skill against it. Failed and unfinished runs are listed apart, never averaged."""
+
+FORMATS = ("table", "csv", "markdown", "json")
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="tsattn compare", description=DESCRIPTION)
+    parser.add_argument("--experiment", required=True, help="the MLflow experiment (tsattn names them after the data)")
+    parser.add_argument("--metric", default="test/mse", help="metric to rank by (default test/mse; lower is better)")
+    parser.add_argument("--group-by", default="model,data", help="tags or params to group by (default model,data)")
+    parser.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"params.data/lookback = '96'\"")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else sqlite:///logs/mlflow/mlflow.db")
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    if args.output is not None:
+        check_output(args.output)
+    from tsattn.compare import leaderboard
+
+    runs = search_runs(args.experiment, args.filter, args.tracking_uri)
+    board = leaderboard(runs, args.metric, [g.strip() for g in args.group_by.split(",") if g.strip()])
+    if not board.groups and not board.apart:
+        raise TsattnError(f"experiment {args.experiment!r} has no runs matching the filter")
+    text = {"table": as_table, "csv": as_csv, "markdown": as_markdown, "json": as_json}[args.format](
+        board, args.experiment
+    )
+    if args.output is None:
+        sys.stdout.write(text)
+        return
+    with atomic_output(args.output) as temporary:
+        temporary.write_text(text)
+
+
+def search_runs(experiment: str, filter_string: str, tracking_uri: str | None):
+    import os
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = (
+        tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('logs/mlflow/mlflow.db').absolute()}"
+    )
+    from tsattn.tracking.store import check_reachable, sqlite_path
+
+    check_reachable(uri)
+    database = sqlite_path(uri)
+    if database is not None and not database.exists():
+        raise TsattnError(f"no MLflow store at {database}; train first, or pass --tracking-uri")
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise TsattnError(f"no experiment {experiment!r} in {uri}; experiments: {names}")
+    try:
+        return client.search_runs([found.experiment_id], filter_string=filter_string, max_results=50_000)
+    except MlflowException as err:
+        raise TsattnError(f"--filter {filter_string!r}: {' '.join(str(err).split())[:200]}") from None
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _rows(board) -> tuple[list[str], list[list[str]]]:
+    header = ["rank", *board.group_by, "mean", "std", "runs", "seeds", "baseline", "skill"]
+    rows = []
+    for rank, record in enumerate(board.records(), start=1):
+        skill = record["skill"]
+        rows.append(
+            [str(rank)]
+            + [record[g] for g in board.group_by]
+            + [
+                _fmt(record["mean"]),
+                _fmt(record["std"]),
+                str(record["runs"]),
+                record["seeds"],
+                _fmt(record["baseline"]),
+            ]
+            + ["-" if not math.isfinite(skill) else f"{skill:.1%}"]
+        )
+    return header, rows
+
+
+def _title(board, experiment: str) -> str:
+    runs = sum(len(g.values) for g in board.groups)
+    order = "higher" if "skill" in board.metric else "lower"
+    return (
+        f"experiment {experiment}: {board.metric} ({order} is better), mean and std over seeds, "
+        f"{runs} runs in {len(board.groups)} groups; baseline: last value on the same test windows"
+    )
+
+
+def _apart(board) -> list[str]:
+    if not board.apart:
+        return []
+    lines = [f"not averaged ({len(board.apart)} runs):"]
+    lines += [f"  {a['run']}  {a['status']}  {a['why']}".rstrip() for a in board.apart]
+    return lines
+
+
+def as_table(board, experiment: str) -> str:
+    header, rows = _rows(board)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [_title(board, experiment), ""]
+    for row in [header, *rows]:
+        lines.append(
+            "  ".join(
+                cell.ljust(w) if i <= len(board.group_by) else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    extra = _apart(board)
+    if extra:
+        lines += ["", *extra]
+    return "\n".join(lines) + "\n"
+
+
+def as_markdown(board, experiment: str) -> str:
+    header, rows = _rows(board)
+    lines = [f"_{_title(board, experiment)}_", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" if i <= len(board.group_by) else "---:" for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if board.apart:
+        listed = ", ".join(f"{a['run']} ({a['status']})" for a in board.apart)
+        lines += ["", f"Not averaged: {listed}."]
+    return "\n".join(lines) + "\n"
+
+
+def as_csv(board, experiment: str) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    records = board.records()
+    fields = [*board.group_by, "mean", "std", "runs", "seeds", "baseline", "skill"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: record[k] for k in fields})
+    return buffer.getvalue()
+
+
+def as_json(board, experiment: str) -> str:
+    def clean(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    payload = {
+        "experiment": experiment,
+        "metric": board.metric,
+        "group_by": board.group_by,
+        "groups": [{k: clean(v) for k, v in record.items()} for record in board.records()],
+        "not_averaged": board.apart,
+    }
+    return json.dumps(payload, indent=2) + "\n"

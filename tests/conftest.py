@@ -46,3 +46,50 @@ def run_tsattn(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.C
         text=True,
         timeout=timeout,
     )
+
+
+SWEEP_TINY = [
+    "data.lookback=48",
+    "data.horizon=12",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory):
+    """A real sweep, attention seq2seq and DLinear x seeds 0 and 1, plus a FAILED run, in a temporary store.
+
+    Returns:
+        (workdir, tracking URI, MlflowClient, experiment id)
+    """
+    from mlflow import MlflowClient
+
+    workdir = tmp_path_factory.mktemp("sweep")
+    args = [
+        "train",
+        "-m",
+        "model=attention_seq2seq,linear",
+        "seed=0,1",
+        *SWEEP_TINY,
+        f"paths.log_dir={workdir / 'logs'}",
+    ]
+    result = run_tsattn(args, cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("weather").experiment_id
+    tags = {
+        "tsattn.model": "attention_seq2seq",
+        "tsattn.data": "weather",
+        "tsattn.seed": "2",
+        "tsattn.error": "NaN loss",
+    }
+    failed = client.create_run(experiment, run_name="attention_seq2seq-weather-seed2", tags=tags)
+    client.log_metric(failed.info.run_id, "test/mse", 99.0)  # must not be averaged in
+    client.set_terminated(failed.info.run_id, "FAILED")
+    return workdir, uri, client, experiment

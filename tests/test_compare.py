@@ -8,44 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run_tsattn
 from tsattn.cli import main
 
-TINY = [
-    "data.lookback=48",
-    "data.horizon=12",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=4",
-    "+trainer.limit_val_batches=2",
-    "+trainer.limit_test_batches=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
 
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """Two tiny models x two seeds, plus one run that failed, in a temporary sqlite store."""
-    from mlflow import MlflowClient
-
-    workdir = tmp_path_factory.mktemp("compare")
-    args = ["train", "-m", "model=lstm_seq2seq,linear", "seed=0,1", *TINY, f"paths.log_dir={workdir / 'logs'}"]
-    result = run_tsattn(args, cwd=workdir)
-    assert result.returncode == 0, result.stdout + result.stderr
-    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("weather").experiment_id
-    tags = {"tsattn.model": "lstm_seq2seq", "tsattn.data": "weather", "tsattn.seed": "2", "tsattn.error": "NaN loss"}
-    failed = client.create_run(experiment, run_name="lstm_seq2seq-weather-seed2", tags=tags)
-    client.log_metric(failed.info.run_id, "test/mse", 99.0)  # must not be averaged in
-    client.set_terminated(failed.info.run_id, "FAILED")
-    return workdir, uri, client, experiment
-
-
-def test_groups_means_stds_and_counts_equal_mlflow_search_runs(swept, capsys):
+def test_groups_means_stds_and_counts_equal_mlflow_search_runs(tiny_sweep, capsys):
     import mlflow
 
-    _, uri, _, experiment = swept
+    _, uri, _, experiment = tiny_sweep
     assert main(["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
 
@@ -63,7 +32,7 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(swept, capsys):
         baseline=("metrics.test/naive_mse", "mean"),
     )
     groups = {(g["model"], g["data"]): g for g in report["groups"]}
-    assert set(groups) == set(expected.index) == {("lstm_seq2seq", "weather"), ("linear", "weather")}
+    assert set(groups) == set(expected.index) == {("attention_seq2seq", "weather"), ("linear", "weather")}
     for key, row in expected.iterrows():
         assert groups[key]["runs"] == row["runs"] == 2
         assert groups[key]["mean"] == pytest.approx(row["mean"])
@@ -77,12 +46,12 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(swept, capsys):
     assert failed["status"] == "FAILED" and failed["why"] == "NaN loss"
 
 
-def test_formats_table_markdown_and_csv_to_a_file(swept, tmp_path, capsys):
-    _, uri, _, _ = swept
+def test_formats_table_markdown_and_csv_to_a_file(tiny_sweep, tmp_path, capsys):
+    _, uri, _, _ = tiny_sweep
     base = ["compare", "--experiment", "weather", "--tracking-uri", uri]
     assert main(base) == 0
     table = capsys.readouterr().out
-    assert "rank" in table and "not averaged (1 runs):" in table and "lstm_seq2seq-weather-seed2  FAILED" in table
+    assert "rank" in table and "not averaged (1 runs):" in table and "attention_seq2seq-weather-seed2  FAILED" in table
     assert main([*base, "--format", "markdown"]) == 0
     markdown = capsys.readouterr().out.splitlines()
     assert markdown[2].startswith("| rank | model | data | mean | std |") and markdown[3].startswith("|---|")
@@ -93,8 +62,8 @@ def test_formats_table_markdown_and_csv_to_a_file(swept, tmp_path, capsys):
     assert np.all(frame["runs"] == 2)
 
 
-def test_grouping_by_a_param_filtering_and_mistakes(swept, capsys):
-    _, uri, _, _ = swept
+def test_grouping_by_a_param_filtering_and_mistakes(tiny_sweep, capsys):
+    _, uri, _, _ = tiny_sweep
     base = ["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json"]
     assert main([*base, "--group-by", "model/_target_"]) == 0
     targets = {g["model/_target_"] for g in json.loads(capsys.readouterr().out)["groups"]}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tsattn import __version__
 from tsattn.errors import TsattnError
 
-USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,compare} ...
+USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,compare,dashboard} ...
 
 Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models.
 
@@ -28,6 +28,9 @@ commands:
            rolling-origin evaluation over INPUT, beside the last-value and seasonal-naive baselines
   compare  --experiment NAME [--metric test/mse] [--group-by model,data] [--format table|csv|markdown|json]
            leaderboard of an MLflow experiment: mean and std over seeds, baseline and skill
+  dashboard --experiment NAME -o report.html
+           one self-contained HTML page: leaderboard, learning curves, error by horizon step,
+           forecasts, attention heatmaps, configuration differences
 """
 
 EXIT_USER_ERROR = 2
@@ -41,7 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] == "--version":
         print(f"tsattn {__version__}")
         return 0
-    commands = {"train": _train, "forecast": _forecast, "backtest": _backtest, "compare": _compare}
+    commands = {
+        "train": _train,
+        "forecast": _forecast,
+        "backtest": _backtest,
+        "compare": _compare,
+        "dashboard": _dashboard,
+    }
     if argv[0] not in commands and os.environ.get("LOCAL_RANK", "0") != "0":
         # A DDP rank that Lightning's ddp strategy started by re-running this program with the Hydra
         # overrides alone: it is a `tsattn train` job.
@@ -76,6 +85,12 @@ def _compare(arguments: list[str]) -> None:
     from tsattn.commands.compare import main as compare_main
 
     compare_main(arguments)
+
+
+def _dashboard(arguments: list[str]) -> None:
+    from tsattn.commands.dashboard import main as dashboard_main
+
+    dashboard_main(arguments)
 
 
 def _in_sweep() -> bool:

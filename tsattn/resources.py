@@ -26,3 +26,11 @@ def bundled_dataset(filename: str) -> str:
         if candidate.is_file():
             return str(candidate)
     raise FileNotFoundError(f"bundled dataset {filename!r} is missing from this installation; reinstall tsattn")
+
+
+def dashboard_dir() -> Path:
+    """The dashboard's template and assets (dashboards/ in the repository)."""
+    for candidate in (_PACKAGE_DIR / "dashboards", _REPO_DIR / "dashboards"):
+        if (candidate / "template.html").is_file():
+            return candidate
+    raise FileNotFoundError("tsattn's dashboards/ directory is missing from this installation; reinstall tsattn")

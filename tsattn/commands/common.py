@@ -93,6 +93,10 @@ def atomic_output(output: Path) -> Iterator[Path]:
     temporary = Path(temporary)
     try:
         yield temporary
+        # mkstemp makes the file private (0600); the output gets the permissions a new file normally has.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)

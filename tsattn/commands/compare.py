@@ -49,16 +49,21 @@ def main(argv: list[str]) -> None:
         temporary.write_text(text)
 
 
-def search_runs(experiment: str, filter_string: str, tracking_uri: str | None):
+def resolve_tracking_uri(tracking_uri: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the default store tsattn train writes."""
     import os
 
+    default = f"sqlite:///{Path('logs/mlflow/mlflow.db').absolute()}"
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+def search_runs(experiment: str, filter_string: str, tracking_uri: str | None):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = (
-        tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('logs/mlflow/mlflow.db').absolute()}"
-    )
     from tsattn.tracking.store import check_reachable, sqlite_path
+
+    uri = resolve_tracking_uri(tracking_uri)
 
     check_reachable(uri)
     database = sqlite_path(uri)

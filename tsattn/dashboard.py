@@ -1,0 +1,183 @@
+"""The comparison dashboard: one self-contained HTML page built from an MLflow experiment.
+
+A consumer of what training logs (metrics, params, forecasts/test_forecasts.csv, plots/attention.json);
+nothing in the training path imports it. The page is dashboards/template.html with its CSS, its script
+and the data inlined: it opens from disk, with no server and no network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tsattn.compare import Leaderboard, leaderboard
+from tsattn.resources import dashboard_dir
+
+CURVES = ("train/loss", "val/loss", "val/loss_tf")
+MAX_CURVE_RUNS = 12  # per model: the best ones, so 100 runs stay readable
+FORECAST_WINDOWS = 3
+# Params that differ between any two runs for reasons that are not modelling choices.
+_NOT_SETTINGS = ("paths/", "logger/", "callbacks/model_checkpoint/dirpath", "trainer/default_root_dir", "optuna_trial/")
+
+
+def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> dict:
+    """Everything the page draws, as plain JSON-able data."""
+    board = leaderboard(runs, metric, ["model", "data"])
+    finished = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("tsattn.role") != "sweep"]
+    by_model: dict[str, list] = defaultdict(list)
+    for run in finished:
+        if metric in run.data.metrics:
+            by_model[run.data.tags.get("tsattn.model", "?")].append(run)
+    for model_runs in by_model.values():
+        model_runs.sort(key=lambda r: r.data.metrics[metric], reverse="skill" in metric)
+    best = {model: model_runs[0] for model, model_runs in by_model.items()}
+    with tempfile.TemporaryDirectory(prefix="tsattn-dashboard-") as tmp:
+        forecasts = {m: _forecast_windows(client, run, Path(tmp)) for m, run in best.items()}
+        attention = {m: a for m, run in best.items() if (a := _attention(client, run, Path(tmp))) is not None}
+    return {
+        "experiment": experiment,
+        "summary": (
+            f"{len(finished)} finished runs of {len(by_model)} models, ranked by {metric}; "
+            f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        ),
+        "leaderboard": _leaderboard(board),
+        "curves": {m: _curves(client, model_runs[:MAX_CURVE_RUNS]) for m, model_runs in by_model.items()},
+        "horizon": _horizon(by_model, metric),
+        "forecasts": {m: f for m, f in forecasts.items() if f["windows"]},
+        "attention": attention,
+        "configs": _config_differences(best),
+    }
+
+
+def render(payload: dict) -> str:
+    """The page: template with CSS, script and data inlined."""
+    assets = dashboard_dir()
+    data = json.dumps(_finite(payload), separators=(",", ":")).replace("</", "<\\/")  # cannot close the tag
+    page = (assets / "template.html").read_text(encoding="utf-8")
+    for marker, text in (
+        ("__TITLE__", payload["experiment"]),
+        ("__CSS__", (assets / "dashboard.css").read_text(encoding="utf-8")),
+        ("__JS__", (assets / "dashboard.js").read_text(encoding="utf-8")),
+        ("__PAYLOAD__", data),
+    ):
+        page = page.replace(marker, text, 1)
+    return page
+
+
+def _leaderboard(board: Leaderboard) -> dict:
+    columns = ["rank", *board.group_by, "mean", "std", "runs", "seeds", "baseline", "skill"]
+    rows = [
+        [rank, *(r[g] for g in board.group_by), r["mean"], r["std"], r["runs"], r["seeds"], r["baseline"], r["skill"]]
+        for rank, r in enumerate(board.records(), start=1)
+    ]
+    return {
+        "columns": columns,
+        "text_columns": [*board.group_by, "seeds"],
+        "percent_columns": ["skill"],
+        "rows": rows,
+        "apart": board.apart,
+    }
+
+
+def _curves(client, runs) -> list[dict]:
+    curves = []
+    for run in runs:
+        series = {}
+        for key in CURVES:
+            history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+            if history:
+                series[key] = [[epoch, m.value] for epoch, m in enumerate(history)]
+        curves.append({"run": run.info.run_name, "series": series})
+    return curves
+
+
+def _horizon(by_model: dict[str, list], metric: str) -> dict:
+    name = metric.rpartition("/")[2]
+    name = name if name in ("mse", "mae") else "mse"
+    models, naive = {}, []
+    for model, runs in by_model.items():
+        steps = _per_step([r.data.metrics for r in runs], f"test/{name}_h")
+        if steps:
+            models[model] = steps
+        naive += [r.data.metrics for r in runs]
+    baseline = _per_step(naive, f"test/naive_{name}_h")
+    return {"metric": name, "models": models, "baselines": {"last value": baseline} if baseline else {}}
+
+
+def _per_step(metrics: list[dict], prefix: str) -> list[float]:
+    """Mean over runs of prefix1, prefix2, ... as far as every run has the step."""
+    steps = []
+    h = 1
+    while metrics and all(f"{prefix}{h}" in m for m in metrics):
+        steps.append(sum(m[f"{prefix}{h}"] for m in metrics) / len(metrics))
+        h += 1
+    return steps
+
+
+def _forecast_windows(client, run, tmp: Path) -> dict:
+    import numpy as np
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    entry = {"run": run.info.run_name, "windows": []}
+    try:
+        path = client.download_artifacts(run.info.run_id, "forecasts/test_forecasts.csv", str(tmp / run.info.run_id))
+    except (MlflowException, OSError):  # a run from before forecasts were logged: nothing to draw
+        return entry
+    frame = pd.read_csv(path)
+    target, series = frame["target"].iloc[0], frame["series"].iloc[0]
+    rows = frame[(frame["target"] == target) & (frame["series"] == series)]
+    origins = rows["origin"].drop_duplicates().to_list()
+    for index in np.unique(np.linspace(0, len(origins) - 1, min(FORECAST_WINDOWS, len(origins))).astype(int)):
+        window = rows[rows["origin"] == origins[index]]
+        entry["windows"].append(
+            {
+                "title": f"{series} / {target} from {origins[index]}",
+                "target": str(target),
+                "time": window["time"].astype(str).to_list(),
+                "actual": window["actual"].to_list(),
+                "forecast": window["forecast"].to_list(),
+            }
+        )
+    return entry
+
+
+def _attention(client, run, tmp: Path) -> dict | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = client.download_artifacts(run.info.run_id, "plots/attention.json", str(tmp / (run.info.run_id + "-a")))
+    except (MlflowException, OSError):  # models without attention log none
+        return None
+    data = json.loads(Path(path).read_text())
+    return {
+        "run": run.info.run_name,
+        "title": f"{data['series']}, forecast from {data['origin']}",
+        "weights": data["weights"],
+    }
+
+
+def _config_differences(best: dict) -> dict:
+    models = sorted(best)
+    keys = sorted({k for run in best.values() for k in run.data.params if not k.startswith(_NOT_SETTINGS)})
+    rows = []
+    for key in keys:
+        values = [best[m].data.params.get(key) for m in models]
+        if len(set(values)) > 1:
+            rows.append([key, *values])
+    return {"columns": [f"{m} ({best[m].info.run_name})" for m in models], "rows": rows}
+
+
+def _finite(value):
+    """NaN and infinity are not JSON: they become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -94,3 +94,11 @@ def _section(dom: str, name: str) -> str:
     match = re.search(rf'<section id="{name}">(.*?)</section>', dom, re.S)
     assert match, f"section {name} missing"
     return match.group(1)
+
+
+def test_training_never_imports_the_dashboard():
+    import sys
+
+    code = "import sys, tsattn.train, tsattn.module, tsattn.tracking.artifacts; print('tsattn.dashboard' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -34,6 +34,8 @@ def test_wheel_ships_configs_and_dataset_and_finds_them(tmp_path):
         "tsattn/bundled/weather_temps.csv",
         "tsattn/conf/hparams_search/transformer_optuna.yaml",
         "hydra_plugins/tsattn_optuna_sweeper/sweeper.py",
+        "tsattn/dashboards/template.html",
+        "tsattn/dashboards/dashboard.js",
     } <= names
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with other Hydra plugins
 

@@ -35,6 +35,7 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
     for model_runs in by_model.values():
         model_runs.sort(key=lambda r: r.data.metrics[metric], reverse="skill" in metric)
     best = {model: model_runs[0] for model, model_runs in by_model.items()}
+    curves = {m: _curves(client, model_runs[:MAX_CURVE_RUNS]) for m, model_runs in by_model.items()}
     with tempfile.TemporaryDirectory(prefix="tsattn-dashboard-") as tmp:
         forecasts = {m: _forecast_windows(client, run, Path(tmp)) for m, run in best.items()}
         attention = {m: a for m, run in best.items() if (a := _attention(client, run, Path(tmp))) is not None}
@@ -45,7 +46,7 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
         ),
         "leaderboard": _leaderboard(board),
-        "curves": {m: _curves(client, model_runs[:MAX_CURVE_RUNS]) for m, model_runs in by_model.items()},
+        "curves": {m: c for m, c in curves.items() if any(run["series"] for run in c)},  # baselines never train
         "horizon": _horizon(by_model, metric),
         "forecasts": {m: f for m, f in forecasts.items() if f["windows"]},
         "attention": attention,

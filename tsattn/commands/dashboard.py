@@ -40,6 +40,5 @@ def main(argv: list[str]) -> None:
         temporary.write_text(page, encoding="utf-8")
     size_kb = args.output.stat().st_size / 1024
     seconds = time.perf_counter() - started
-    print(
-        f"tsattn: dashboard of {len(runs)} runs -> {args.output} ({size_kb:.0f} KB) in {seconds:.1f} s", file=sys.stderr
-    )
+    shown = sum(r.data.tags.get("tsattn.role") != "sweep" for r in runs)  # sweep parents are not runs to compare
+    print(f"tsattn: dashboard of {shown} runs -> {args.output} ({size_kb:.0f} KB) in {seconds:.1f} s", file=sys.stderr)

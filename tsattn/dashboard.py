@@ -37,8 +37,14 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
     best = {model: model_runs[0] for model, model_runs in by_model.items()}
     curves = {m: _curves(client, model_runs[:MAX_CURVE_RUNS]) for m, model_runs in by_model.items()}
     with tempfile.TemporaryDirectory(prefix="tsattn-dashboard-") as tmp:
-        forecasts = {m: _forecast_windows(client, run, Path(tmp)) for m, run in best.items()}
-        attention = {m: a for m, run in best.items() if (a := _attention(client, run, Path(tmp))) is not None}
+        # From the best run that logged them (runs from older versions, or copied runs, may not have).
+        forecasts = {
+            m: _first(model_runs, lambda r: _forecast_windows(client, r, Path(tmp)))
+            for m, model_runs in by_model.items()
+        }
+        attention = {
+            m: _first(model_runs, lambda r: _attention(client, r, Path(tmp))) for m, model_runs in by_model.items()
+        }
     return {
         "experiment": experiment,
         "summary": (
@@ -48,8 +54,8 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
         "leaderboard": _leaderboard(board),
         "curves": {m: c for m, c in curves.items() if any(run["series"] for run in c)},  # baselines never train
         "horizon": _horizon(by_model, metric),
-        "forecasts": {m: f for m, f in forecasts.items() if f["windows"]},
-        "attention": attention,
+        "forecasts": {m: f for m, f in forecasts.items() if f is not None},
+        "attention": {m: a for m, a in attention.items() if a is not None},
         "configs": _config_differences(best),
     }
 
@@ -67,6 +73,15 @@ def render(payload: dict) -> str:
     ):
         page = page.replace(marker, text, 1)
     return page
+
+
+def _first(runs, fetch, tries: int = 5):
+    """What `fetch` finds for the first of the best `tries` runs that has it, else None."""
+    for run in runs[:tries]:
+        found = fetch(run)
+        if found is not None:
+            return found
+    return None
 
 
 def _leaderboard(board: Leaderboard) -> dict:
@@ -119,7 +134,7 @@ def _per_step(metrics: list[dict], prefix: str) -> list[float]:
     return steps
 
 
-def _forecast_windows(client, run, tmp: Path) -> dict:
+def _forecast_windows(client, run, tmp: Path) -> dict | None:
     import numpy as np
     import pandas as pd
     from mlflow.exceptions import MlflowException
@@ -128,7 +143,7 @@ def _forecast_windows(client, run, tmp: Path) -> dict:
     try:
         path = client.download_artifacts(run.info.run_id, "forecasts/test_forecasts.csv", str(tmp / run.info.run_id))
     except (MlflowException, OSError):  # a run from before forecasts were logged: nothing to draw
-        return entry
+        return None
     frame = pd.read_csv(path)
     target, series = frame["target"].iloc[0], frame["series"].iloc[0]
     rows = frame[(frame["target"] == target) & (frame["series"] == series)]

@@ -13,7 +13,7 @@ from tsattn.commands.common import (
     add_model_and_io_arguments,
     atomic_output,
     check_output,
-    choose_device,
+    load_model,
     progress,
     read_history,
 )
@@ -41,11 +41,8 @@ def main(argv: list[str]) -> None:
     if args.metrics_json is not None:
         check_output(args.metrics_json)
     from tsattn.backtest import backtest
-    from tsattn.bundle import load_bundle
-    from tsattn.model_source import bundle_directory
 
-    with bundle_directory(args.model, args.tracking_uri) as directory:
-        bundle = load_bundle(directory, device=choose_device(args.device))
+    bundle = load_model(args)
     step = args.step or bundle.horizon
     history = read_history(args.input, bundle, args.skip_short, bundle.lookback + bundle.horizon, args.quiet)
     with progress(sum(len(s.time) for s in history.series) // step, args.quiet, unit="windows") as bar:

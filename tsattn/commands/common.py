@@ -48,6 +48,15 @@ def check_output(output: Path) -> None:
         raise TsattnError(f"-o {output}: the directory {parent} is not writable")
 
 
+def load_model(args: argparse.Namespace):
+    """The bundle named by the MODEL argument (fetched from MLflow when remote), on the chosen device."""
+    from tsattn.bundle import load_bundle
+    from tsattn.model_source import bundle_directory
+
+    with bundle_directory(args.model, args.tracking_uri) as directory:
+        return load_bundle(directory, device=choose_device(args.device))
+
+
 def choose_device(device: str) -> str:
     import torch
 

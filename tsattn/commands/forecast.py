@@ -10,7 +10,7 @@ from tsattn.commands.common import (
     add_model_and_io_arguments,
     atomic_output,
     check_output,
-    choose_device,
+    load_model,
     progress,
     read_history,
 )
@@ -31,12 +31,9 @@ def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     check_output(args.output)
-    from tsattn.bundle import load_bundle
     from tsattn.forecast import forecast
-    from tsattn.model_source import bundle_directory
 
-    with bundle_directory(args.model, args.tracking_uri) as directory:
-        bundle = load_bundle(directory, device=choose_device(args.device))
+    bundle = load_model(args)
     if args.horizon is not None and not 1 <= args.horizon <= bundle.horizon:
         from tsattn.errors import TsattnError
 

@@ -11,6 +11,7 @@ import torch
 from tsattn.bundle import Bundle
 from tsattn.data.calendar import calendar_features
 from tsattn.data.io import series_from_frame
+from tsattn.data.scaling import mean_and_std
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
 
@@ -63,11 +64,7 @@ def forecast(
     """
     schema = bundle.schema
     horizon = bundle.horizon if horizon is None else horizon
-    if not 1 <= horizon <= bundle.horizon:
-        raise TsattnError(
-            f"--horizon {horizon} is outside 1..{bundle.horizon}, the horizon this model was trained for; "
-            "train a model with a longer data.horizon"
-        )
+    check_horizon(bundle, horizon)
     lookback = bundle.lookback
     short = [s.id for s in history.series if len(s.time) < lookback]
     if short:
@@ -93,6 +90,15 @@ def forecast(
     return pd.concat(frames, ignore_index=True)
 
 
+def check_horizon(bundle: Bundle, horizon: int) -> None:
+    """Refuse a horizon the model was not trained for (longer), or an empty one."""
+    if not 1 <= horizon <= bundle.horizon:
+        raise TsattnError(
+            f"--horizon {horizon}: this model forecasts 1 to {bundle.horizon} steps; "
+            "train one with a longer data.horizon for more"
+        )
+
+
 def statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
     """Scaling statistics for a series: its training ones, else (a new series) its own history's."""
     stats = bundle.scaler.stats
@@ -101,9 +107,7 @@ def statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
     elif bundle.schema["layout"] == "wide" and len(stats) == 1:
         chosen = next(iter(stats.values()))  # one wide series: the file name may differ, the series does not
     else:
-        values = series.values.astype(np.float64)
-        std = values.std(axis=0)
-        return values.mean(axis=0), np.where(std < 1e-8, 1.0, std)
+        return mean_and_std(series.values)
     return chosen["mean"], chosen["std"]
 
 

@@ -31,16 +31,11 @@ def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     check_output(args.output)
-    from tsattn.forecast import forecast
+    from tsattn.forecast import check_horizon, forecast
 
     bundle = load_model(args)
-    if args.horizon is not None and not 1 <= args.horizon <= bundle.horizon:
-        from tsattn.errors import TsattnError
-
-        raise TsattnError(
-            f"--horizon {args.horizon}: this model forecasts 1 to {bundle.horizon} steps; "
-            "train one with a longer data.horizon for more"
-        )
+    if args.horizon is not None:
+        check_horizon(bundle, args.horizon)  # before reading the input: a big file is not read for nothing
     history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet)
     with progress(len(history.series), args.quiet) as bar:
         frame = forecast(bundle, history, args.horizon, args.batch_size, on_batch=lambda done: bar.update(done - bar.n))

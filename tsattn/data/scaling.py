@@ -17,6 +17,13 @@ from tsattn.data.series import SeriesCollection
 _MIN_STD = 1e-8
 
 
+def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of [T, F] values; a channel that barely moves gets std 1."""
+    values = values.astype(np.float64)
+    std = values.std(axis=0)
+    return values.mean(axis=0), np.where(std < _MIN_STD, 1.0, std)
+
+
 class StandardScaler:
     """z = (value - mean) / std, with statistics per (series, channel).
 
@@ -38,8 +45,8 @@ class StandardScaler:
         stats = {}
         for s in collection.series:
             train = s.values[: train_ends[s.id]].astype(np.float64)  # [T_train, F]
-            std = train.std(axis=0)
-            stats[s.id] = {"mean": train.mean(axis=0), "std": np.where(std < _MIN_STD, 1.0, std)}
+            mean, std = mean_and_std(train)
+            stats[s.id] = {"mean": mean, "std": std}
         return cls(collection.columns, stats)
 
     def transform(self, series_id: str, values: np.ndarray) -> np.ndarray:

@@ -128,7 +128,14 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
 
     net = instantiate(net_cfg, **schema["net_sizes"])
     model_cfg = config["model"]
-    module = ForecastModule(net, loss=model_cfg.get("loss", "mse"), revin=bool(model_cfg.get("revin", False)))
+    module = ForecastModule(
+        net,
+        loss=model_cfg.get("loss", "mse"),
+        revin=bool(model_cfg.get("revin", False)),
+        channel_independent=bool(model_cfg.get("channel_independent", False)),
+        segment_len=int(model_cfg.get("segment_len", 1)),
+        n_targets=len(schema["targets"]),
+    )
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise TsattnError(f"{weights}: missing; the bundle has no weights")

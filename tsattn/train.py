@@ -52,9 +52,9 @@ class Training:
         self.datamodule = instantiate(cfg.data)
         self.datamodule.setup("fit")
         L.seed_everything(cfg.seed, workers=True)
-        self.net_sizes = _sizes_from_data(cfg.model.net, self.datamodule)
+        self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)
         net = instantiate(cfg.model.net, **self.net_sizes)
-        self.model = instantiate(cfg.model, net=net)
+        self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"])
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
         self.pruning = None
         trial = cfg.get("optuna_trial")
@@ -154,7 +154,7 @@ class Training:
                     self.net_sizes,
                 )
 
-        headline = ("test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
+        headline = ("val/loss_best", "test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
         summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in headline if k in metrics)
         log.info("done: %s", summary or "no test metrics")
         return metrics
@@ -170,10 +170,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return Training(cfg, track=True).run()
 
 
-def _sizes_from_data(net_cfg: DictConfig, datamodule) -> dict[str, int]:
-    """Constructor arguments the data decides: the channel counts, and the season length when left null."""
-    sizes = dict(datamodule.dims)
-    if "season_length" in net_cfg and net_cfg.season_length is None:
+def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
+    """Constructor arguments the data decides: the channel counts, and the season length when left null.
+
+    The counts are those the network sees after ForecastModule's folds: one target channel when
+    channel independent, S times the channels with segments of S steps.
+    """
+    from tsattn.models.folding import network_sizes
+
+    sizes = network_sizes(
+        datamodule.dims,
+        datamodule.lookback,
+        datamodule.horizon,
+        bool(model_cfg.get("channel_independent", False)),
+        int(model_cfg.get("segment_len", 1)),
+    )
+    if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length
     return sizes
 

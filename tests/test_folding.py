@@ -1,0 +1,109 @@
+"""Channel independence and segments: reshapes around an unchanged network that must not change what it means."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tsattn.data.datamodule import ForecastDataModule
+from tsattn.errors import TsattnError
+from tsattn.models.attention_seq2seq import AttentionSeq2Seq
+from tsattn.models.folding import fold_channels, fold_segments, network_sizes, unfold_channels, unfold_segments
+from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+from tsattn.models.transformer import TransformerForecaster
+from tsattn.module import ForecastModule
+
+LOOKBACK, HORIZON, SEGMENT = 48, 24, 12
+
+NETS = {
+    "lstm": lambda sizes: LSTMSeq2Seq(**sizes, hidden_size=16),
+    "attention": lambda sizes: AttentionSeq2Seq(**sizes, hidden_size=16),
+    "transformer": lambda sizes: TransformerForecaster(
+        **sizes, d_model=16, dropout=0.0, decoder_mode="generative", label_len=2
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def etth1(etth1_path):
+    """64 real ETTh1 training windows: 7 target channels, 8 calendar channels."""
+    datamodule = ForecastDataModule(str(etth1_path), time_col="date", lookback=LOOKBACK, horizon=HORIZON)
+    datamodule.setup()
+    train = datamodule.datasets["train"]
+    return train[torch.linspace(0, len(train) - 1, 64).long()], datamodule.dims
+
+
+def _module(name, dims, channel_independent, segment_len, seed=0):
+    sizes = network_sizes(dims, LOOKBACK, HORIZON, channel_independent, segment_len)
+    torch.manual_seed(seed)
+    net = NETS[name](sizes)
+    module = ForecastModule(
+        net, revin=True, channel_independent=channel_independent, segment_len=segment_len, n_targets=dims["n_targets"]
+    )
+    return module.eval()
+
+
+def test_folds_are_exact_inverses_and_keep_each_value_in_place(etth1):
+    batch, dims = etth1
+    c, k = dims["n_targets"], dims["n_calendar"]
+    per_channel = fold_channels(batch, c)
+    assert per_channel["x"].shape == (64 * c, LOOKBACK, 1 + k)
+    # Window b's channel j is folded window b * C + j, its calendar unchanged.
+    torch.testing.assert_close(per_channel["x"][2 * c + 3, :, 0], batch["x"][2, :, 3], rtol=0, atol=0)
+    torch.testing.assert_close(per_channel["x"][2 * c + 3, :, 1:], batch["x"][2, :, c:], rtol=0, atol=0)
+    torch.testing.assert_close(unfold_channels({"y_hat": per_channel["y"]}, c)["y_hat"], batch["y"], rtol=0, atol=0)
+
+    segments = fold_segments(batch, c, SEGMENT)
+    assert segments["x"].shape == (64, LOOKBACK // SEGMENT, SEGMENT * (c + k))
+    # Targets first (step-major inside the segment), calendar last, as the networks expect.
+    torch.testing.assert_close(segments["x"][:, 1, c : 2 * c], batch["x"][:, SEGMENT + 1, :c], rtol=0, atol=0)
+    torch.testing.assert_close(segments["x"][:, 1, SEGMENT * c : SEGMENT * c + k], batch["x"][:, SEGMENT, c:])
+    torch.testing.assert_close(unfold_segments({"y_hat": segments["y"]}, SEGMENT)["y_hat"], batch["y"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_channel_independent_forecast_of_a_channel_depends_on_that_channel_only(etth1, name):
+    batch, dims = etth1
+    module = _module(name, dims, channel_independent=True, segment_len=SEGMENT)
+    disturbed = batch["x"].clone()
+    disturbed[..., 1:7] += torch.randn_like(disturbed[..., 1:7])  # every target channel but the first
+    with torch.no_grad():
+        clean, dirty = module(batch)["y_hat"], module(dict(batch, x=disturbed))["y_hat"]
+    torch.testing.assert_close(clean[..., 0], dirty[..., 0], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(clean[..., 1:], dirty[..., 1:])
+    # A channel-mixing module of the same kind does mix: the check above could fail.
+    mixing = _module(name, dims, channel_independent=False, segment_len=SEGMENT)
+    with torch.no_grad():
+        assert not torch.allclose(mixing(batch)["y_hat"][..., 0], mixing(dict(batch, x=disturbed))["y_hat"][..., 0])
+
+
+@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("channel_independent", [True, False])
+def test_folded_models_never_read_the_targets_or_a_later_calendar_step(etth1, name, channel_independent):
+    batch, dims = etth1
+    module = _module(name, dims, channel_independent, SEGMENT)
+    calendar = batch["future_calendar"].clone()
+    calendar[:, SEGMENT:] += 5.0  # the second segment's calendar onwards
+    with torch.no_grad():
+        clean = module(batch)["y_hat"]
+        assert clean.shape == batch["y"].shape
+        torch.testing.assert_close(clean, module(dict(batch, y=batch["y"] + 100.0))["y_hat"], rtol=0, atol=0)
+        dirty = module(dict(batch, future_calendar=calendar))["y_hat"]
+    torch.testing.assert_close(clean[:, :SEGMENT], dirty[:, :SEGMENT], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(clean[:, SEGMENT:], dirty[:, SEGMENT:])
+
+
+def test_attention_maps_keep_their_meaning_through_both_folds(etth1):
+    batch, dims = etth1
+    module = _module("attention", dims, channel_independent=True, segment_len=SEGMENT)
+    with torch.no_grad():
+        weights = module(batch)["attention"]
+    assert weights.shape == (64, HORIZON, LOOKBACK)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(64, HORIZON))
+
+
+def test_a_segment_that_does_not_divide_the_window_is_one_clear_error():
+    dims = {"n_features": 15, "n_targets": 7, "n_calendar": 8}
+    with pytest.raises(TsattnError, match=r"segment_len=10 must divide data\.lookback=48"):
+        network_sizes(dims, LOOKBACK, HORIZON, False, 10)
+    assert network_sizes(dims, LOOKBACK, HORIZON, True, 12) == {"n_features": 108, "n_targets": 12, "n_calendar": 96}

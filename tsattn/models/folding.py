@@ -1,0 +1,114 @@
+"""Views of a batch that any network can be trained on: one target channel at a time, or segments of steps.
+
+Both are reshapes around an unchanged network, so the LSTM, attention and Transformer forecasters all get
+them from ForecastModule:
+
+- channel folding (channel independence, Nie et al., 2023): a window of C targets becomes C windows of
+  one target that share the past covariates and calendar features; one network serves every channel.
+- segment folding (Lin et al., 2023, SegRNN; patches in PatchTST): S consecutive steps become one step of
+  S times the channels, so the network runs over L/S and H/S steps instead of L and H.
+
+Channel order is kept: targets first, then past covariates, then calendar features last, which is where
+the networks look for each.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tsattn.errors import TsattnError
+
+Batch = dict[str, torch.Tensor]
+
+
+def network_sizes(dims: dict[str, int], lookback: int, horizon: int, channel_independent: bool, segment_len: int):
+    """The channel counts the network is built for, given the data's and the folds applied to it.
+
+    Args:
+        dims: the data's n_features (C + P + K), n_targets (C) and n_calendar (K).
+
+    Returns:
+        dims as the network sees them: one target when channel independent, S times every count with segments.
+    """
+    if segment_len < 1 or lookback % segment_len or horizon % segment_len:
+        raise TsattnError(
+            f"model.segment_len={segment_len} must divide data.lookback={lookback} and data.horizon={horizon}"
+        )
+    sizes = dict(dims)
+    if channel_independent:
+        sizes["n_features"] -= sizes["n_targets"] - 1
+        sizes["n_targets"] = 1
+    return {key: value * segment_len for key, value in sizes.items()}
+
+
+def fold_channels(batch: Batch, n_targets: int) -> Batch:
+    """Each target channel becomes its own window.
+
+    Shape:
+        x [B, L, C + P + K] -> [B * C, L, 1 + P + K]; future_calendar [B, H, K] -> [B * C, H, K];
+        y [B, H, C] -> [B * C, H, 1]
+    """
+    x = batch["x"]
+    n_batch, lookback, _ = x.shape
+    targets = x[..., :n_targets].transpose(1, 2).reshape(n_batch * n_targets, lookback, 1)  # [B * C, L, 1]
+    shared = x[..., n_targets:].repeat_interleave(n_targets, dim=0)  # [B * C, L, P + K]
+    folded = {
+        "x": torch.cat([targets, shared], dim=-1),
+        "future_calendar": batch["future_calendar"].repeat_interleave(n_targets, dim=0),
+    }
+    if "y" in batch:
+        horizon = batch["y"].shape[1]
+        folded["y"] = batch["y"].transpose(1, 2).reshape(n_batch * n_targets, horizon, 1)  # [B * C, H, 1]
+    return folded
+
+
+def unfold_channels(output: Batch, n_targets: int) -> Batch:
+    """Undo fold_channels on the network's output; attention maps are averaged over the channels.
+
+    Shape:
+        y_hat [B * C, H, 1(, Q)] -> [B, H, C(, Q)]; attention [B * C, ..., H, L] -> [B, ..., H, L]
+    """
+    y_hat = output["y_hat"].unflatten(0, (-1, n_targets)).squeeze(3).movedim(1, 2)  # [B, C, H(, Q)] -> [B, H, C(, Q)]
+    unfolded = dict(output, y_hat=y_hat)
+    if "attention" in output:
+        unfolded["attention"] = output["attention"].unflatten(0, (-1, n_targets)).mean(dim=1)
+    return unfolded
+
+
+def fold_segments(batch: Batch, n_targets: int, segment_len: int) -> Batch:
+    """S consecutive steps become one step; each channel group keeps its place (targets, covariates, calendar).
+
+    Shape:
+        x [B, L, C + P + K] -> [B, L/S, S*C + S*P + S*K]; future_calendar [B, H, K] -> [B, H/S, S*K];
+        y [B, H, C] -> [B, H/S, S*C]
+    """
+    x, calendar = batch["x"], batch["future_calendar"]
+    n_calendar = calendar.shape[-1]
+    groups = (x[..., :n_targets], x[..., n_targets : x.shape[-1] - n_calendar], x[..., x.shape[-1] - n_calendar :])
+    folded = {
+        "x": torch.cat([_segments(group, segment_len) for group in groups], dim=-1),
+        "future_calendar": _segments(calendar, segment_len),
+    }
+    if "y" in batch:
+        folded["y"] = _segments(batch["y"], segment_len)
+    return folded
+
+
+def unfold_segments(output: Batch, segment_len: int) -> Batch:
+    """Undo fold_segments on the network's output; attention maps are spread over the steps they cover.
+
+    Shape:
+        y_hat [B, H/S, S*C(, Q)] -> [B, H, C(, Q)]; attention [B, ..., H/S, L/S] -> [B, ..., H, L]
+    """
+    y_hat = output["y_hat"]
+    y_hat = y_hat.unflatten(2, (segment_len, -1)).flatten(1, 2)  # [B, H/S, S, C(, Q)] -> [B, H, C(, Q)]
+    unfolded = dict(output, y_hat=y_hat)
+    if "attention" in output:
+        weights = output["attention"].repeat_interleave(segment_len, dim=-2)  # one row per horizon step
+        unfolded["attention"] = weights.repeat_interleave(segment_len, dim=-1) / segment_len  # rows sum to 1
+    return unfolded
+
+
+def _segments(values: torch.Tensor, segment_len: int) -> torch.Tensor:
+    """Shape: [B, T, V] -> [B, T/S, S*V], step-major within a segment."""
+    return values.unflatten(1, (-1, segment_len)).flatten(2)

@@ -99,6 +99,8 @@ def _section(dom: str, name: str) -> str:
 def test_training_never_imports_the_dashboard():
     import sys
 
-    code = "import sys, tsattn.train, tsattn.module, tsattn.tracking.artifacts; print('tsattn.dashboard' in sys.modules)"
+    code = (
+        "import sys, tsattn.train, tsattn.module, tsattn.tracking.artifacts; print('tsattn.dashboard' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

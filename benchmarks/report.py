@@ -1,0 +1,30 @@
+"""BENCHMARKS.md is written by several scripts: each replaces only its own marked section."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HEADER = """# Benchmarks
+
+Every table below is written by a script in `benchmarks/` (`make bench` runs them all) on the machine
+named in it; rerunning a script replaces only its own table.
+"""
+
+
+def replace_section(path: Path, name: str, body: str) -> None:
+    """Put `body` between `<!-- name -->` and `<!-- /name -->`, appending the section when it is new.
+
+    The file is replaced atomically, so an interrupted benchmark never leaves half a table.
+    """
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = path.read_text(encoding="utf-8") if path.is_file() else HEADER
+    section = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,101 @@
+"""The benchmark scripts: the ETTh1 protocol they reproduce, the tables they write, and MLflow behind them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, tsattn_env
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from report import replace_section
+
+QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2"]
+
+
+def _script(name: str, args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / name), *args],
+        cwd=REPO,
+        env=tsattn_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def test_report_sections_replace_only_their_own_table(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    replace_section(path, "speed-cpu", "old speed")
+    replace_section(path, "accuracy-M-H96", "accuracy table")
+    replace_section(path, "speed-cpu", "new speed")
+    text = path.read_text()
+    assert text.startswith("# Benchmarks")
+    assert "new speed" in text and "old speed" not in text and "accuracy table" in text
+    assert text.index("new speed") < text.index("accuracy table")  # replaced in place, not moved
+
+
+@pytest.mark.slow
+def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_path, etth1_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    output = tmp_path / "BENCHMARKS.md"
+    args = ["--settings", "M", "S", "--models", "last_value", "linear", "--seeds", "0", "1"]
+    args += ["--data", str(etth1_path), "--tracking-uri", uri, "--output", str(output)]
+    args += [f"--override={o}" for o in [*QUICK, f"paths.log_dir={tmp_path / 'logs'}"]]
+    result = _script("accuracy.py", args)
+
+    text = output.read_text()
+    for setting in ("M", "S"):
+        section = text.split(f"<!-- accuracy-{setting}-H96 -->")[1].split(f"<!-- /accuracy-{setting}-H96 -->")[0]
+        assert "python benchmarks/accuracy.py --settings M S" in section
+        assert "| tsattn linear |" in section and "| repeat last value (published) |" in section
+        # Repeating the last value has no parameters: over the protocol's 2785 scaled test windows it must
+        # give the published figure, which checks the borders, the scaler and the window count at once.
+        last_value = re.search(r"\| tsattn last_value \| ([0-9.]+) \+- ([0-9.]+) \|", section)
+        published = {"M": 1.295, "S": 0.069}[setting]
+        assert last_value and abs(float(last_value[1]) - published) < 0.0015, section
+        assert float(last_value[2]) == 0.0  # deterministic over seeds
+    assert "| TimeMixer (published) | 0.375 | 0.400 |" in text
+    assert "| NLinear (L=336) (published) | 0.053 | 0.177 |" in text
+    assert "| tsattn linear |" in result.stdout  # the table is printed too
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("etth1-benchmark-S-H96").experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["benchmark"] for r in runs}) == 1
+    mean_linear = sum(r.data.metrics["test/mse"] for r in runs if r.data.tags["tsattn.model"] == "linear") / 2
+    assert f"| tsattn linear | {mean_linear:.4f} +- " in text
+
+
+def test_accuracy_refuses_a_missing_dataset(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--data", str(tmp_path / "none.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "none.csv not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_speed_compares_tsattn_with_the_plain_loop_and_times_decoding(tmp_path, etth1_path):
+    output = tmp_path / "BENCHMARKS.md"
+    args = ["--models", "lstm_seq2seq", "--batches", "3", "--epochs", "1"]
+    _script("speed.py", [*args, "--data", str(etth1_path), "--output", str(output)])
+    text = output.read_text()
+    row = re.search(r"\| lstm_seq2seq \| [0-9,]+ \| \d+ \| ([0-9,]+) \| ([0-9,]+) \| ([0-9.]+)x \|", text)
+    assert row, text
+    tsattn, plain, ratio = (float(g.replace(",", "")) for g in row.groups())
+    assert tsattn > 0 and plain > 0 and abs(ratio - tsattn / plain) < 0.01 + 0.01 * ratio
+    for decoder in ("lstm_seq2seq", "attention_seq2seq", "transformer (autoregressive)"):
+        times = re.search(rf"\| {re.escape(decoder)} \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", text)
+        assert times, decoder
+        assert float(times[3]) > float(times[1])  # 336 steps take longer than 24

@@ -9,6 +9,7 @@ from tsattn.data.datamodule import ForecastDataModule
 from tsattn.data.split import RatioSplit
 from tsattn.models.attention_seq2seq import AttentionSeq2Seq
 from tsattn.models.baselines import DLinear, LastValue, SeasonalNaive
+from tsattn.models.layers import AttentionScore
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
 from tsattn.models.transformer import TransformerForecaster
 
@@ -220,3 +221,24 @@ def test_free_running_equals_teacher_forcing_on_its_own_forecasts(weather, name)
         free = net(batch)["y_hat"]
         forced = net(dict(batch, y=free), 1.0)["y_hat"]
     torch.testing.assert_close(forced, free, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", AttentionScore.KINDS)
+def test_attention_scores_match_their_definitions(kind):
+    """Keys projected once per batch score exactly as the textbook formulas, step by step, would."""
+    torch.manual_seed(0)
+    score = AttentionScore(kind, hidden_size=16)
+    queries, keys = torch.randn(4, 3, 16), torch.randn(4, 10, 16)  # [B, H, D], [B, L, D]
+    if kind == "dot":
+        expected = torch.einsum("bhd,bld->bhl", queries, keys)  # s . h
+    elif kind == "general":
+        expected = torch.einsum("bhd,de,ble->bhl", queries, score.key_proj.weight, keys)  # s . W h
+    else:
+        w_s, w_h = score.query_proj.weight, score.key_proj.weight
+        mixed = torch.einsum("de,bhe->bhd", w_s, queries).unsqueeze(2) + (keys @ w_h.T + score.key_proj.bias).unsqueeze(
+            1
+        )
+        expected = (torch.tanh(mixed) @ score.v.weight.T).squeeze(-1)  # v . tanh(W_s s + W_h h)
+    expected = torch.softmax(expected, dim=-1)
+    torch.testing.assert_close(score(queries, keys), expected)
+    torch.testing.assert_close(score(queries, keys, score.project_keys(keys)), expected)

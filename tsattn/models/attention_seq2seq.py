@@ -29,9 +29,15 @@ class AttentionSeq2Seq(LSTMSeq2Seq):
         self.score = AttentionScore(score, hidden_size)
         self.combine = nn.Linear(2 * hidden_size, hidden_size)
 
-    def readout(self, decoded: torch.Tensor, encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shape: decoded [B, T, D], encoded [B, L, D] -> hidden [B, T, D], attention [B, T, L]."""
-        weights = self.score(decoded, encoded)  # [B, T, L]
+    def attention_keys(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The projected encoder outputs every decoder step is scored against. Shape: [B, L, D] -> [B, L, D]."""
+        return self.score.project_keys(encoded)
+
+    def readout(
+        self, decoded: torch.Tensor, encoded: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shape: decoded [B, T, D], encoded [B, L, D], keys [B, L, D] -> hidden [B, T, D], attention [B, T, L]."""
+        weights = self.score(decoded, encoded, keys)  # [B, T, L]
         context = weights @ encoded  # [B, T, L] @ [B, L, D] -> [B, T, D]
         hidden = torch.tanh(self.combine(torch.cat([decoded, context], dim=-1)))  # [B, T, 2D] -> [B, T, D]
         return self.dropout(hidden), weights

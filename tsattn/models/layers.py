@@ -62,14 +62,24 @@ class AttentionScore(nn.Module):
             self.key_proj = nn.Linear(hidden_size, hidden_size)
             self.v = nn.Linear(hidden_size, 1, bias=False)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        if self.kind == "dot":
-            scores = queries @ keys.transpose(1, 2)  # [B, H, D] @ [B, D, L] -> [B, H, L]
-        elif self.kind == "general":
-            scores = queries @ self.key_proj(keys).transpose(1, 2)  # [B, H, L]
-        else:
-            mixed = self.query_proj(queries).unsqueeze(2) + self.key_proj(keys).unsqueeze(1)  # [B, H, L, D]
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """The encoder-side half of the score, computed once per batch rather than once per decoder step.
+
+        Shape:
+            keys [B, L, D] -> [B, L, D]
+        """
+        return keys if self.kind == "dot" else self.key_proj(keys)
+
+    def forward(
+        self, queries: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Weights of each query over the keys; pass `project_keys(keys)` when scoring many query steps."""
+        projected = self.project_keys(keys) if projected_keys is None else projected_keys  # [B, L, D]
+        if self.kind == "additive":
+            mixed = self.query_proj(queries).unsqueeze(2) + projected.unsqueeze(1)  # [B, H, L, D]
             scores = self.v(torch.tanh(mixed)).squeeze(-1)  # [B, H, L, D] -> [B, H, L]
+        else:
+            scores = queries @ projected.transpose(1, 2)  # [B, H, D] @ [B, D, L] -> [B, H, L]
         return torch.softmax(scores, dim=-1)
 
 

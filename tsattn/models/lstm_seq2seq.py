@@ -58,11 +58,17 @@ class LSTMSeq2Seq(nn.Module):
         """Run the encoder. Shape: x [B, L, F] -> outputs [B, L, D], (h, c) each [num_layers, B, D]."""
         return self.encoder(x)
 
-    def readout(self, decoded: torch.Tensor, encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def attention_keys(self, encoded: torch.Tensor) -> torch.Tensor | None:
+        """What decoder steps are scored against, prepared once per batch; None here (no attention)."""
+        return None
+
+    def readout(
+        self, decoded: torch.Tensor, encoded: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the head reads from the decoder outputs; here the outputs themselves (no attention).
 
         Shape:
-            decoded [B, T, D], encoded [B, L, D] -> hidden [B, T, D], attention None
+            decoded [B, T, D], encoded [B, L, D], keys from attention_keys -> hidden [B, T, D], attention None
         """
         return self.dropout(decoded), None
 
@@ -88,11 +94,12 @@ class LSTMSeq2Seq(nn.Module):
         Returns:
             {"y_hat": [B, H, C] or [B, H, C, Q], "attention": [B, H, L] when the model attends}
         """
+        keys = self.attention_keys(encoded)  # once per batch, not once per decoder step
         if y is not None and teacher_forcing_ratio >= 1.0:
             # Full teacher forcing: every decoder input is known, so one fused LSTM call covers all steps.
             inputs = torch.cat([previous_values(last_value, y), future_calendar], dim=-1)  # [B, H, C + K]
             decoded, _ = self.decoder(inputs, state)  # [B, H, D]
-            hidden, attention = self.readout(decoded, encoded)
+            hidden, attention = self.readout(decoded, encoded, keys)
             return forecast_output(self.head(hidden)[0], attention)
 
         previous = last_value.unsqueeze(1)  # [B, 1, C]
@@ -100,7 +107,7 @@ class LSTMSeq2Seq(nn.Module):
         for h in range(future_calendar.shape[1]):
             step_input = torch.cat([previous, future_calendar[:, h : h + 1]], dim=-1)  # [B, 1, C + K]
             decoded, state = self.decoder(step_input, state)  # [B, 1, D]
-            hidden, attention = self.readout(decoded, encoded)
+            hidden, attention = self.readout(decoded, encoded, keys)
             forecast, point = self.head(hidden)  # [B, 1, C(, Q)], [B, 1, C]
             forecasts.append(forecast)
             weights.append(attention)

@@ -56,6 +56,9 @@ PUBLISHED = {
 }
 # What each of tsattn's forecasters must reach (3-seed mean test MSE), M, H=96.
 BARS = {"transformer": 0.40, "attention_seq2seq": 0.42, "lstm_seq2seq": 0.45}
+FORECASTERS = tuple(BARS)
+# What the best of the three forecasters must reach (3-seed mean test MSE), per setting at H=96.
+BEST_BARS = {("M", 96): 0.375, ("S", 96): 0.062}
 
 
 @dataclass
@@ -175,14 +178,38 @@ def render(setting: str, horizon: int, rows: list[Row], seeds: list[int]) -> str
     ]
     for row in sorted(rows, key=lambda r: mean(r.mse)):
         bar = BARS.get(row.model) if (setting, horizon) == ("M", 96) else None
-        verdict = "" if bar is None else (f"<= {bar}: met" if mean(row.mse) <= bar else f"<= {bar}: missed")
+        verdict = "" if bar is None else f"<= {bar}: {_verdict(mean(row.mse), bar)}"
         lines.append(
             f"| tsattn {row.model} | {fmt(row.mse)} | {fmt(row.mae)} | {verdict} | {mean(row.epochs):.0f} | "
             f"{mean(row.seconds):.0f} ({max(row.seconds):.0f}) |"
         )
     for name, mse, mae in PUBLISHED.get((setting, horizon), []):
         lines.append(f"| {name} (published) | {mse:.3f} | {mae:.3f} | | | |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *summary(setting, horizon, rows)]) + "\n"
+
+
+def summary(setting: str, horizon: int, rows: list[Row]) -> list[str]:
+    """The bars that concern the forecasters together: the best one's, and beating seasonal naive."""
+    forecasters = [r for r in rows if r.model in FORECASTERS]
+    if not forecasters:
+        return []
+    lines = []
+    best = min(forecasters, key=lambda r: mean(r.mse))
+    bar = BEST_BARS.get((setting, horizon))
+    if bar is not None:
+        lines.append(
+            f"- Best forecaster: {best.model}, {mean(best.mse):.4f}; bar <= {bar}: {_verdict(mean(best.mse), bar)}."
+        )
+    naive = next((r for r in rows if r.model == "seasonal_naive"), None)
+    if naive is not None:
+        worse = [r.model for r in forecasters if mean(r.mse) >= mean(naive.mse)]
+        verdict = "every one is" if not worse else f"not {', '.join(worse)}"
+        lines.append(f"- Better than seasonal naive ({mean(naive.mse):.4f}): {verdict}.")
+    return lines
+
+
+def _verdict(value: float, bar: float) -> str:
+    return "met" if value <= bar else f"missed by {value - bar:.4f}"
 
 
 def mean(values: list[float]) -> float:

@@ -87,10 +87,8 @@ def run_child(args: argparse.Namespace, what: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def build(args: argparse.Namespace, model: str, callbacks):
-    """tsattn's datamodule, ForecastModule and Trainer for the model's ETTh1 experiment."""
-    from hydra.utils import instantiate
-
+def build(args: argparse.Namespace, model: str, timer: L.Callback):
+    """tsattn's datamodule, ForecastModule and Trainer for the model's ETTh1 experiment, with `timer` attached."""
     from tsattn.config import compose
     from tsattn.train import Training
 
@@ -115,14 +113,14 @@ def build(args: argparse.Namespace, model: str, callbacks):
         overrides += ["trainer.accelerator=cpu"]
     cfg = compose(overrides)
     training = Training(cfg, track=False)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
-    return cfg, training.datamodule, training.model, trainer
+    training.trainer.callbacks.append(timer)  # tsattn's own Trainer, as `tsattn train` builds it
+    return cfg, training.datamodule, training.model, training.trainer
 
 
 def measure_training(args: argparse.Namespace) -> dict:
     model_name = args.one
     timer = EpochTimer()
-    cfg, datamodule, module, trainer = build(args, model_name, [timer])
+    cfg, datamodule, module, trainer = build(args, model_name, timer)
     device = torch.device(args.device)
     initial = copy.deepcopy(module.state_dict())
     batch_size = datamodule.batch_size

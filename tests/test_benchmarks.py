@@ -41,6 +41,24 @@ def test_report_sections_replace_only_their_own_table(tmp_path):
     assert text.index("new speed") < text.index("accuracy table")  # replaced in place, not moved
 
 
+def test_accuracy_table_judges_every_bar_on_the_seed_means():
+    from accuracy import Row, render
+
+    rows = [
+        Row("transformer", [0.370, 0.380, 0.378], [0.40] * 3, [80.0] * 3, [9] * 3),  # mean 0.376
+        Row("attention_seq2seq", [0.43] * 3, [0.41] * 3, [70.0] * 3, [8] * 3),
+        Row("lstm_seq2seq", [0.52] * 3, [0.45] * 3, [30.0] * 3, [8] * 3),
+        Row("seasonal_naive", [0.512] * 3, [0.433] * 3, [1.0] * 3, [0] * 3),
+    ]
+    table = render("M", 96, rows, [0, 1, 2])
+    assert "| tsattn transformer | 0.3760 +- 0.0053 |" in table
+    assert "<= 0.4: met" in table and "<= 0.42: missed by 0.0100" in table and "<= 0.45: missed by 0.0700" in table
+    assert "- Best forecaster: transformer, 0.3760; bar <= 0.375: missed by 0.0010." in table
+    assert "- Better than seasonal naive (0.5120): not lstm_seq2seq." in table
+    s_table = render("S", 96, [Row("lstm_seq2seq", [0.06] * 3, [0.18] * 3, [9.0] * 3, [5] * 3)], [0, 1, 2])
+    assert "bar <= 0.062: met" in s_table and "<= 0.45" not in s_table
+
+
 @pytest.mark.slow
 def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_path, etth1_path):
     import mlflow

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import replace_section  # noqa: E402
+from report import machine, replace_section  # noqa: E402
 
 MODELS = ("transformer", "attention_seq2seq", "lstm_seq2seq", "linear", "seasonal_naive", "last_value")
 HORIZONS = (96, 192, 336, 720)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table, flush=True)
         if args.output:
             command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-            body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}.\n\n{table}"
+            body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
             replace_section(Path(args.output), f"accuracy-{setting}-H{args.horizon}", body)
     return 0
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import platform
+import sys
+from importlib.metadata import version
 from pathlib import Path
 
 HEADER = """# Benchmarks
@@ -28,3 +31,9 @@ def replace_section(path: Path, name: str, body: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def machine() -> str:
+    """The machine a table was measured on, in one phrase (without importing torch)."""
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores ({cpu}), Python {sys.version.split()[0]}, torch {version('torch')}"

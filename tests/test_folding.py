@@ -102,6 +102,20 @@ def test_attention_maps_keep_their_meaning_through_both_folds(etth1):
     torch.testing.assert_close(weights.sum(-1), torch.ones(64, HORIZON))
 
 
+def test_attention_is_the_channel_mean_of_segment_weights_spread_evenly_over_steps(etth1):
+    """By hand: the network's [B*C, H/S, L/S] weights, averaged over channels, each cell shared by S x S steps."""
+    batch, dims = etth1
+    module = _module("attention", dims, channel_independent=True, segment_len=SEGMENT)
+    seen = []
+    module.net.register_forward_hook(lambda net, args, output: seen.append(output["attention"]))
+    with torch.no_grad():
+        weights = module(batch)["attention"]  # [B, H, L]
+    per_segment = seen[0].unflatten(0, (-1, dims["n_targets"])).mean(dim=1)  # [B, H/S, L/S]
+    segment_of_step = torch.arange(HORIZON) // SEGMENT, torch.arange(LOOKBACK) // SEGMENT
+    expected = per_segment[:, segment_of_step[0]][:, :, segment_of_step[1]] / SEGMENT  # [B, H, L]
+    torch.testing.assert_close(weights, expected)
+
+
 def test_a_segment_that_does_not_divide_the_window_is_one_clear_error():
     dims = {"n_features": 15, "n_targets": 7, "n_calendar": 8}
     with pytest.raises(TsattnError, match=r"segment_len=10 must divide data\.lookback=48"):

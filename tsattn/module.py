@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from tsattn.metrics import POINT_METRICS, HorizonErrors, pinball
-from tsattn.models.folding import fold_channels, fold_segments, unfold_channels, unfold_segments
+from tsattn.models.folding import (
+    fold_channels,
+    fold_segments,
+    spread_segment_attention,
+    unfold_channels,
+    unfold_segments,
+)
 from tsattn.models.layers import window_statistics
 from tsattn.schedules import TeacherForcing
 
@@ -87,11 +93,16 @@ class ForecastModule(L.LightningModule):
         (segment_len), the network, then each step undone in reverse. `net_options` go to the network as
         they are (return_attention=True for the Transformer).
         """
-        if not self.hparams.channel_independent:
-            return self._normalised(batch, teacher_forcing_ratio, **net_options)
-        n_targets = self.hparams.n_targets
-        output = self._normalised(fold_channels(batch, n_targets), teacher_forcing_ratio, **net_options)
-        return unfold_channels(output, n_targets)
+        if self.hparams.channel_independent:
+            n_targets = self.hparams.n_targets
+            output = self._normalised(fold_channels(batch, n_targets), teacher_forcing_ratio, **net_options)
+            output = unfold_channels(output, n_targets)
+        else:
+            output = self._normalised(batch, teacher_forcing_ratio, **net_options)
+        if "attention" in output and self.hparams.segment_len > 1:
+            # Spread to steps last: averaged over channels first, the map is C times smaller.
+            output = dict(output, attention=spread_segment_attention(output["attention"], self.hparams.segment_len))
+        return output
 
     def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **net_options) -> Batch:
         """Standardise each window by its own statistics (RevIN) when enabled, run, and map back."""

@@ -95,18 +95,25 @@ def fold_segments(batch: Batch, n_targets: int, segment_len: int) -> Batch:
 
 
 def unfold_segments(output: Batch, segment_len: int) -> Batch:
-    """Undo fold_segments on the network's output; attention maps are spread over the steps they cover.
+    """Undo fold_segments on the network's forecasts. Attention maps stay per segment: spread them with
+    spread_segment_attention last, after any channel averaging, which is S^2 times cheaper there.
 
     Shape:
-        y_hat [B, H/S, S*C(, Q)] -> [B, H, C(, Q)]; attention [B, ..., H/S, L/S] -> [B, ..., H, L]
+        y_hat [B, H/S, S*C(, Q)] -> [B, H, C(, Q)]; attention [B, ..., H/S, L/S] unchanged
     """
     y_hat = output["y_hat"]
     y_hat = y_hat.unflatten(2, (segment_len, -1)).flatten(1, 2)  # [B, H/S, S, C(, Q)] -> [B, H, C(, Q)]
-    unfolded = dict(output, y_hat=y_hat)
-    if "attention" in output:
-        weights = output["attention"].repeat_interleave(segment_len, dim=-2)  # one row per horizon step
-        unfolded["attention"] = weights.repeat_interleave(segment_len, dim=-1) / segment_len  # rows sum to 1
-    return unfolded
+    return dict(output, y_hat=y_hat)
+
+
+def spread_segment_attention(attention: torch.Tensor, segment_len: int) -> torch.Tensor:
+    """Each horizon step gets its segment's weights, shared evenly by the S lookback steps of a segment.
+
+    Shape:
+        [B, ..., H/S, L/S] -> [B, ..., H, L], rows still summing to 1
+    """
+    shared = attention / segment_len  # divided before the S^2-fold expansion
+    return shared.repeat_interleave(segment_len, dim=-2).repeat_interleave(segment_len, dim=-1)
 
 
 def _segments(values: torch.Tensor, segment_len: int) -> torch.Tensor:

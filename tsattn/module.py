@@ -90,8 +90,9 @@ class ForecastModule(L.LightningModule):
         """Run the network on the configured view of the batch. y_hat comes back in the data's scale.
 
         Order: one window per channel (channel_independent), RevIN on each window, segments of steps
-        (segment_len), the network, then each step undone in reverse. `net_options` go to the network as
-        they are (return_attention=True for the Transformer).
+        (segment_len), the network, then each step undone in reverse; per-segment attention maps are spread
+        over the steps at the very end. `net_options` go to the network as they are (return_attention=True
+        for the Transformer).
         """
         if self.hparams.channel_independent:
             n_targets = self.hparams.n_targets

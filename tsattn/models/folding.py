@@ -96,7 +96,8 @@ def fold_segments(batch: Batch, n_targets: int, segment_len: int) -> Batch:
 
 def unfold_segments(output: Batch, segment_len: int) -> Batch:
     """Undo fold_segments on the network's forecasts. Attention maps stay per segment: spread them with
-    spread_segment_attention last, after any channel averaging, which is S^2 times cheaper there.
+    spread_segment_attention last, after any channel averaging, so the S x S expansion runs once per
+    window instead of once per channel.
 
     Shape:
         y_hat [B, H/S, S*C(, Q)] -> [B, H, C(, Q)]; attention [B, ..., H/S, L/S] unchanged

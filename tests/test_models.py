@@ -225,7 +225,7 @@ def test_free_running_equals_teacher_forcing_on_its_own_forecasts(weather, name)
 
 @pytest.mark.parametrize("kind", AttentionScore.KINDS)
 def test_attention_scores_match_their_definitions(kind):
-    """Keys projected once per batch score exactly as the textbook formulas, step by step, would."""
+    """Scores from keys projected once per batch equal the textbook formulas."""
     torch.manual_seed(0)
     score = AttentionScore(kind, hidden_size=16)
     queries, keys = torch.randn(4, 3, 16), torch.randn(4, 10, 16)  # [B, H, D], [B, L, D]
@@ -235,9 +235,9 @@ def test_attention_scores_match_their_definitions(kind):
         expected = torch.einsum("bhd,de,ble->bhl", queries, score.key_proj.weight, keys)  # s . W h
     else:
         w_s, w_h = score.query_proj.weight, score.key_proj.weight
-        mixed = torch.einsum("de,bhe->bhd", w_s, queries).unsqueeze(2) + (keys @ w_h.T + score.key_proj.bias).unsqueeze(
-            1
-        )
+        query_side = torch.einsum("de,bhe->bhd", w_s, queries)  # W_s s, [B, H, D]
+        key_side = keys @ w_h.T + score.key_proj.bias  # W_h h, [B, L, D]
+        mixed = query_side.unsqueeze(2) + key_side.unsqueeze(1)  # [B, H, L, D]
         expected = (torch.tanh(mixed) @ score.v.weight.T).squeeze(-1)  # v . tanh(W_s s + W_h h)
     expected = torch.softmax(expected, dim=-1)
     torch.testing.assert_close(score(queries, keys), expected)

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import machine, replace_section  # noqa: E402
+from report import DEFAULT_ETTH1, ETTH1_HELP, machine, missing_data, replace_section  # noqa: E402
 
 MODELS = ("transformer", "attention_seq2seq", "lstm_seq2seq", "linear", "seasonal_naive", "last_value")
 HORIZONS = (96, 192, 336, 720)
@@ -72,10 +72,9 @@ class Row:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    data_path = Path(args.data).resolve()
-    if not data_path.is_file():
-        print(f"accuracy.py: {data_path} not found; pass --data or set TSATTN_ETTH1", file=sys.stderr)
+    if missing_data("accuracy.py", args.data):
         return 2
+    data_path = Path(args.data).resolve()
     invocation = time.strftime("%Y%m%d-%H%M%S")
     for setting in args.settings:
         experiment = f"etth1-benchmark-{setting}-H{args.horizon}"
@@ -100,8 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--data",
-        default=os.environ.get("TSATTN_ETTH1", str(REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv")),
-        help="ETTh1.csv (default: $TSATTN_ETTH1 or ../shared/data/ett/ETTh1.csv)",
+        default=DEFAULT_ETTH1,
+        help=ETTH1_HELP,
     )
     parser.add_argument(
         "--tracking-uri",

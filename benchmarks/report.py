@@ -1,4 +1,5 @@
-"""BENCHMARKS.md is written by several scripts: each replaces only its own marked section."""
+"""What the benchmark scripts share: the ETTh1 file they read, and BENCHMARKS.md, where each replaces only
+its own marked section."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import platform
 import sys
 from importlib.metadata import version
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The ETTh1 benchmark lives beside the checkout, never inside it; TSATTN_ETTH1 points elsewhere.
+DEFAULT_ETTH1 = os.environ.get("TSATTN_ETTH1", str(REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv"))
+ETTH1_HELP = "ETTh1.csv (default: $TSATTN_ETTH1 or ../shared/data/ett/ETTh1.csv)"
 
 HEADER = """# Benchmarks
 
@@ -37,3 +43,12 @@ def machine() -> str:
     """The machine a table was measured on, in one phrase (without importing torch)."""
     cpu = platform.processor() or platform.machine()
     return f"{os.cpu_count()} CPU cores ({cpu}), Python {sys.version.split()[0]}, torch {version('torch')}"
+
+
+def missing_data(script: str, path: str) -> bool:
+    """Say in one line that the dataset is missing and how to point at it; True when it is."""
+    resolved = Path(path).resolve()
+    if resolved.is_file():
+        return False
+    print(f"{script}: {resolved} not found; pass --data or set TSATTN_ETTH1", file=sys.stderr)
+    return True

@@ -40,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import replace_section  # noqa: E402
+from report import DEFAULT_ETTH1, ETTH1_HELP, missing_data, replace_section  # noqa: E402
 
 MODELS = ("lstm_seq2seq", "attention_seq2seq", "transformer")
 GOAL = 0.9  # tsattn's training throughput must be at least this share of the plain loop's
@@ -48,6 +48,8 @@ GOAL = 0.9  # tsattn's training throughput must be at least this share of the pl
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if missing_data("speed.py", args.data):
+        return 2
     if args.one:
         print(json.dumps(measure_training(args) if args.one != "decoding" else measure_decoding(args)))
         return 0
@@ -70,7 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3, help="epochs timed after the warm-up epoch")
     parser.add_argument(
         "--data",
-        default=os.environ.get("TSATTN_ETTH1", str(REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv")),
+        default=DEFAULT_ETTH1,
+        help=ETTH1_HELP,
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process

@@ -93,14 +93,24 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
     assert f"| tsattn linear | {mean_linear:.4f} +- " in text
 
 
-def test_accuracy_refuses_a_missing_dataset(tmp_path):
+@pytest.mark.parametrize("script", ["accuracy.py", "speed.py"])
+def test_benchmarks_refuse_a_missing_dataset_in_one_line(tmp_path, script):
+    output = tmp_path / "BENCHMARKS.md"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--data", str(tmp_path / "none.csv")],
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / script),
+            "--data",
+            str(tmp_path / "none.csv"),
+            "--output",
+            str(output),
+        ],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2 and "none.csv not found" in result.stderr
+    assert result.returncode == 2 and f"{script}: {tmp_path / 'none.csv'} not found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not output.exists()
 
 
 @pytest.mark.slow

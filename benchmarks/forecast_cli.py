@@ -69,7 +69,7 @@ def train_bundle(model: str, csv: Path, directory: Path, lookback: int, horizon:
     ]
     run = Training(compose(overrides), track=False)
     run.run()
-    return save_bundle(directory / model, run.model, run.datamodule, run.cfg, model, run.net_sizes)
+    return save_bundle(directory / model, run.model, run.datamodule, run.cfg, model, run.net_options)
 
 
 def measure(bundle: str, csv: str, output: str, batch_size: int) -> None:

@@ -1,12 +1,14 @@
-"""Model bundles: a directory of plain files that a later tsattn loads without unpickling anything.
+"""Model bundles: a directory of plain files that a later tsattn loads without running anything it names.
 
     weights.safetensors   the network's tensors (safetensors: a JSON header and raw bytes, no code)
-    config.yaml           the resolved model and data config the network is rebuilt from
+    schema.json           what loading reads: the network's registry name and options, the module's
+                          options, the data's columns, frequency, calendar features, L, H, series
     scaler.json           per-series, per-channel mean and std fit on the training rows
-    schema.json           format, versions, column names, frequency, calendar features, L, H, sizes
+    config.yaml           the run's resolved model and data config, for people; loading never reads it
 
-Opening an untrusted bundle cannot run code: no pickle is read, and the network's class must be one of
-tsattn's own (`tsattn.models.*`), checked before anything is built.
+Loading maps the network name to a class through tsattn's registry (tsattn/models/registry.py) and passes
+plain values only (tsattn/bundle_checks.py); sizes are checked against the weights before anything real is
+built. Nothing a bundle names is imported or called.
 """
 
 from __future__ import annotations
@@ -20,24 +22,36 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tsattn import __version__
+from tsattn.bundle_checks import (
+    MAX_UNSAVED_BUFFER_ELEMENTS,
+    check_shapes,
+    is_count,
+    is_name,
+    is_names,
+    plain_options,
+    read_json,
+    require,
+    weight_shapes,
+)
 from tsattn.data.scaling import StandardScaler
 from tsattn.errors import TsattnError
 
 FORMAT = "tsattn-bundle"
-FORMAT_VERSION = 1
+# 2: the network by registry name with plain options; format 1 named a class for Hydra to instantiate.
+FORMAT_VERSION = 2
 WEIGHTS, CONFIG, SCALER, SCHEMA = "weights.safetensors", "config.yaml", "scaler.json", "schema.json"
-ALLOWED_TARGET_PREFIX = "tsattn.models."
+# ForecastModule arguments that are objects built by training, never read from a bundle.
+MODULE_OBJECTS = ("net", "optimizer", "scheduler", "teacher_forcing")
 
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the ForecastModule in eval mode, the scaler, the schema and the config."""
+    """A loaded bundle: the ForecastModule in eval mode, the scaler and the schema."""
 
     path: Path
     module: Any  # tsattn.module.ForecastModule
     scaler: StandardScaler
     schema: dict[str, Any]
-    config: dict[str, Any]
 
     @property
     def lookback(self) -> int:
@@ -47,35 +61,46 @@ class Bundle:
     def horizon(self) -> int:
         return int(self.schema["horizon"])
 
+    @property
+    def season_length(self) -> int:
+        return int(self.schema["season_length"])
+
 
 def save_bundle(
-    directory: str | Path, module, datamodule, cfg: DictConfig, model_name: str, net_sizes: Mapping[str, int]
+    directory: str | Path, module, datamodule, cfg: DictConfig, model_name: str, net_options: Mapping[str, Any]
 ) -> Path:
     """Write the bundle of a trained ForecastModule and the datamodule it was trained on.
 
     Args:
         directory: created when missing; its files are overwritten.
         module: the ForecastModule (the best checkpoint's weights should already be loaded).
-        datamodule: the ForecastDataModule after setup(), holding the scaler and the columns.
-        cfg: the run's config; its model and data sections are saved resolved.
+        datamodule: the ForecastDataModule after setup(), holding the scaler, columns and borders.
+        cfg: the run's config; its model and data sections are saved resolved, for people to read.
         model_name: the config choice (lstm_seq2seq, transformer...), for people reading the schema.
-        net_sizes: the constructor arguments the data decided (channel counts, season length).
+        net_options: every argument the network was built with (config values and data-decided sizes).
     """
     from safetensors.torch import save_model
 
+    from tsattn.models.registry import network_name
+    from tsattn.module import ForecastModule
+    from tsattn.data.io import file_sha256
+
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_model(module.net, str(directory / WEIGHTS))
-    config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
-    (directory / CONFIG).write_text(OmegaConf.to_yaml(config))
-    (directory / SCALER).write_text(datamodule.scaler.to_json())
+    network = network_name(module.net)
+    # Checked on the way out as on the way in: a bundle this tsattn writes is one it can load.
+    net_options = plain_options(dict(net_options), type(module.net), directory / SCHEMA, "network_options")
+    module_options = plain_options(
+        dict(module.hparams), ForecastModule, directory / SCHEMA, "module_options", MODULE_OBJECTS
+    )
     collection = datamodule.collection
     schema = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tsattn_version": __version__,
         "model": model_name,
-        "network": f"{type(module.net).__module__}.{type(module.net).__name__}",
+        "network": network,
+        "network_options": net_options,
+        "module_options": module_options,
         "layout": "long" if collection.id_col else "wide",
         "time_col": collection.time_col,
         "id_col": collection.id_col,
@@ -85,102 +110,167 @@ def save_bundle(
         "calendar": datamodule.calendar_names,
         "lookback": datamodule.lookback,
         "horizon": datamodule.horizon,
-        "net_sizes": dict(net_sizes),
+        "season_length": datamodule.season_length,
+        "missing": datamodule.read_args["missing"],
         "quantiles": list(module.quantiles) if module.quantiles else None,
         "series": [s.id for s in collection.series],
+        # Lets backtest recognise the training file and start at the test border instead of in-sample.
+        "training_data": {
+            "sha256": file_sha256(Path(datamodule.path)),
+            "test_start": {
+                s.id: str(s.time[datamodule.borders[s.id].val_end])
+                for s in collection.series
+                if datamodule.borders[s.id].val_end < len(s.time)
+            },
+        },
     }
+    directory.mkdir(parents=True, exist_ok=True)
+    save_model(module.net, str(directory / WEIGHTS))
     (directory / SCHEMA).write_text(json.dumps(schema, indent=2))
+    (directory / SCALER).write_text(datamodule.scaler.to_json())
+    config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
+    (directory / CONFIG).write_text(OmegaConf.to_yaml(config))
     return directory
 
 
 def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     """Rebuild the ForecastModule of a bundle, in eval mode, on `device`.
 
-    Every way a bundle can be wrong (missing, not a bundle, another major version, a foreign class,
-    corrupt weights) is one TsattnError naming the file.
+    Every way a bundle can be wrong (missing, not a bundle, another format, an unknown network, options
+    that are not plain values or do not fit the network, sizes that do not match the weights, corrupt
+    weights) is one TsattnError naming the file.
     """
     import torch
-    from hydra.utils import instantiate
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
+    from tsattn.models.registry import network_class
     from tsattn.module import ForecastModule
 
     directory = Path(directory)
     if not directory.is_dir():
         raise TsattnError(f"{directory}: no such model bundle directory")
-    schema = _read_json(directory / SCHEMA, "schema")
-    if schema.get("format") != FORMAT:
-        raise TsattnError(f"{directory} is not a tsattn model bundle (its schema.json has no tsattn format)")
-    saved_major, own_major = str(schema.get("tsattn_version", "?")).split(".")[0], __version__.split(".")[0]
-    if saved_major != own_major or int(schema.get("format_version", -1)) > FORMAT_VERSION:
-        raise TsattnError(
-            f"{directory} was saved by tsattn {schema.get('tsattn_version')} (bundle format "
-            f"{schema.get('format_version')}); this is tsattn {__version__}: install tsattn "
-            f"{saved_major}.x to load it, or retrain"
-        )
-    config = _read_yaml(directory / CONFIG)
-    scaler = StandardScaler.from_dict(_read_json(directory / SCALER, "scaler"))
-    net_cfg = config.get("model", {}).get("net")
-    if not isinstance(net_cfg, Mapping):
-        raise TsattnError(f"{directory / CONFIG} has no model.net section; the bundle is incomplete")
-    _require_tsattn_targets(net_cfg, directory / CONFIG)
+    schema = read_json(directory / SCHEMA, "schema")
+    _check_schema(schema, directory / SCHEMA)
+    scaler = _read_scaler(directory / SCALER, schema)
 
-    net = instantiate(net_cfg, **schema["net_sizes"])
-    model_cfg = config["model"]
-    module = ForecastModule(
-        net,
-        loss=model_cfg.get("loss", "mse"),
-        revin=bool(model_cfg.get("revin", False)),
-        channel_independent=bool(model_cfg.get("channel_independent", False)),
-        segment_len=int(model_cfg.get("segment_len", 1)),
-        n_targets=len(schema["targets"]),
-    )
+    source = directory / SCHEMA
+    net_class = network_class(schema["network"])
+    net_options = plain_options(schema["network_options"], net_class, source, "network_options")
+    module_options = plain_options(schema["module_options"], ForecastModule, source, "module_options", MODULE_OBJECTS)
     weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise TsattnError(f"{weights}: missing; the bundle has no weights")
+    shapes = weight_shapes(weights)
+    with torch.device("meta"):  # shapes without memory: a claimed size of 10^6 x 10^6 costs nothing here
+        blueprint = _build(net_class, net_options, source)
+    check_shapes(blueprint.state_dict(), shapes, weights)
+    unsaved = sum(b.numel() for name, b in blueprint.named_buffers() if name not in shapes)
+    if unsaved > MAX_UNSAVED_BUFFER_ELEMENTS:
+        raise TsattnError(f"{source}: network_options ask for {unsaved:,} buffer values beyond the weights; refused")
+
+    net = _build(net_class, net_options, source)
     try:
         load_model(net, str(weights), strict=True, device=device)
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         detail = " ".join(str(err).split())[:200]
         raise TsattnError(f"{weights} is not a valid safetensors file for this network ({detail})") from None
+    try:
+        module = ForecastModule(net, **module_options)
+    except (ValueError, TypeError, TsattnError) as err:
+        raise TsattnError(f"{source}: module_options do not fit ({err}); the bundle is corrupt") from None
     module.to(torch.device(device)).eval()
-    return Bundle(path=directory, module=module, scaler=scaler, schema=schema, config=config)
+    return Bundle(path=directory, module=module, scaler=scaler, schema=schema)
 
 
-def _require_tsattn_targets(node: Any, source: Path) -> None:
-    """Refuse any `_target_` outside tsattn.models: instantiating one would import and call arbitrary code."""
-    if isinstance(node, Mapping):
-        target = node.get("_target_")
-        if target is not None and not str(target).startswith(ALLOWED_TARGET_PREFIX):
-            raise TsattnError(f"{source} names {target!r}; a bundle may only build tsattn.models classes")
-        for value in node.values():
-            _require_tsattn_targets(value, source)
-    elif isinstance(node, list):
-        for value in node:
-            _require_tsattn_targets(value, source)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise TsattnError(f"{path}: missing; not a complete tsattn model bundle")
+def _build(net_class, options: dict[str, Any], source: Path):
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TsattnError(f"{path}: the {what} is not valid JSON ({err}); the bundle is corrupt") from None
-    if not isinstance(data, dict):
-        raise TsattnError(f"{path}: the {what} is not a JSON object; the bundle is corrupt")
-    return data
+        return net_class(**options)
+    except (ValueError, TypeError, RuntimeError, TsattnError) as err:
+        detail = " ".join(str(err).split())[:200]
+        raise TsattnError(f"{source}: network_options do not build a {net_class.__name__} ({detail})") from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise TsattnError(f"{path}: missing; not a complete tsattn model bundle")
+def _check_schema(schema: dict[str, Any], source: Path) -> None:
+    """Format and version first, then the type of every field forecasting reads."""
+    import pandas as pd
+
+    from tsattn.data.calendar import feature_names
+    from tsattn.data.regularity import MISSING_POLICIES
+
+    if schema.get("format") != FORMAT:
+        raise TsattnError(f"{source.parent} is not a tsattn model bundle (its schema.json has no tsattn format)")
+    saved = schema.get("tsattn_version")
+    saved_major = str(saved).split(".")[0][:20]
+    version = schema.get("format_version")
+    if saved_major != __version__.split(".")[0] or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise TsattnError(
+            f"{source.parent} was saved by tsattn {str(saved)[:20]} (bundle format {str(version)[:20]}); this is "
+            f"tsattn {__version__}: install tsattn {saved_major}.x to load it, or retrain"
+        )
+    if version < FORMAT_VERSION:
+        raise TsattnError(
+            f"{source.parent} is a format {version} bundle, which named a Python class to instantiate; this "
+            "tsattn only loads networks by name, so retrain the model to get a bundle it can load"
+        )
+    require(is_name(schema.get("model")), source, "model", "a name")
+    require(schema.get("layout") in ("wide", "long"), source, "layout", '"wide" or "long"')
+    require(is_name(schema.get("time_col")), source, "time_col", "a column name")
+    long = schema["layout"] == "long"
+    require(is_name(schema.get("id_col")) if long else schema.get("id_col") is None, source, "id_col", "fit layout")
+    require(is_names(schema.get("targets")) and bool(schema["targets"]), source, "targets", "column names")
+    require(is_names(schema.get("covariates")), source, "covariates", "a list of column names")
+    require(is_names(schema.get("series")) and bool(schema["series"]), source, "series", "a list of series ids")
+    require(is_names(schema.get("calendar")), source, "calendar", "a list of calendar feature names")
+    require(is_name(schema.get("freq")), source, "freq", "a pandas frequency alias")
     try:
-        # OmegaConf parses with yaml.SafeLoader-like rules: plain data only, no Python object tags.
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except Exception as err:
-        raise TsattnError(f"{path}: not readable YAML ({' '.join(str(err).split())[:120]})") from None
-    if not isinstance(data, dict):
-        raise TsattnError(f"{path}: not a YAML mapping; the bundle is corrupt")
-    return data
+        feature_names(None, schema["calendar"])
+        pd.tseries.frequencies.to_offset(schema.get("freq"))
+    except (TsattnError, ValueError, TypeError):
+        raise TsattnError(f"{source}: freq or calendar is not one tsattn writes; the bundle is corrupt") from None
+    for field in ("lookback", "horizon", "season_length"):
+        require(is_count(schema.get(field)), source, field, "a positive integer")
+    require(schema.get("missing") in MISSING_POLICIES, source, "missing", f"one of {', '.join(MISSING_POLICIES)}")
+    quantiles = schema.get("quantiles")
+    levels_ok = isinstance(quantiles, list) and all(isinstance(q, float) and 0 < q < 1 for q in quantiles)
+    require(quantiles is None or levels_ok, source, "quantiles", "null or levels in (0, 1)")
+    training = schema.get("training_data")
+    require(
+        isinstance(training, dict)
+        and isinstance(training.get("sha256"), str)
+        and isinstance(training.get("test_start"), dict)
+        and all(is_name(k) and is_name(v) for k, v in training["test_start"].items()),
+        source,
+        "training_data",
+        "the training file's hash and test borders",
+    )
+
+
+def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:
+    """The scaler's statistics: one finite mean and positive std per column, for each series."""
+    import math
+
+    data = read_json(path, "scaler")
+    columns = [*schema["targets"], *schema["covariates"]]
+    require(data.get("columns") == columns, path, "columns", "the schema's targets then covariates")
+    stats = data.get("stats")
+    require(isinstance(stats, dict) and bool(stats), path, "stats", "a mapping of series to statistics")
+
+    def numbers(values, positive: bool) -> bool:
+        return (
+            isinstance(values, list)
+            and len(values) == len(columns)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+            and (not positive or all(v > 0 for v in values))
+        )
+
+    for series_id, entry in stats.items():
+        require(
+            is_name(series_id)
+            and isinstance(entry, dict)
+            and set(entry) == {"mean", "std"}
+            and numbers(entry["mean"], False)
+            and numbers(entry["std"], True),
+            path,
+            f"stats of series {str(series_id)[:40]!r}",
+            "a mean and a positive std per column",
+        )
+    return StandardScaler.from_dict(data)

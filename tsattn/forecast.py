@@ -29,7 +29,7 @@ def history_from_frame(bundle: Bundle, frame: pd.DataFrame, name: str = "input")
         covariates=schema["covariates"],
         time_col=schema["time_col"],
         id_col=schema["id_col"],
-        missing=bundle.config.get("data", {}).get("missing", "error"),
+        missing=schema["missing"],
         reject_constant=False,  # a flat stretch of recent history is a valid input
     )
     if collection.freq.freqstr != schema["freq"]:

@@ -86,29 +86,29 @@ class ForecastModule(L.LightningModule):
     def uses_teacher_forcing(self) -> bool:
         return bool(getattr(self.net, "uses_teacher_forcing", False))
 
-    def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0, **net_options) -> Batch:
+    def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0, **forward_options) -> Batch:
         """Run the network on the configured view of the batch. y_hat comes back in the data's scale.
 
         Order: one window per channel (channel_independent), RevIN on each window, segments of steps
         (segment_len), the network, then each step undone in reverse; per-segment attention maps are spread
-        over the steps at the very end. `net_options` go to the network as they are (return_attention=True
+        over the steps at the very end. `forward_options` go to the network as they are (return_attention=True
         for the Transformer).
         """
         if self.hparams.channel_independent:
             n_targets = self.hparams.n_targets
-            output = self._normalised(fold_channels(batch, n_targets), teacher_forcing_ratio, **net_options)
+            output = self._normalised(fold_channels(batch, n_targets), teacher_forcing_ratio, **forward_options)
             output = unfold_channels(output, n_targets)
         else:
-            output = self._normalised(batch, teacher_forcing_ratio, **net_options)
+            output = self._normalised(batch, teacher_forcing_ratio, **forward_options)
         if "attention" in output and self.hparams.segment_len > 1:
             # Spread to steps last: averaged over channels first, the map is C times smaller.
             output = dict(output, attention=spread_segment_attention(output["attention"], self.hparams.segment_len))
         return output
 
-    def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **net_options) -> Batch:
+    def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
         """Standardise each window by its own statistics (RevIN) when enabled, run, and map back."""
         if not self.hparams.revin:
-            return self._segmented(batch, teacher_forcing_ratio, **net_options)
+            return self._segmented(batch, teacher_forcing_ratio, **forward_options)
         x = batch["x"]
         n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
         n_targets = self.window_targets
@@ -117,19 +117,19 @@ class ForecastModule(L.LightningModule):
         target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
         if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
             normalised["y"] = (batch["y"] - target_mean) / target_std
-        output = self._segmented(normalised, teacher_forcing_ratio, **net_options)
+        output = self._segmented(normalised, teacher_forcing_ratio, **forward_options)
         y_hat = output["y_hat"]
         if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
             target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
         return dict(output, y_hat=y_hat * target_std + target_mean)
 
-    def _segmented(self, batch: Batch, teacher_forcing_ratio: float, **net_options) -> Batch:
+    def _segmented(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
         """Run the network on segments of segment_len steps (or on the steps themselves)."""
         segment_len = self.hparams.segment_len
         if segment_len == 1:
-            return self.net(batch, teacher_forcing_ratio, **net_options)
+            return self.net(batch, teacher_forcing_ratio, **forward_options)
         folded = fold_segments(batch, self.window_targets, segment_len)
-        return unfold_segments(self.net(folded, teacher_forcing_ratio, **net_options), segment_len)
+        return unfold_segments(self.net(folded, teacher_forcing_ratio, **forward_options), segment_len)
 
     @property
     def window_targets(self) -> int:

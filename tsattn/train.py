@@ -54,6 +54,8 @@ class Training:
         L.seed_everything(cfg.seed, workers=True)
         self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)
         net = instantiate(cfg.model.net, **self.net_sizes)
+        # Every argument the network was built with: the bundle rebuilds it from these and nothing else.
+        self.net_options = {**_without_target(cfg.model.net), **self.net_sizes}
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"])
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
         self.pruning = None
@@ -151,7 +153,7 @@ class Training:
                     datamodule,
                     cfg,
                     self.model_name,
-                    self.net_sizes,
+                    self.net_options,
                 )
 
         headline = ("val/loss_best", "test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
@@ -188,6 +190,14 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length
     return sizes
+
+
+def _without_target(net_cfg: DictConfig) -> dict:
+    from omegaconf import OmegaConf
+
+    options = OmegaConf.to_container(net_cfg, resolve=True)
+    options.pop("_target_", None)
+    return options
 
 
 def _floats(metrics) -> dict[str, float]:

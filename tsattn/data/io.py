@@ -10,6 +10,7 @@ line, and the fix. Line numbers are the file's own (the header is line 1).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from collections.abc import Sequence
@@ -172,6 +173,15 @@ def read_frame(path: Path, option: str = "data.path") -> pd.DataFrame:
     if frame.empty:
         raise TsattnError(f"{path} has a header but no data rows; add the observations below the header")
     return frame
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes: ties a run and its bundle to the exact data they were trained on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_with_pyarrow(raw: bytes) -> pd.DataFrame | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -23,8 +25,19 @@ class AttentionSeq2Seq(LSTMSeq2Seq):
         -> {"y_hat": [B, H, C] or [B, H, C, Q], "attention": [B, H, L]}
     """
 
-    def __init__(self, *args, score: str = "general", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    # Spelled out rather than *args/**kwargs: a bundle may pass exactly the options this signature names.
+    def __init__(
+        self,
+        n_features: int,
+        n_targets: int,
+        n_calendar: int = 0,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        quantiles: Sequence[float] | None = None,
+        score: str = "general",
+    ) -> None:
+        super().__init__(n_features, n_targets, n_calendar, hidden_size, num_layers, dropout, quantiles)
         hidden_size = self.encoder.hidden_size
         self.score = AttentionScore(score, hidden_size)
         self.combine = nn.Linear(2 * hidden_size, hidden_size)

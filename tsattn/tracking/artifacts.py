@@ -58,7 +58,7 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     client.log_dict(run_id, data, "data.json")
 
 
-def log_results(client, run_id: str, module, datamodule, cfg: DictConfig, model_name: str, net_sizes) -> None:
+def log_results(client, run_id: str, module, datamodule, cfg: DictConfig, model_name: str, net_options) -> None:
     """After testing: the test forecasts (CSV and plot), the attention heatmap, the bundle and the pyfunc model."""
     from tsattn.bundle import save_bundle
 
@@ -70,7 +70,7 @@ def log_results(client, run_id: str, module, datamodule, cfg: DictConfig, model_
         frame.to_csv(root / FORECASTS_CSV, index=False)
         plot_forecasts(frame, datamodule, root / "plots" / "test_forecasts.png")
         attention_heatmap(module, datamodule, root / "plots")
-        bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_sizes)
+        bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_options)
         save_pyfunc(bundle, root / "model", history_example(datamodule))
         client.log_artifacts(run_id, str(root))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import logging
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from tsattn import __version__
+from tsattn.data.io import file_sha256
 from tsattn.tracking.store import is_remote, store_lock
 from tsattn.tracking.sweeps import parent_run, sweep_directory
 
@@ -104,14 +104,6 @@ def run_tags(model_name: str, data_name: str, seed: int, data_path: str, checkpo
         tags["mlflow.source.git.commit"] = commit
         tags["tsattn.git_commit"] = commit
     return tags
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit() -> str | None:

@@ -1,0 +1,241 @@
+"""A model bundle is data: tampered bundles are refused in one line (or are inert), and never run code.
+
+Every payload below would create the marker file if anything in tsattn imported or called what it names:
+Hydra-style `_target_` mappings (attribute paths through tsattn's own modules included), `_args_` and
+`_partial_`, YAML python tags, and a pickle in place of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import BAD_CSV_DIR
+from tsattn.cli import main
+
+GOOD = BAD_CSV_DIR / "good.csv"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A small LSTM seq2seq (hidden size 8) trained on good.csv, saved as a bundle; and its clean forecast."""
+    from tsattn.bundle import save_bundle
+    from tsattn.config import compose
+    from tsattn.train import Training
+
+    root = tmp_path_factory.mktemp("bundle")
+    overrides = [
+        "data=csv",
+        f"data.path={GOOD}",
+        "data.lookback=8",
+        "data.horizon=2",
+        "model.net.hidden_size=8",
+        "logger=none",
+        "callbacks=none",
+        "trainer.max_epochs=1",
+        "test=false",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"paths.log_dir={root / 'logs'}",
+    ]
+    run = Training(compose(overrides), track=False)
+    run.run()
+    directory = save_bundle(root / "clean", run.model, run.datamodule, run.cfg, "lstm_seq2seq", run.net_options)
+    out = root / "clean.csv"
+    assert main(["forecast", str(directory), str(GOOD), "-o", str(out), "--quiet"]) == 0
+    return directory, pd.read_csv(out)
+
+
+def _payloads(marker) -> list:
+    """Mappings that run code (and create `marker`) if anything instantiates them."""
+    return [
+        {"_target_": "tsattn.models.layers.torch.save", "obj": 1, "f": str(marker)},
+        {"_target_": "tsattn.models.lstm_seq2seq.torch.save", "obj": 1, "f": str(marker)},
+        {"_target_": "builtins.open", "_args_": [str(marker), "w"]},
+        {"_target_": "pathlib.Path.touch", "_partial_": True, "self": str(marker)},
+    ]
+
+
+def _forecast(directory, tmp_path, capsys) -> tuple[int, str, pd.DataFrame | None]:
+    out = tmp_path / "out.csv"
+    out.unlink(missing_ok=True)
+    code = main(["forecast", str(directory), str(GOOD), "-o", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err, pd.read_csv(out) if out.exists() else None
+
+
+def _copy(bundle_dir, tmp_path, name):
+    target = tmp_path / name
+    shutil.rmtree(target, ignore_errors=True)
+    return shutil.copytree(bundle_dir, target)
+
+
+def _leaf_paths(tree, prefix=()):
+    """Every value position in a JSON tree (the first element of each list stands for the list)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield (*prefix, key)
+            yield from _leaf_paths(value, (*prefix, key))
+    elif isinstance(tree, list) and tree:
+        yield (*prefix, 0)
+        yield from _leaf_paths(tree[0], (*prefix, 0))
+
+
+def _replaced(tree, path, value):
+    tree = json.loads(json.dumps(tree))
+    node = tree
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return tree
+
+
+@pytest.mark.parametrize("filename", ["schema.json", "scaler.json"])
+def test_a_target_in_any_value_of_a_json_file_is_refused_and_never_runs(bundle, tmp_path, capsys, filename):
+    clean, _ = bundle
+    original = json.loads((clean / filename).read_text())
+    marker = tmp_path / "ran"
+    paths = list(_leaf_paths(original))
+    assert len(paths) > (20 if filename == "schema.json" else 4)
+    for path in paths:
+        for payload in _payloads(marker):
+            tampered = _copy(clean, tmp_path, "tampered")
+            (tampered / filename).write_text(json.dumps(_replaced(original, path, payload)))
+            code, err, frame = _forecast(tampered, tmp_path, capsys)
+            assert code == 2 and frame is None, (path, err)
+            assert err.startswith("tsattn: error: ") and len(err.strip().splitlines()) == 1, (path, err)
+            assert not marker.exists(), path
+
+
+def test_attribute_path_network_names_are_not_looked_up(bundle, tmp_path, capsys):
+    clean, _ = bundle
+    marker = tmp_path / "ran"
+    for network in ("tsattn.models.layers.torch.hub.load", "tsattn.models.lstm_seq2seq.LSTMSeq2Seq", "os.system"):
+        tampered = _copy(clean, tmp_path, "tampered")
+        schema = json.loads((tampered / "schema.json").read_text())
+        schema["network"] = network
+        (tampered / "schema.json").write_text(json.dumps(schema))
+        code, err, _ = _forecast(tampered, tmp_path, capsys)
+        assert code == 2 and f"unknown network {network!r}" in err, err
+    assert not marker.exists()
+
+
+def test_config_yaml_is_never_read_so_targets_and_python_tags_there_are_inert(bundle, tmp_path, capsys):
+    clean, expected = bundle
+    marker = tmp_path / "ran"
+    config = yaml.safe_load((clean / "config.yaml").read_text())
+    config["model"]["net"] = _payloads(marker)[0]
+    config["model"]["extra"] = _payloads(marker)[2]
+    tagged = yaml.safe_dump(config) + f"evil: !!python/object/apply:builtins.open ['{marker}', 'w']\n"
+    tampered = _copy(clean, tmp_path, "tampered")
+    (tampered / "config.yaml").write_text(tagged)
+    code, err, frame = _forecast(tampered, tmp_path, capsys)
+    assert code == 0, err
+    pd.testing.assert_frame_equal(frame, expected)  # the same model: config.yaml decided nothing
+    assert not marker.exists()
+
+
+class _Payload:
+    """Unpickling this runs code: it would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_in_place_of_the_weights_is_refused_without_running(bundle, tmp_path, capsys):
+    clean, _ = bundle
+    marker = tmp_path / "ran"
+    tampered = _copy(clean, tmp_path, "tampered")
+    (tampered / "weights.safetensors").write_bytes(pickle.dumps(_Payload(marker)))
+    code, err, _ = _forecast(tampered, tmp_path, capsys)
+    assert code == 2 and "is not a valid safetensors file" in err
+    assert not marker.exists()
+    # The control: loading the same bytes with pickle does run the payload.
+    pickle.loads((tampered / "weights.safetensors").read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "hidden_size, expected",
+    [
+        (10**9, "network_options.hidden_size is 1000000000, out of range"),
+        (10**6, "tensor 'decoder.bias_hh_l0' is [32] in the weights but the bundle's network_options make it [4,000,000]"),
+        (16, "the sizes do not match the weights"),
+    ],
+)
+def test_sizes_that_do_not_match_the_weights_are_refused_in_under_a_second(
+    bundle, tmp_path, capsys, hidden_size, expected
+):
+    clean, _ = bundle
+    tampered = _copy(clean, tmp_path, "tampered")
+    schema = json.loads((tampered / "schema.json").read_text())
+    assert schema["network_options"]["hidden_size"] == 8
+    schema["network_options"]["hidden_size"] = hidden_size
+    (tampered / "schema.json").write_text(json.dumps(schema))
+    from tsattn.bundle import load_bundle
+    from tsattn.errors import TsattnError
+
+    started = time.perf_counter()
+    with pytest.raises(TsattnError) as raised:
+        load_bundle(tampered)
+    assert time.perf_counter() - started < 1.0
+    assert expected in str(raised.value)
+    code, err, _ = _forecast(tampered, tmp_path, capsys)
+    assert code == 2 and expected in err
+
+
+def test_unknown_and_non_plain_options_are_refused(bundle, tmp_path, capsys):
+    clean, _ = bundle
+    cases = {
+        ("network_options", "bias"): (True, "network_options names 'bias', which LSTMSeq2Seq does not take"),
+        ("network_options", "quantiles"): (["0.5"], "network_options.quantiles is a list that is not all numbers"),
+        ("module_options", "optimizer"): ("torch.optim.SGD", "module_options names 'optimizer'"),
+        ("module_options", "loss"): ("huber", "module_options do not fit"),
+    }
+    for (section, key), (value, expected) in cases.items():
+        tampered = _copy(clean, tmp_path, "tampered")
+        schema = json.loads((tampered / "schema.json").read_text())
+        schema[section][key] = value
+        (tampered / "schema.json").write_text(json.dumps(schema))
+        code, err, _ = _forecast(tampered, tmp_path, capsys)
+        assert code == 2 and expected in err, (key, err)
+
+
+def test_format_1_bundles_and_newer_versions_are_refused_with_the_fix(bundle, tmp_path, capsys):
+    clean, _ = bundle
+    for changes, expected in (
+        ({"format_version": 1}, "is a format 1 bundle, which named a Python class to instantiate"),
+        ({"tsattn_version": "7.0.0"}, "was saved by tsattn 7.0.0"),
+        ({"format_version": 3}, "(bundle format 3)"),
+    ):
+        tampered = _copy(clean, tmp_path, "tampered")
+        schema = json.loads((tampered / "schema.json").read_text())
+        (tampered / "schema.json").write_text(json.dumps({**schema, **changes}))
+        code, err, _ = _forecast(tampered, tmp_path, capsys)
+        assert code == 2 and expected in err and "retrain" in err, err
+    tampered = _copy(clean, tmp_path, "tampered")
+    (tampered / "schema.json").write_text(json.dumps({"format": "other"}))
+    code, err, _ = _forecast(tampered, tmp_path, capsys)
+    assert code == 2 and "is not a tsattn model bundle" in err
+
+
+def test_json_that_is_not_plain_data_is_refused(bundle, tmp_path, capsys):
+    clean, _ = bundle
+    tampered = _copy(clean, tmp_path, "tampered")
+    text = (tampered / "scaler.json").read_text()
+    (tampered / "scaler.json").write_text(text.replace("[", "[NaN, ", 1))
+    code, err, _ = _forecast(tampered, tmp_path, capsys)
+    assert code == 2 and "scaler is not valid JSON (NaN is not a number a bundle may hold" in err
+    (tampered / "schema.json").write_text("format: tsattn-bundle\n")  # YAML, not JSON
+    code, err, _ = _forecast(tampered, tmp_path, capsys)
+    assert code == 2 and "the schema is not valid JSON" in err

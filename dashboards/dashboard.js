@@ -174,9 +174,11 @@ function renderHorizon(horizon) {
     series.push({ name: model, points: values.map((v, h) => [h + 1, v]), color, width: 2 });
     items.push({ name: model, color });
   });
-  Object.entries(horizon.baselines).forEach(([name, values]) => {
-    series.push({ name, points: values.map((v, h) => [h + 1, v]), color: "#6b7280", dash: "5 4", width: 1.5 });
-    items.push({ name: name + " (dashed)", color: "#6b7280" });
+  const baselineStyles = [{ color: "#6b7280", dash: "5 4" }, { color: "#b45309", dash: "2 3" }];
+  Object.entries(horizon.baselines).forEach(([name, values], i) => {
+    const style = baselineStyles[i % baselineStyles.length];
+    series.push({ name, points: values.map((v, h) => [h + 1, v]), color: style.color, dash: style.dash, width: 1.5 });
+    items.push({ name: name + " (dashed)", color: style.color });
   });
   body.appendChild(panel(`test ${horizon.metric} by horizon step`, legend(items), lineChart(series, { width: 900, height: 280, xLabel: "horizon step", yLabel: horizon.metric })));
 }

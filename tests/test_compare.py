@@ -29,7 +29,8 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(tiny_sweep, capsy
         mean=("metrics.test/mse", "mean"),
         std=("metrics.test/mse", "std"),
         runs=("metrics.test/mse", "size"),
-        baseline=("metrics.test/naive_mse", "mean"),
+        last_value=("metrics.test/naive_mse", "mean"),
+        seasonal_naive=("metrics.test/snaive_mse", "mean"),
     )
     groups = {(g["model"], g["data"]): g for g in report["groups"]}
     assert set(groups) == set(expected.index) == {("attention_seq2seq", "weather"), ("linear", "weather")}
@@ -37,8 +38,11 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(tiny_sweep, capsy
         assert groups[key]["runs"] == row["runs"] == 2
         assert groups[key]["mean"] == pytest.approx(row["mean"])
         assert groups[key]["std"] == pytest.approx(row["std"])  # sample std over seeds, as pandas computes it
-        assert groups[key]["baseline"] == pytest.approx(row["baseline"])
-        assert groups[key]["skill"] == pytest.approx(1 - row["mean"] / row["baseline"])
+        for baseline in ("last_value", "seasonal_naive"):
+            assert groups[key][baseline] == pytest.approx(row[baseline])
+            assert groups[key][f"skill_{baseline}"] == pytest.approx(1 - row["mean"] / row[baseline])
+        # On hourly temperatures yesterday's value at the same hour is hard to beat; the last value is not.
+        assert row["seasonal_naive"] < row["last_value"] / 10
         assert groups[key]["seeds"] == "0,1"
     means = [g["mean"] for g in report["groups"]]
     assert means == sorted(means)  # best first
@@ -58,7 +62,18 @@ def test_formats_table_markdown_and_csv_to_a_file(tiny_sweep, tmp_path, capsys):
     out = tmp_path / "board.csv"
     assert main([*base, "--format", "csv", "-o", str(out)]) == 0
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["model", "data", "mean", "std", "runs", "seeds", "baseline", "skill"]
+    assert list(frame.columns) == [
+        "model",
+        "data",
+        "mean",
+        "std",
+        "runs",
+        "seeds",
+        "last_value",
+        "skill_last_value",
+        "seasonal_naive",
+        "skill_seasonal_naive",
+    ]
     assert np.all(frame["runs"] == 2)
 
 

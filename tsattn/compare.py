@@ -1,8 +1,10 @@
 """The leaderboard: runs of an MLflow experiment grouped (by model and data by default), seeds averaged.
 
 Only FINISHED runs with the metric are averaged; failed, killed and unfinished runs are listed apart.
-Each group's baseline is the last-value forecast of the same test windows, which every run records
-(`test/naive_mse` beside `test/mse`), so the skill compares like with like.
+Each group is set beside two baselines scored on the same test windows, which every run records: the
+last value (`test/naive_mse` beside `test/mse`) and the seasonal naive forecast (`test/snaive_mse`), so
+each skill compares like with like. Repeating the last value is easy to beat on seasonal data; the
+seasonal naive forecast is the bar a model must clear to be worth anything there.
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from dataclasses import dataclass, field
 from tsattn.errors import TsattnError
 
 
+# Baseline name -> the prefix its metrics carry in a run (test/naive_mse, test/snaive_mse_h3...).
+BASELINES = {"last_value": "naive_", "seasonal_naive": "snaive_"}
+# What each group's record holds after its group keys, in the order tables show it.
+COLUMNS = ("mean", "std", "runs", "seeds", *(c for b in BASELINES for c in (b, f"skill_{b}")))
+SKILL_COLUMNS = tuple(f"skill_{b}" for b in BASELINES)
+
+
 @dataclass
 class Group:
     key: tuple[str, ...]
     values: list[float]
-    baselines: list[float]
+    baselines: dict[str, list[float]]  # baseline name -> its value in each run that recorded it
     seeds: list[str]
     run_ids: list[str]
 
@@ -35,14 +44,13 @@ class Group:
         mean = self.mean
         return math.sqrt(sum((v - mean) ** 2 for v in self.values) / (n - 1))
 
-    @property
-    def baseline(self) -> float:
-        return sum(self.baselines) / len(self.baselines) if self.baselines else float("nan")
+    def baseline(self, name: str) -> float:
+        values = self.baselines.get(name, [])
+        return sum(values) / len(values) if values else float("nan")
 
-    @property
-    def skill(self) -> float:
-        """1 - metric / baseline: the share of the last-value error the group removes."""
-        baseline = self.baseline
+    def skill(self, name: str) -> float:
+        """1 - metric / baseline: the share of the baseline's error the group removes."""
+        baseline = self.baseline(name)
         return 1.0 - self.mean / baseline if baseline and math.isfinite(baseline) else float("nan")
 
 
@@ -53,6 +61,10 @@ class Leaderboard:
     groups: list[Group]
     apart: list[dict] = field(default_factory=list)  # runs not averaged: name, status, why
 
+    @property
+    def columns(self) -> list[str]:
+        return [*self.group_by, *COLUMNS]
+
     def records(self) -> list[dict]:
         """One plain dict per group, best first."""
         return [
@@ -62,19 +74,23 @@ class Leaderboard:
                 "std": group.std,
                 "runs": len(group.values),
                 "seeds": ",".join(sorted(group.seeds, key=_seed_order)),
-                "baseline": group.baseline,
-                "skill": group.skill,
+                **{
+                    column: value
+                    for name in BASELINES
+                    for column, value in ((name, group.baseline(name)), (f"skill_{name}", group.skill(name)))
+                },
             }
             for group in self.groups
         ]
 
 
-def baseline_metric(metric: str) -> str | None:
-    """test/mse -> test/naive_mse: the last-value score of the same windows, where the run records one."""
+def baseline_metrics(metric: str) -> dict[str, str]:
+    """test/mse -> {last_value: test/naive_mse, seasonal_naive: test/snaive_mse}: the same score of each
+    baseline on the same windows; empty for metrics that have none (validation, skills, baselines)."""
     prefix, _, name = metric.rpartition("/")
-    if prefix != "test" or name.startswith(("naive_", "skill_")):
-        return None
-    return f"{prefix}/naive_{name}"
+    if prefix != "test" or name.startswith(("naive_", "snaive_", "skill_")):
+        return {}
+    return {baseline: f"{prefix}/{infix}{name}" for baseline, infix in BASELINES.items()}
 
 
 def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str] = ("model", "data")) -> Leaderboard:
@@ -85,7 +101,7 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         metric: the metric to rank by; lower is better, except for skill metrics.
         group_by: tsattn tags (model, data, seed...) or params (model/net/hidden_size) to group by.
     """
-    baseline_name = baseline_metric(metric)
+    baseline_names = baseline_metrics(metric)
     groups: dict[tuple[str, ...], Group] = {}
     apart = []
     for run in runs:
@@ -104,12 +120,13 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
             apart.append({"run": name, "run_id": run.info.run_id, "status": run.info.status, "why": f"no {metric}"})
             continue
         key = tuple(_group_value(run, g) for g in group_by)
-        group = groups.setdefault(key, Group(key, [], [], [], []))
+        group = groups.setdefault(key, Group(key, [], {}, [], []))
         group.values.append(value)
         group.seeds.append(tags.get("tsattn.seed", "?"))
         group.run_ids.append(run.info.run_id)
-        if baseline_name and baseline_name in run.data.metrics:
-            group.baselines.append(run.data.metrics[baseline_name])
+        for baseline, name in baseline_names.items():
+            if name in run.data.metrics:  # runs from before a baseline was logged leave it out
+                group.baselines.setdefault(baseline, []).append(run.data.metrics[name])
     higher_is_better = "skill" in metric
     ranked = sorted(groups.values(), key=lambda g: -g.mean if higher_is_better else g.mean)
     return Leaderboard(metric=metric, group_by=list(group_by), groups=ranked, apart=apart)

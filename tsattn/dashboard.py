@@ -7,14 +7,16 @@ and the data inlined: it opens from disk, with no server and no network.
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 import tempfile
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tsattn.compare import Leaderboard, leaderboard
+from tsattn.compare import BASELINES, SKILL_COLUMNS, Leaderboard, leaderboard
 from tsattn.resources import dashboard_dir
 
 CURVES = ("train/loss", "val/loss", "val/loss_tf")
@@ -61,18 +63,24 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
 
 
 def render(payload: dict) -> str:
-    """The page: template with CSS, script and data inlined."""
+    """The page: template with CSS, script and data inlined.
+
+    Every string from MLflow (experiment, run and param names, tags, errors) reaches the page either
+    HTML-escaped (the title) or inside the JSON payload with <, > and & as unicode escapes, where no
+    sequence can close the script element; the page's script only ever sets them as text. The markers
+    are filled in one pass, so a name that happens to contain a marker is not filled in again.
+    """
     assets = dashboard_dir()
-    data = json.dumps(_finite(payload), separators=(",", ":")).replace("</", "<\\/")  # cannot close the tag
-    page = (assets / "template.html").read_text(encoding="utf-8")
-    for marker, text in (
-        ("__TITLE__", payload["experiment"]),
-        ("__CSS__", (assets / "dashboard.css").read_text(encoding="utf-8")),
-        ("__JS__", (assets / "dashboard.js").read_text(encoding="utf-8")),
-        ("__PAYLOAD__", data),
-    ):
-        page = page.replace(marker, text, 1)
-    return page
+    data = json.dumps(_finite(payload), separators=(",", ":"))
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    fillings = {
+        "__TITLE__": html.escape(payload["experiment"]),
+        "__CSS__": (assets / "dashboard.css").read_text(encoding="utf-8"),
+        "__JS__": (assets / "dashboard.js").read_text(encoding="utf-8"),
+        "__PAYLOAD__": data,
+    }
+    template = (assets / "template.html").read_text(encoding="utf-8")
+    return re.sub("|".join(fillings), lambda match: fillings[match.group(0)], template)
 
 
 def _first(runs, fetch, tries: int = 5):
@@ -85,15 +93,11 @@ def _first(runs, fetch, tries: int = 5):
 
 
 def _leaderboard(board: Leaderboard) -> dict:
-    columns = ["rank", *board.group_by, "mean", "std", "runs", "seeds", "baseline", "skill"]
-    rows = [
-        [rank, *(r[g] for g in board.group_by), r["mean"], r["std"], r["runs"], r["seeds"], r["baseline"], r["skill"]]
-        for rank, r in enumerate(board.records(), start=1)
-    ]
+    rows = [[rank, *(r[c] for c in board.columns)] for rank, r in enumerate(board.records(), start=1)]
     return {
-        "columns": columns,
+        "columns": ["rank", *board.columns],
         "text_columns": [*board.group_by, "seeds"],
-        "percent_columns": ["skill"],
+        "percent_columns": list(SKILL_COLUMNS),
         "rows": rows,
         "apart": board.apart,
     }
@@ -114,14 +118,14 @@ def _curves(client, runs) -> list[dict]:
 def _horizon(by_model: dict[str, list], metric: str) -> dict:
     name = metric.rpartition("/")[2]
     name = name if name in ("mse", "mae") else "mse"
-    models, naive = {}, []
+    models, every_run = {}, []
     for model, runs in by_model.items():
         steps = _per_step([r.data.metrics for r in runs], f"test/{name}_h")
         if steps:
             models[model] = steps
-        naive += [r.data.metrics for r in runs]
-    baseline = _per_step(naive, f"test/naive_{name}_h")
-    return {"metric": name, "models": models, "baselines": {"last value": baseline} if baseline else {}}
+        every_run += [r.data.metrics for r in runs]
+    baselines = {b.replace("_", " "): _per_step(every_run, f"test/{infix}{name}_h") for b, infix in BASELINES.items()}
+    return {"metric": name, "models": models, "baselines": {b: steps for b, steps in baselines.items() if steps}}
 
 
 def _per_step(metrics: list[dict], prefix: str) -> list[float]:

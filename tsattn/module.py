@@ -30,7 +30,8 @@ class ForecastModule(L.LightningModule):
     Training feeds the decoder the truth with the scheduled teacher-forcing ratio. Validation, test and
     prediction always run free, on the path forecasts use: `val/loss` (what early stopping watches) is
     free-running, and `val/loss_tf` is the teacher-forced loss of the same windows, so exposure bias shows.
-    Testing also scores the last-value forecast on the same windows, per horizon step, with a skill score.
+    Testing also scores the last-value and seasonal-naive forecasts of the same windows, per horizon step,
+    with a skill score against each.
 
     Args:
         net: the network.
@@ -176,24 +177,32 @@ class ForecastModule(L.LightningModule):
         self.log("test/loss", self.loss(y_hat, y), batch_size=len(y))
         if self.test_errors is None:
             horizon = y.shape[1]
-            self.test_errors = nn.ModuleDict({"model": HorizonErrors(horizon), "naive": HorizonErrors(horizon)})
+            scored = ("model", "naive", "snaive") if "seasonal_naive" in batch else ("model", "naive")
+            self.test_errors = nn.ModuleDict({name: HorizonErrors(horizon) for name in scored})
             self.test_errors.to(self.device)
         n_targets = y.shape[-1]
         last_value = batch["x"][:, -1:, :n_targets].expand_as(y)  # the naive forecast of the same windows
         self.test_errors["model"].update(self.point(y_hat), y)
         self.test_errors["naive"].update(last_value, y)
+        if "snaive" in self.test_errors:  # the datamodule's seasonal-naive forecast of the same windows
+            self.test_errors["snaive"].update(batch["seasonal_naive"], y)
 
     def on_test_epoch_end(self) -> None:
-        model, naive = self.test_errors["model"].compute(), self.test_errors["naive"].compute()
+        errors = {name: metric.compute() for name, metric in self.test_errors.items()}  # synced across ranks
+        model = errors.pop("model")
         metrics = {}
         for name in ("mse", "mae"):
-            overall, overall_naive = model[name].mean(), naive[name].mean()
-            metrics[f"test/{name}"] = overall
-            metrics[f"test/naive_{name}"] = overall_naive
-            metrics[f"test/skill_{name}"] = 1.0 - overall / overall_naive
+            metrics[f"test/{name}"] = model[name].mean()
             for h in range(len(model[name])):
                 metrics[f"test/{name}_h{h + 1}"] = model[name][h]
-                metrics[f"test/naive_{name}_h{h + 1}"] = naive[name][h]
+            for baseline, per_step in errors.items():  # naive: last value; snaive: seasonal naive
+                metrics[f"test/{baseline}_{name}"] = per_step[name].mean()
+                for h in range(len(per_step[name])):
+                    metrics[f"test/{baseline}_{name}_h{h + 1}"] = per_step[name][h]
+        # Skill: the share of a baseline's squared error the model removes (above 0: better than it).
+        metrics["test/skill_mse"] = 1.0 - metrics["test/mse"] / metrics["test/naive_mse"]
+        if "snaive" in errors:
+            metrics["test/skill_snaive"] = 1.0 - metrics["test/mse"] / metrics["test/snaive_mse"]
         self.log_dict({k: v.float() for k, v in metrics.items()})
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:

@@ -156,9 +156,7 @@ class Training:
                     self.net_options,
                 )
 
-        headline = ("val/loss_best", "test/mse", "test/mae", "test/naive_mse", "test/skill_mse")
-        summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in headline if k in metrics)
-        log.info("done: %s", summary or "no test metrics")
+        log.info("done: %s", summary(metrics))
         return metrics
 
 
@@ -190,6 +188,16 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length
     return sizes
+
+
+def summary(metrics: dict[str, float]) -> str:
+    """The end-of-run line: the scores and the skill against both baselines of the same test windows."""
+    headline = ("val/loss_best", "test/mse", "test/mae", "test/naive_mse", "test/snaive_mse")
+    parts = [f"{k}={metrics[k]:.4f}" for k in headline if k in metrics]
+    for key, baseline in (("test/skill_mse", "last value"), ("test/skill_snaive", "seasonal naive")):
+        if key in metrics:
+            parts.append(f"skill vs {baseline} {metrics[key]:+.1%}")
+    return ", ".join(parts) or "no test metrics"
 
 
 def _without_target(net_cfg: DictConfig) -> dict:

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from tsattn.commands.common import ArgumentParser, atomic_output, check_output
+from tsattn.compare import SKILL_COLUMNS
 from tsattn.errors import TsattnError
 
 DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a
-test metric over their seeds, with the standard deviation, the number of runs, the last-value baseline of
-the same test windows and the skill against it. Failed and unfinished runs are listed apart, never averaged."""
+test metric over their seeds, with the standard deviation, the number of runs, and two baselines of the
+same test windows (the last value and the seasonal naive forecast) with the skill against each. Failed and
+unfinished runs are listed apart, never averaged."""
 
 FORMATS = ("table", "csv", "markdown", "json")
 
@@ -86,23 +88,18 @@ def _fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def _cell(column: str, value) -> str:
+    if column in SKILL_COLUMNS:
+        return "-" if not math.isfinite(value) else f"{value:.1%}"
+    return _fmt(value)
+
+
 def _rows(board) -> tuple[list[str], list[list[str]]]:
-    header = ["rank", *board.group_by, "mean", "std", "runs", "seeds", "baseline", "skill"]
-    rows = []
-    for rank, record in enumerate(board.records(), start=1):
-        skill = record["skill"]
-        rows.append(
-            [str(rank)]
-            + [record[g] for g in board.group_by]
-            + [
-                _fmt(record["mean"]),
-                _fmt(record["std"]),
-                str(record["runs"]),
-                record["seeds"],
-                _fmt(record["baseline"]),
-            ]
-            + ["-" if not math.isfinite(skill) else f"{skill:.1%}"]
-        )
+    header = ["rank", *board.columns]
+    rows = [
+        [str(rank), *(_cell(column, record[column]) for column in board.columns)]
+        for rank, record in enumerate(board.records(), start=1)
+    ]
     return header, rows
 
 
@@ -111,7 +108,8 @@ def _title(board, experiment: str) -> str:
     order = "higher" if "skill" in board.metric else "lower"
     return (
         f"experiment {experiment}: {board.metric} ({order} is better), mean and std over seeds, "
-        f"{runs} runs in {len(board.groups)} groups; baseline: last value on the same test windows"
+        f"{runs} runs in {len(board.groups)} groups; baselines on the same test windows: last value and "
+        "seasonal naive, with the skill against each (above 0: better than it)"
     )
 
 
@@ -157,7 +155,7 @@ def as_csv(board, experiment: str) -> str:
 
     buffer = io.StringIO()
     records = board.records()
-    fields = [*board.group_by, "mean", "std", "runs", "seeds", "baseline", "skill"]
+    fields = board.columns
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for record in records:

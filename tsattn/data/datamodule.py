@@ -40,6 +40,9 @@ class ForecastDataModule(L.LightningDataModule):
         eval_batch_size: windows per validation/test batch; batch_size when None.
         num_workers: DataLoader worker processes.
         name: the dataset's name, used for experiment and run names.
+        season_length: steps in the data's dominant cycle, for the seasonal-naive baseline every test
+            score is set beside (and the seasonal_naive model); inferred from the frequency when None
+            (24 for hourly data, 7 for daily, 12 for monthly).
     """
 
     def __init__(
@@ -60,12 +63,16 @@ class ForecastDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         name: str = "data",
+        season_length: int | None = None,
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
             raise TsattnError(
                 f"data.lookback={lookback}, data.horizon={horizon} and data.stride={stride} must all be >= 1"
             )
+        if season_length is not None and season_length < 1:
+            raise TsattnError(f"data.season_length={season_length} must be >= 1, or null to infer it")
+        self.configured_season_length = season_length
         self.path, self.name = path, name
         self.read_args = dict(
             targets=None if targets is None else list(targets),
@@ -120,6 +127,7 @@ class ForecastDataModule(L.LightningDataModule):
         values_t = torch.from_numpy(np.concatenate(values))  # [N, C + P]
         calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]
         offsets_t = torch.tensor(offsets, dtype=torch.long)  # [S]
+        season = self.season_length
         for split in SPLITS:
             split_starts = torch.from_numpy(np.concatenate(starts[split]))
             if len(split_starts) == 0:
@@ -136,15 +144,29 @@ class ForecastDataModule(L.LightningDataModule):
                 self.lookback,
                 self.horizon,
                 len(collection.targets),
+                season_length=season if split == "test" and self._has_a_season_before_test(season) else None,
             )
         log.info(
-            "%s: %d series, %d train / %d val / %d test windows (L=%d, H=%d)",
+            "%s: %d series, %d train / %d val / %d test windows (L=%d, H=%d, season %d steps%s)",
             collection.source,
             len(collection.series),
             *(len(self.datasets[split]) for split in SPLITS),
             self.lookback,
             self.horizon,
+            season,
+            "" if self.configured_season_length else ", inferred; set data.season_length to change it",
         )
+
+    def _has_a_season_before_test(self, season: int) -> bool:
+        """Whether every series has a full season before its test rows, for the seasonal-naive baseline."""
+        short = [sid for sid, b in self.borders.items() if max(b.val_end, self.lookback) < season]
+        if short:
+            log.warning(
+                "series %r has fewer than %d rows before its test split: no seasonal-naive baseline is scored",
+                short[0],
+                season,
+            )
+        return not short
 
     @property
     def dims(self) -> dict[str, int]:
@@ -160,8 +182,8 @@ class ForecastDataModule(L.LightningDataModule):
 
     @property
     def season_length(self) -> int:
-        """Steps in the data's dominant cycle (24 for hourly data), for seasonal baselines."""
-        return season_length(self.collection.freq)
+        """Steps in the data's dominant cycle (24 for hourly data), for seasonal baselines: set or inferred."""
+        return self.configured_season_length or season_length(self.collection.freq)
 
     def train_dataloader(self):
         return batch_loader(

@@ -27,6 +27,9 @@ class WindowDataset(Dataset):
         lookback: L, input steps.
         horizon: H, target steps.
         n_targets: C, the leading channels of `values` that are forecast.
+        season_length: m; when given, each batch also holds the seasonal-naive forecast of its windows
+            (step h repeats the value m, 2m... steps before it), the reference every test score is set
+            beside. It may reach before the lookback, never before the series' first row.
     """
 
     def __init__(
@@ -39,10 +42,18 @@ class WindowDataset(Dataset):
         lookback: int,
         horizon: int,
         n_targets: int,
+        season_length: int | None = None,
     ) -> None:
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
         self.starts, self.series = starts, series
         self.first_target = starts + lookback - offsets[series]  # row of the first target within its series
+        self.season_length = season_length
+        if season_length is not None:
+            if len(starts) and int(self.first_target.min()) < season_length:
+                raise ValueError(f"a window starts fewer than season_length={season_length} rows into its series")
+            # Step h repeats the value m * (1 + h // m) steps earlier: the last observed season, tiled.
+            self._season_lags = season_length * (1 + torch.arange(horizon) // season_length)  # [H]
+        self._targets = values[:, :n_targets]
         # Views, no copies: [N, F] -> [N - L - H + 1, F, L + H].
         self._values = values.unfold(0, lookback + horizon, 1)
         self._calendar = calendar.unfold(0, lookback + horizon, 1)
@@ -66,13 +77,17 @@ class WindowDataset(Dataset):
         L = self.lookback
         window = self._values[start].transpose(1, 2)  # [B, F, L + H] -> [B, L + H, F]
         calendar = self._calendar[start].transpose(1, 2)  # [B, K, L + H] -> [B, L + H, K]
-        return {
+        batch = {
             "x": torch.cat([window[:, :L], calendar[:, :L]], dim=-1),  # [B, L, F + K]
             "y": window[:, L:, : self.n_targets].contiguous(),  # [B, H, C]
             "future_calendar": calendar[:, L:].contiguous(),  # [B, H, K]
             "series": self.series[index],  # [B]
             "first_target": self.first_target[index],  # [B]
         }
+        if self.season_length is not None:
+            rows = (start + L).unsqueeze(1) + torch.arange(self.horizon) - self._season_lags  # [B, H]
+            batch["seasonal_naive"] = self._targets[rows]  # [B, H, C]
+        return batch
 
 
 class WindowBatchSampler(Sampler[torch.Tensor]):

@@ -44,7 +44,9 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     """
     # A config composed in Python still holds the hydra section, whose sweep keys do not resolve in a run.
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-    logger.log_hyperparams({k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(resolved).items()})
+    params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(resolved).items()}
+    params["data/season_length"] = datamodule.season_length  # the one used, inferred or set
+    logger.log_hyperparams(params)
     client, run_id = logger.experiment, logger.run_id
     client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
     data = {
@@ -53,6 +55,7 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
         "covariates": datamodule.collection.covariates,
         "series": [s.id for s in datamodule.collection.series],
         "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
+        "season_length": datamodule.season_length,
         **datamodule.state_dict(),
     }
     client.log_dict(run_id, data, "data.json")

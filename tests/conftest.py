@@ -93,3 +93,25 @@ def tiny_sweep(tmp_path_factory):
     client.log_metric(failed.info.run_id, "test/mse", 99.0)  # must not be averaged in
     client.set_terminated(failed.info.run_id, "FAILED")
     return workdir, uri, client, experiment
+
+
+# Enough to build and run a model in seconds; tests add their own data and model settings.
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def build_bundle(directory: Path, *overrides: str, fit: bool = True):
+    """A model trained in this process (no MLflow, no checkpoints) and saved as a bundle.
+
+    Returns:
+        (bundle directory, the tsattn.train.Training that built it)
+    """
+    from tsattn.bundle import save_bundle
+    from tsattn.config import compose
+    from tsattn.train import Training
+
+    settings = ["logger=none", "callbacks=none", "test=false", f"train={str(fit).lower()}", *QUIET]
+    settings += ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
+    run = Training(compose([*settings, *overrides, f"paths.log_dir={directory / 'logs'}"]), track=False)
+    run.run()
+    name = run.model_name
+    return save_bundle(directory / "bundle", run.model, run.datamodule, run.cfg, name, run.net_options), run

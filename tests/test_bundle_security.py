@@ -169,7 +169,10 @@ def test_a_pickle_in_place_of_the_weights_is_refused_without_running(bundle, tmp
     "hidden_size, expected",
     [
         (10**9, "network_options.hidden_size is 1000000000, out of range"),
-        (10**6, "tensor 'decoder.bias_hh_l0' is [32] in the weights but the bundle's network_options make it [4,000,000]"),
+        (
+            10**6,
+            "tensor 'decoder.bias_hh_l0' is [32] in the weights but the bundle's network_options make it [4,000,000]",
+        ),
         (16, "the sizes do not match the weights"),
     ],
 )

@@ -149,7 +149,9 @@ def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path):
     run = Training(compose(overrides), track=False)
     run.run()
     assert run.model.hparams.channel_independent and run.model.hparams.segment_len == SEGMENT
-    directory = save_bundle(tmp_path / "bundle", run.model, run.datamodule, run.cfg, "attention_seq2seq", run.net_options)
+    directory = save_bundle(
+        tmp_path / "bundle", run.model, run.datamodule, run.cfg, "attention_seq2seq", run.net_options
+    )
     loaded = load_bundle(directory).module
     batch = run.datamodule.datasets["test"][list(range(32))]
     with torch.no_grad():

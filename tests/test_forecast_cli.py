@@ -188,69 +188,6 @@ def test_model_arguments_that_are_not_bundles_are_named(good_model, tmp_path, ca
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_backtest_metrics_equal_a_hand_computation(tmp_path, capsys):
-    """A last-value model on a small daily series: every number recomputed here with plain loops."""
-    import json
-
-    values = [10.0 + (i % 3) * 1.5 + 0.5 * i for i in range(40)]  # trend and a 3-day wiggle
-    times = pd.date_range("2024-01-01", periods=len(values), freq="D")
-    pd.DataFrame({"date": times.strftime("%Y-%m-%d"), "y": values}).to_csv(tmp_path / "daily.csv", index=False)
-    _, run = _train(
-        tmp_path,
-        "data=csv",
-        f"data.path={tmp_path / 'daily.csv'}",
-        "data.lookback=3",
-        "data.horizon=2",
-        "model=last_value",
-    )
-    out, report = tmp_path / "bt.csv", tmp_path / "bt.json"
-    assert (
-        main(
-            [
-                "backtest",
-                _bundle_dir(run),
-                str(tmp_path / "daily.csv"),
-                "-o",
-                str(out),
-                "--step",
-                "2",
-                "--metrics-json",
-                str(report),
-            ]
-        )
-        == 0
-    )
-    printed = capsys.readouterr().out
-    metrics = json.loads(report.read_text())["metrics"]
-
-    season, horizon = 7, 2  # daily data: a weekly season
-    origins = list(range(7, len(values) - horizon + 1, 2))  # o >= max(L=3, season=7), o + H <= 40
-    assert origins[0] == 7 and origins[-1] == 37
-    insample = values[:7]
-    scale = sum(abs(insample[t] - insample[t - 1]) for t in range(1, 7)) / 6  # 7 rows do not span 2 seasons: lag 1
-    expected = {"model": [], "last_value": [], "seasonal_naive": []}
-    for o in origins:
-        for h in range(horizon):
-            actual = values[o + h]
-            expected["model"].append((values[o - 1], actual))
-            expected["last_value"].append((values[o - 1], actual))
-            expected["seasonal_naive"].append((values[o - season + h % season], actual))
-    for name, pairs in expected.items():
-        mse = sum((f - a) ** 2 for f, a in pairs) / len(pairs)
-        mae = sum(abs(f - a) for f, a in pairs) / len(pairs)
-        smape = 100 * sum(2 * abs(f - a) / (abs(f) + abs(a)) for f, a in pairs) / len(pairs)
-        overall = metrics[name]["overall"]
-        assert overall["mse"] == pytest.approx(mse) and overall["mae"] == pytest.approx(mae)
-        assert overall["smape"] == pytest.approx(smape) and overall["mase"] == pytest.approx(mae / scale)
-        step_one = [f - a for f, a in pairs[0::2]]
-        assert metrics[name]["per_step"]["mse"][0] == pytest.approx(sum(e * e for e in step_one) / len(step_one))
-    rows = pd.read_csv(out)
-    assert len(rows) == len(origins) * horizon and list(rows["origin"].unique()) == [
-        str(times[o - 1].date()) for o in origins
-    ]
-    assert "seasonal naive" in printed and "MASE" in printed
-
-
 def test_a_long_model_forecasts_series_it_never_saw_on_their_own_scale(long_model, weather_path, tmp_path):
     _, _, run = long_model
     weather = pd.read_csv(weather_path)

@@ -1,12 +1,16 @@
 """Rolling-origin evaluation of a bundle over a history, beside the last-value and seasonal-naive forecasts.
 
-At every `step`-th origin o of each series (o >= lookback and o >= the season length, o + H <= its length)
-the model reads rows [o - L, o) and forecasts rows [o, o + H). Errors are in the data's own units.
+At every `step`-th origin o of each series (o >= lookback and o >= the season length, o + H <= its length,
+and the first target at or after the series' start time when one is given) the model reads rows [o - L, o)
+and forecasts rows [o, o + H). Errors are in the data's own units.
+
+Nothing after an origin reaches its forecast: a series the model was trained on is scaled with its training
+statistics, and a series it never saw with the statistics of its rows before that origin only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +18,11 @@ import pandas as pd
 import torch
 
 from tsattn.bundle import Bundle
-from tsattn.data.calendar import calendar_features, season_length
-from tsattn.data.series import SeriesCollection
+from tsattn.data.calendar import calendar_features, season_offsets
+from tsattn.data.scaling import expanding_mean_and_std
+from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
-from tsattn.forecast import statistics
+from tsattn.forecast import known_statistics
 
 FORECASTERS = ("model", "last_value", "seasonal_naive")
 
@@ -28,6 +33,7 @@ class Backtest:
     metrics: dict  # forecaster -> {"overall": {metric: value}, "per_step": {metric: [H values]}}
     windows: int
     series: int
+    in_sample: int  # origins whose targets start before the model's test border (series it was trained on)
 
 
 def backtest(
@@ -36,59 +42,52 @@ def backtest(
     step: int,
     batch_size: int = 1024,
     on_batch: Callable[[int], None] | None = None,
+    start: Mapping[str, pd.Timestamp] | None = None,
 ) -> Backtest:
-    """Forecast from every `step`-th origin of every series and score the model and both baselines."""
+    """Forecast from every `step`-th origin of every series and score the model and both baselines.
+
+    Args:
+        start: series id -> the earliest time a first forecast step may have; series not in it start
+            as early as their history allows.
+    """
     if step < 1:
         raise TsattnError(f"--step {step}: origins must be at least 1 step apart")
-    schema, module = bundle.schema, bundle.module
-    lookback, horizon = bundle.lookback, bundle.horizon
-    n_targets = len(schema["targets"])
-    season = season_length(pd.tseries.frequencies.to_offset(schema["freq"]))
-    first_origin = max(lookback, season)
-    device = next(module.parameters(), torch.empty(0)).device
-    names = schema["calendar"]
+    schema, lookback, horizon = bundle.schema, bundle.lookback, bundle.horizon
+    n_targets, season = len(schema["targets"]), bundle.season_length
+    earliest = max(lookback, season)
+    test_start = {sid: pd.Timestamp(t) for sid, t in schema["training_data"]["test_start"].items()}
 
-    parts, errors = [], {name: [] for name in FORECASTERS}  # errors: [N, H, C] blocks
-    scaled_abs, done = [], 0
-    usable = [s for s in history.series if len(s.time) >= first_origin + horizon]
-    if not usable:
-        raise TsattnError(
-            f"{history.source}: no series has the {first_origin + horizon} rows one backtest window needs "
-            f"(lookback {lookback} or season {season}, then horizon {horizon})"
-        )
-    for series in usable:
+    parts, errors, scaled_abs, done, in_sample = [], {name: [] for name in FORECASTERS}, [], 0, 0
+    for series in history.series:
+        first = earliest
+        if start and series.id in start:
+            first = max(first, int(series.time.searchsorted(start[series.id])))
+        origins = np.arange(first, len(series.time) - horizon + 1, step)
+        if not len(origins):
+            continue
+        if series.id in test_start:
+            in_sample += int((series.time[origins] < test_start[series.id]).sum())
         values = series.values.astype(np.float64)  # [T, F], real units
-        origins = np.arange(first_origin, len(values) - horizon + 1, step)
-        mean, std = statistics(bundle, series)
-        scaled = ((values - mean) / std).astype(np.float32)
-        calendar = calendar_features(series.time, names)  # [T, K]
-        input_rows = origins[:, None] + np.arange(-lookback, 0)  # [N, L]
-        target_rows = origins[:, None] + np.arange(horizon)  # [N, H]
-        x = np.concatenate([scaled[input_rows], calendar[input_rows]], axis=-1)  # [N, L, F + K]
-        future_calendar = calendar[target_rows]  # [N, H, K]
-        predictions = []
-        for begin in range(0, len(origins), batch_size):
-            batch = {
-                "x": torch.from_numpy(x[begin : begin + batch_size]).to(device),
-                "future_calendar": torch.from_numpy(future_calendar[begin : begin + batch_size]).to(device),
-            }
-            with torch.inference_mode():
-                y_hat = module(batch)["y_hat"]
-                predictions.append(module.point(y_hat).float().cpu().numpy())  # [B, H, C]
-            done += len(batch["x"])
-            if on_batch is not None:
-                on_batch(done)
+        forecast = _model_forecasts(bundle, series, origins, batch_size)
         forecasts = {
-            "model": np.concatenate(predictions) * std[:n_targets] + mean[:n_targets],
+            "model": forecast,
             "last_value": np.repeat(values[origins - 1, None, :n_targets], horizon, axis=1),
-            "seasonal_naive": values[origins[:, None] - season + np.arange(horizon) % season][..., :n_targets],
+            "seasonal_naive": values[origins[:, None] + season_offsets(horizon, season)][..., :n_targets],
         }
-        actual = values[target_rows][..., :n_targets]  # [N, H, C]
+        actual = values[origins[:, None] + np.arange(horizon)][..., :n_targets]  # [N, H, C]
         for name in FORECASTERS:
             errors[name].append((forecasts[name], actual))
-        scale = _mase_scale(values[:first_origin, :n_targets], season)  # [C]
+        scale = _mase_scale(values[: origins[0], :n_targets], season)  # [C], from rows before the first origin
         scaled_abs.append({name: np.abs(forecasts[name] - actual) / scale for name in FORECASTERS})
         parts.append(_rows(series, origins, horizon, schema, actual, forecasts))
+        done += len(origins)
+        if on_batch is not None:
+            on_batch(done)
+    if not parts:
+        raise TsattnError(
+            f"{history.source}: no series has room for one backtest window after its start: it needs "
+            f"{earliest} rows before the origin (lookback {lookback} or season {season}) and {horizon} after it"
+        )
 
     metrics = {
         name: _scores(
@@ -99,7 +98,35 @@ def backtest(
         for name in FORECASTERS
     }
     rows = pd.concat(parts, ignore_index=True)
-    return Backtest(rows=rows, metrics=metrics, windows=len(rows) // (horizon * n_targets), series=len(usable))
+    return Backtest(rows, metrics, len(rows) // (horizon * n_targets), len(parts), in_sample)
+
+
+def _model_forecasts(bundle: Bundle, series: Series, origins: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's point forecasts from each origin, in real units. Shape: -> [N, H, C]."""
+    module, lookback = bundle.module, bundle.lookback
+    n_targets = len(bundle.schema["targets"])
+    device = next(module.parameters(), torch.empty(0)).device
+    values = series.values.astype(np.float64)
+    known = known_statistics(bundle, series.id)
+    if known is not None:
+        mean, std = (np.broadcast_to(s, (len(origins), s.shape[-1])) for s in known)  # [N, F]
+    else:
+        mean, std = expanding_mean_and_std(values, origins)  # each origin: its rows before it only
+    calendar = calendar_features(series.time, bundle.schema["calendar"])  # [T, K]
+    input_rows = origins[:, None] + np.arange(-lookback, 0)  # [N, L]
+    scaled = ((values[input_rows] - mean[:, None]) / std[:, None]).astype(np.float32)  # [N, L, F]
+    x = np.concatenate([scaled, calendar[input_rows]], axis=-1)  # [N, L, F + K]
+    future_calendar = calendar[origins[:, None] + np.arange(bundle.horizon)]  # [N, H, K]
+    predictions = []
+    for begin in range(0, len(origins), batch_size):
+        batch = {
+            "x": torch.from_numpy(x[begin : begin + batch_size]).to(device),
+            "future_calendar": torch.from_numpy(future_calendar[begin : begin + batch_size]).to(device),
+        }
+        with torch.inference_mode():
+            predictions.append(module.point(module(batch)["y_hat"]).float().cpu().numpy())  # [B, H, C]
+    scaled_forecast = np.concatenate(predictions).astype(np.float64)
+    return scaled_forecast * std[:, None, :n_targets] + mean[:, None, :n_targets]
 
 
 def _mase_scale(insample: np.ndarray, season: int) -> np.ndarray:

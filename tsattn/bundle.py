@@ -81,9 +81,9 @@ def save_bundle(
     """
     from safetensors.torch import save_model
 
+    from tsattn.data.io import file_sha256
     from tsattn.models.registry import network_name
     from tsattn.module import ForecastModule
-    from tsattn.data.io import file_sha256
 
     directory = Path(directory)
     network = network_name(module.net)

@@ -136,7 +136,7 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise TsattnError(f"{path}: missing; the bundle has no weights")
     try:
         with safe_open(str(path), framework="pt") as weights:
-            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}  # noqa: SIM118
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         detail = " ".join(str(err).split())[:200]
         raise TsattnError(f"{path} is not a valid safetensors file ({detail}); the bundle is corrupt") from None

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from tsattn.errors import TsattnError
 
-
 # Baseline name -> the prefix its metrics carry in a run (test/naive_mse, test/snaive_mse_h3...).
 BASELINES = {"last_value": "naive_", "seasonal_naive": "snaive_"}
 # What each group's record holds after its group keys, in the order tables show it.

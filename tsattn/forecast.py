@@ -101,13 +101,19 @@ def check_horizon(bundle: Bundle, horizon: int) -> None:
 
 def statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
     """Scaling statistics for a series: its training ones, else (a new series) its own history's."""
+    known = known_statistics(bundle, series.id)
+    return known if known is not None else mean_and_std(series.values)
+
+
+def known_statistics(bundle: Bundle, series_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The statistics the model was trained with for this series; None for a series it never saw."""
     stats = bundle.scaler.stats
-    if series.id in stats:
-        chosen = stats[series.id]
+    if series_id in stats:
+        chosen = stats[series_id]
     elif bundle.schema["layout"] == "wide" and len(stats) == 1:
         chosen = next(iter(stats.values()))  # one wide series: the file name may differ, the series does not
     else:
-        return mean_and_std(series.values)
+        return None
     return chosen["mean"], chosen["std"]
 
 

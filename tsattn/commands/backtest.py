@@ -17,11 +17,18 @@ from tsattn.commands.common import (
     progress,
     read_history,
 )
+from tsattn.errors import TsattnError
 
 DESCRIPTION = """Forecast from every --step-th origin of every series in INPUT (once the model's lookback is
 available) and compare with the actuals, beside the last-value and seasonal-naive forecasts of the same
 origins. Writes one row per origin, step and target (actual, model, last_value, seasonal_naive) and prints
-MSE, MAE, sMAPE and MASE overall and per horizon step, in the data's own units."""
+MSE, MAE, sMAPE and MASE overall and per horizon step, in the data's own units. When INPUT is the file the
+model was trained on, the origins start at its test border, so no forecast is scored on rows the model
+was fit or selected on; --start chooses another first origin."""
+
+START_HELP = """first forecast time: 'auto' (default: the model's test border when INPUT is its training file,
+else the earliest origin, saying how many origins fall on rows the model was trained on), 'earliest', or
+a timestamp (the first forecast step is at or after it)"""
 
 LABELS = {"model": "model", "last_value": "last value", "seasonal_naive": "seasonal naive"}
 
@@ -31,6 +38,7 @@ def parser() -> ArgumentParser:
     add_model_and_io_arguments(parser)
     parser.add_argument("--step", type=int, default=None, help="steps between origins (default: the horizon)")
     parser.add_argument("--metrics-json", type=Path, help="also write the metrics to this JSON file")
+    parser.add_argument("--start", default="auto", help=START_HELP)
     return parser
 
 
@@ -42,11 +50,23 @@ def main(argv: list[str]) -> None:
         check_output(args.metrics_json)
     from tsattn.backtest import backtest
 
+    start = parse_start(args.start)
     bundle = load_model(args)
     step = args.step or bundle.horizon
     history = read_history(args.input, bundle, args.skip_short, bundle.lookback + bundle.horizon, args.quiet)
+    starts = first_forecast_times(start, bundle, args.input, history, args.quiet)
     with progress(sum(len(s.time) for s in history.series) // step, args.quiet, unit="windows") as bar:
-        result = backtest(bundle, history, step, args.batch_size, on_batch=lambda done: bar.update(done - bar.n))
+        result = backtest(
+            bundle, history, step, args.batch_size, on_batch=lambda done: bar.update(done - bar.n), start=starts
+        )
+    if result.in_sample and not args.quiet:
+        border = min(bundle.schema["training_data"]["test_start"].values())
+        print(
+            f"tsattn: {result.in_sample} of {result.windows} origins forecast rows before the model's test border "
+            f"(from {border}), which it was trained or validated on: their errors are in-sample; "
+            f"--start '{border}' leaves them out",
+            file=sys.stderr,
+        )
     report = {
         "model": args.model,
         "input": str(args.input),
@@ -66,6 +86,40 @@ def main(argv: list[str]) -> None:
     if not args.quiet:
         seconds = time.perf_counter() - started
         print(f"tsattn: backtest of {result.windows} windows -> {args.output} in {seconds:.1f} s", file=sys.stderr)
+
+
+def parse_start(value: str):
+    """'auto', 'earliest' or a timestamp; anything else is the user's mistake, named before any work."""
+    if value in ("auto", "earliest"):
+        return value
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise TsattnError(f"--start {value!r}: give auto, earliest or a timestamp such as 2024-01-31 13:00") from None
+
+
+def first_forecast_times(start, bundle, path: Path, history, quiet: bool) -> dict:
+    """Series id -> the earliest first forecast step, from --start and the model's own test borders."""
+    import pandas as pd
+
+    from tsattn.data.io import file_sha256
+
+    if start == "earliest":
+        return {}
+    if start != "auto":
+        return {s.id: start for s in history.series}
+    training = bundle.schema["training_data"]
+    if not training["test_start"] or file_sha256(path) != training["sha256"]:
+        return {}
+    if not quiet:
+        print(
+            f"tsattn: {path} is the model's training file: origins start at its test border "
+            f"({min(training['test_start'].values())}); --start earliest includes the rows it was trained on",
+            file=sys.stderr,
+        )
+    return {sid: pd.Timestamp(time) for sid, time in training["test_start"].items()}
 
 
 def format_report(report: dict) -> str:

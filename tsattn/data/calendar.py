@@ -84,6 +84,17 @@ def season_length(freq: pd.DateOffset) -> int:
     return 1
 
 
+def season_offsets(horizon: int, season: int) -> np.ndarray:
+    """Row offsets, from a forecast's first target, of the values a seasonal-naive forecast repeats.
+
+    Step h takes row o + h - m * (1 + h // m): the last observed season, tiled over the horizon.
+
+    Shape: -> [H], every offset in [-m, -1]
+    """
+    steps = np.arange(horizon)
+    return steps - season * (1 + steps // season)
+
+
 def _step(freq: pd.DateOffset) -> pd.Timedelta:
     """A typical step of the frequency, from two consecutive stamps of its own.
 

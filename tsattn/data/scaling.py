@@ -24,6 +24,23 @@ def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values.mean(axis=0), np.where(std < _MIN_STD, 1.0, std)
 
 
+def expanding_mean_and_std(values: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mean_and_std of the rows before each end: statistics a forecast made at row `end` could know.
+
+    Shape:
+        values [T, F], ends [N] (each in 1..T) -> mean [N, F], std [N, F]
+    """
+    # Sums of deviations from the first row keep the variance exact when the level dwarfs the spread.
+    centred = values.astype(np.float64) - values[:1].astype(np.float64)  # [T, F]
+    zero = np.zeros((1, values.shape[1]))
+    sums = np.concatenate([zero, np.cumsum(centred, axis=0)])[ends]  # [N, F]
+    squares = np.concatenate([zero, np.cumsum(centred**2, axis=0)])[ends]
+    count = ends[:, None].astype(np.float64)
+    mean = sums / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return mean + values[0].astype(np.float64), np.where(std < _MIN_STD, 1.0, std)
+
+
 class StandardScaler:
     """z = (value - mean) / std, with statistics per (series, channel).
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from tsattn.data.calendar import season_offsets
+
 
 class WindowDataset(Dataset):
     """Windows of one split. Indexed by a list of window numbers, it returns the whole batch.
@@ -51,8 +53,7 @@ class WindowDataset(Dataset):
         if season_length is not None:
             if len(starts) and int(self.first_target.min()) < season_length:
                 raise ValueError(f"a window starts fewer than season_length={season_length} rows into its series")
-            # Step h repeats the value m * (1 + h // m) steps earlier: the last observed season, tiled.
-            self._season_lags = season_length * (1 + torch.arange(horizon) // season_length)  # [H]
+            self._season_offsets = torch.from_numpy(season_offsets(horizon, season_length))  # [H]
         self._targets = values[:, :n_targets]
         # Views, no copies: [N, F] -> [N - L - H + 1, F, L + H].
         self._values = values.unfold(0, lookback + horizon, 1)
@@ -85,7 +86,7 @@ class WindowDataset(Dataset):
             "first_target": self.first_target[index],  # [B]
         }
         if self.season_length is not None:
-            rows = (start + L).unsqueeze(1) + torch.arange(self.horizon) - self._season_lags  # [B, H]
+            rows = (start + L).unsqueeze(1) + self._season_offsets  # [B, H]
             batch["seasonal_naive"] = self._targets[rows]  # [B, H, C]
         return batch
 

@@ -1,0 +1,158 @@
+"""`tsattn backtest`: no leakage from after an origin, the model's test border, and metrics by hand."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import build_bundle, run_tsattn
+from tsattn.cli import main
+
+WINDOW = ["data.lookback=48", "data.horizon=12"]
+# Every model, with RevIN off where it has it: then nothing but the scaling statistics decides the level.
+MODELS = {
+    "lstm_seq2seq": ["model=lstm_seq2seq", "model.revin=false", "model.net.hidden_size=8"],
+    "attention_seq2seq": ["model=attention_seq2seq", "model.revin=false", "model.net.hidden_size=8"],
+    "transformer": ["model=transformer", "model.revin=false", "model.net.d_model=16", "model.net.label_len=12"],
+    "transformer_revin": ["model=transformer", "model.net.d_model=16", "model.net.label_len=12"],
+    "linear": ["model=linear"],
+    "seasonal_naive": ["model=seasonal_naive"],
+}
+
+
+def _unseen_history(weather_path) -> pd.DataFrame:
+    """Seattle under a name the models never saw, so it is scaled by its own past: 600 hourly rows."""
+    weather = pd.read_csv(weather_path)
+    seattle = weather[weather["city"] == "seattle"].head(600)
+    return seattle.assign(city="new_town")
+
+
+def _model_forecasts(bundle_dir, frame, tmp_path, name) -> pd.DataFrame:
+    path, out = tmp_path / f"{name}.csv", tmp_path / f"{name}-out.csv"
+    frame.to_csv(path, index=False)
+    assert main(["backtest", str(bundle_dir), str(path), "-o", str(out), "--step", "24", "--quiet"]) == 0
+    rows = pd.read_csv(out, parse_dates=["origin"])
+    return rows.pivot_table(index="origin", columns="step", values="model")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_rows_after_an_origin_never_reach_its_forecast(model, tmp_path, weather_path, capsys, monkeypatch):
+    bundle_dir, _ = build_bundle(tmp_path, *WINDOW, *MODELS[model], fit=False)
+    history = _unseen_history(weather_path)
+    cut = 300  # rows from here on are changed: origins up to row 300 may not move, later ones must
+    changed = history.copy()
+    changed.iloc[cut:, changed.columns.get_loc("temperature")] = changed["temperature"].iloc[cut:] * 3 + 100
+    before = _model_forecasts(bundle_dir, history, tmp_path, "before")
+    after = _model_forecasts(bundle_dir, changed, tmp_path, "after")
+    capsys.readouterr()
+    origin_of_cut = pd.Timestamp(history["time"].iloc[cut - 1])
+    early, late = before.index <= origin_of_cut, before.index > origin_of_cut
+    assert early.sum() >= 8 and late.sum() >= 8
+    np.testing.assert_allclose(after[early].to_numpy(), before[early].to_numpy(), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(after[late].to_numpy(), before[late].to_numpy())  # the change is there to see
+
+    if model == "lstm_seq2seq":  # (a linear model is affine: the statistics cancel out of its forecasts)
+        # The control: scaled by the whole history, as before this fix, the early forecasts do move.
+        from tsattn.data.scaling import mean_and_std
+
+        def whole_history(values, ends):
+            mean, std = mean_and_std(values)
+            return np.tile(mean, (len(ends), 1)), np.tile(std, (len(ends), 1))
+
+        monkeypatch.setattr("tsattn.backtest.expanding_mean_and_std", whole_history)
+        leaky_before = _model_forecasts(bundle_dir, history, tmp_path, "leaky-before")
+        leaky_after = _model_forecasts(bundle_dir, changed, tmp_path, "leaky-after")
+        assert not np.allclose(leaky_after[early].to_numpy(), leaky_before[early].to_numpy(), rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory):
+    """A daily series with a trend and a 3-day wiggle, and a seasonal-naive model of season 2 trained on it.
+
+    The model repeats the last 2 days; the backtest's own seasonal-naive baseline repeats the last week
+    (daily data), and the last-value baseline the last day: three different forecasts to check by hand.
+    """
+    root = tmp_path_factory.mktemp("daily")
+    values = [10.0 + (i % 3) * 1.5 + 0.5 * i for i in range(60)]
+    times = pd.date_range("2024-01-01", periods=len(values), freq="D")
+    csv = root / "daily.csv"
+    pd.DataFrame({"date": times.strftime("%Y-%m-%d"), "y": values}).to_csv(csv, index=False)
+    overrides = ["data=csv", f"data.path={csv}", "data.lookback=3", "data.horizon=2", "model=seasonal_naive"]
+    bundle_dir, run = build_bundle(root, *overrides, "model.net.season_length=2", fit=False)
+    return root, csv, values, times, bundle_dir, run
+
+
+def test_backtest_metrics_equal_a_hand_computation(daily, capsys):
+    """Every number recomputed here with plain loops, the model's forecasts included."""
+    root, csv, values, times, bundle_dir, _ = daily
+    out, report = root / "bt.csv", root / "bt.json"
+    args = ["backtest", str(bundle_dir), str(csv), "-o", str(out), "--step", "2", "--start", "earliest"]
+    assert main([*args, "--metrics-json", str(report)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads(report.read_text())["metrics"]
+
+    season, horizon = 7, 2  # daily data: a weekly season for the baseline
+    origins = list(range(7, len(values) - horizon + 1, 2))  # o >= max(L=3, season=7), o + H <= 60
+    insample = values[:7]
+    scale = sum(abs(insample[t] - insample[t - 1]) for t in range(1, 7)) / 6  # 7 rows do not span 2 seasons: lag 1
+    expected = {"model": [], "last_value": [], "seasonal_naive": []}
+    for o in origins:
+        for h in range(horizon):
+            actual = values[o + h]
+            expected["model"].append((values[o - 2 + h % 2], actual))
+            expected["last_value"].append((values[o - 1], actual))
+            expected["seasonal_naive"].append((values[o - season + h % season], actual))
+    assert expected["model"] != expected["last_value"] != expected["seasonal_naive"]
+    for name, pairs in expected.items():
+        mse = sum((f - a) ** 2 for f, a in pairs) / len(pairs)
+        mae = sum(abs(f - a) for f, a in pairs) / len(pairs)
+        smape = 100 * sum(2 * abs(f - a) / (abs(f) + abs(a)) for f, a in pairs) / len(pairs)
+        overall = metrics[name]["overall"]
+        assert overall["mse"] == pytest.approx(mse) and overall["mae"] == pytest.approx(mae)
+        assert overall["smape"] == pytest.approx(smape) and overall["mase"] == pytest.approx(mae / scale)
+        step_one = [f - a for f, a in pairs[0::2]]
+        assert metrics[name]["per_step"]["mse"][0] == pytest.approx(sum(e * e for e in step_one) / len(step_one))
+    rows = pd.read_csv(out)
+    assert list(rows["origin"].unique()) == [str(times[o - 1].date()) for o in origins]
+    np.testing.assert_allclose(rows["model"], [f for f, _ in expected["model"]])
+    assert "seasonal naive" in printed and "MASE" in printed
+
+
+def test_the_training_file_is_backtested_from_its_test_border(daily, capsys):
+    root, csv, values, times, bundle_dir, run = daily
+    border = run.datamodule.borders[run.datamodule.collection.series[0].id].val_end  # 70% + 10% of 60 rows: 48
+    out = root / "auto.csv"
+    assert main(["backtest", str(bundle_dir), str(csv), "-o", str(out), "--step", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"is the model's training file: origins start at its test border ({times[border]})" in err
+    first_targets = pd.to_datetime(pd.read_csv(out).query("step == 1")["date"])
+    assert first_targets.min() == times[border] and len(first_targets) == len(values) - 2 + 1 - border
+
+    # Another file with the same series: every origin is kept, and the in-sample ones are counted.
+    copy = root / "copy.csv"
+    copy.write_text(csv.read_text() + "\n")  # other bytes, same rows
+    assert main(["backtest", str(bundle_dir), str(copy), "-o", str(out), "--step", "1"]) == 0
+    err = capsys.readouterr().err
+    in_sample = border - 7  # origins 7 .. border - 1
+    assert (
+        f"tsattn: {in_sample} of {len(values) - 2 + 1 - 7} origins forecast rows before the model's test border" in err
+    )
+    assert f"--start '{times[border]}' leaves them out" in err
+
+    assert main(["backtest", str(bundle_dir), str(copy), "-o", str(out), "--start", "2024-02-20"]) == 0
+    assert pd.to_datetime(pd.read_csv(out)["date"]).min() == pd.Timestamp("2024-02-20")
+    assert main(["backtest", str(bundle_dir), str(copy), "-o", str(out), "--start", "someday"]) == 2
+    assert "--start 'someday': give auto, earliest or a timestamp" in capsys.readouterr().err
+
+
+def test_the_backtest_command_in_its_own_process(daily):
+    """The one real `tsattn backtest` process: exit code, printed table, output file."""
+    root, csv, _, _, bundle_dir, _ = daily
+    out = root / "process.csv"
+    result = run_tsattn(["backtest", str(bundle_dir), str(csv), "-o", str(out)], cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "backtest: 1 series" in result.stdout and "seasonal naive" in result.stdout
+    assert out.is_file() and "tsattn: backtest of" in result.stderr

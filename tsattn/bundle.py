@@ -112,6 +112,7 @@ def save_bundle(
         "horizon": datamodule.horizon,
         "season_length": datamodule.season_length,
         "missing": datamodule.read_args["missing"],
+        "sep": datamodule.read_args["sep"],
         "quantiles": list(module.quantiles) if module.quantiles else None,
         "series": [s.id for s in collection.series],
         # Lets backtest recognise the training file and start at the test border instead of in-sample.
@@ -229,6 +230,7 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     for field in ("lookback", "horizon", "season_length"):
         require(is_count(schema.get(field)), source, field, "a positive integer")
     require(schema.get("missing") in MISSING_POLICIES, source, "missing", f"one of {', '.join(MISSING_POLICIES)}")
+    require(isinstance(schema.get("sep"), str) and len(schema["sep"]) == 1, source, "sep", "one character")
     quantiles = schema.get("quantiles")
     levels_ok = isinstance(quantiles, list) and all(isinstance(q, float) and 0 < q < 1 for q in quantiles)
     require(quantiles is None or levels_ok, source, "quantiles", "null or levels in (0, 1)")

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
 # Config keys that do not change what is trained: they stay out of the run key.
-_NOT_IN_KEY = ("hydra", "ckpt_path", "paths", "logger", "test")
+_NOT_IN_KEY = ("hydra", "ckpt_path", "paths", "logger", "test", "threads")
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from tsattn import __version__
-from tsattn.errors import TsattnError
+from tsattn.errors import Interrupted, TsattnError
 
 USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,compare,dashboard} ...
 
@@ -62,11 +65,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
-        commands[command](rest)
+        with sigterm_as_interrupt():
+            commands[command](rest)
     except TsattnError as err:
         _report(err)
-        return EXIT_USER_ERROR
+        return err.exit_code
+    except KeyboardInterrupt:
+        # Outputs are written to a temporary file and renamed at the very end: an interrupt leaves none.
+        _report(Interrupted("interrupted; nothing written"))
+        return Interrupted.exit_code
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or `kill`) ends a command the way Ctrl-C does, with the same clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _forecast(arguments: list[str]) -> None:
@@ -125,9 +150,9 @@ def _train(overrides: list[str]) -> None:
         except TsattnError as err:
             # Reported here, inside the job: Hydra would otherwise add lines of its own to a failed job.
             _report(err)
-            if _in_sweep():
+            if _in_sweep() and not isinstance(err, Interrupted):
                 raise  # the sweep's other jobs go on; the sweep fails at the end (an Optuna search goes on)
-            raise SystemExit(EXIT_USER_ERROR) from None
+            raise SystemExit(err.exit_code) from None  # an interrupt stops a sweep too
 
     # Without this Hydra prints a trimmed traceback for config errors and exits 1; with it the exception
     # reaches us, and a mistyped override becomes one line and exit code 2.
@@ -138,7 +163,25 @@ def _train(overrides: list[str]) -> None:
         app()
     except (HydraException, OmegaConfBaseException) as err:
         # Config mistakes: unknown group option, bad override syntax, missing mandatory value.
-        raise TsattnError(" ".join(str(err).split())) from None
+        raise TsattnError(" ".join(str(err).split()) + _quoting_hint(overrides, err)) from None
+
+
+def _quoting_hint(overrides: list[str], err: Exception) -> str:
+    """How to quote an override whose value holds characters Hydra's grammar only takes inside quotes."""
+    if "Lexer" not in type(err).__name__ and "Lexer" not in str(err):
+        return ""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if value and not value.isascii():
+            if value.startswith("[") and value.endswith("]"):
+                quoted = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]"
+            else:
+                quoted = f'"{value}"'
+            return (
+                f"; {key} holds characters Hydra reads only inside quotes: write '{key}={quoted}' "
+                "(the outer single quotes keep the shell from removing the inner ones)"
+            )
+    return ""
 
 
 if __name__ == "__main__":

@@ -19,6 +19,28 @@ def ddp_strategy() -> str:
     return "ddp_spawn" if in_sweep else "ddp"
 
 
+def default_threads() -> int:
+    """`${tsattn.threads:}`: torch threads for one training process.
+
+    OMP_NUM_THREADS when set; else the cores this process may use, shared by the jobs a parallel
+    launcher runs at once (hydra.launcher.n_jobs): two jobs on two cores get one thread each, since two
+    processes of two threads on two cores spin against each other and run many times slower.
+    """
+    import os
+
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    from hydra.core.hydra_config import HydraConfig
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parallel = 1
+    if HydraConfig.initialized():
+        n_jobs = HydraConfig.get().launcher.get("n_jobs")
+        if isinstance(n_jobs, int) and n_jobs != 0:
+            parallel = cores if n_jobs < 0 else n_jobs  # joblib: -1 means one job per core
+    return max(1, cores // parallel)
+
+
 def mixed_precision() -> str:
     import torch
 
@@ -35,6 +57,7 @@ def register_resolvers() -> None:
     - `${tsattn.run_key:}`: a name for the run's config, so a restarted run finds its checkpoints.
     - `${tsattn.ddp_strategy:}`: "ddp", or "ddp_spawn" inside a multirun (ddp would re-run the sweep).
     - `${tsattn.mixed_precision:}`: "bf16-mixed" where the GPU supports bfloat16, else "16-mixed".
+    - `${tsattn.threads:}`: torch threads per training process (default_threads).
     """
     if not OmegaConf.has_resolver("tsattn.bundled"):
         OmegaConf.register_new_resolver("tsattn.bundled", bundled_dataset)
@@ -46,6 +69,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("tsattn.ddp_strategy", ddp_strategy)
     if not OmegaConf.has_resolver("tsattn.mixed_precision"):
         OmegaConf.register_new_resolver("tsattn.mixed_precision", mixed_precision)
+    if not OmegaConf.has_resolver("tsattn.threads"):
+        OmegaConf.register_new_resolver("tsattn.threads", default_threads)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

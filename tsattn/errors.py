@@ -1,8 +1,16 @@
-"""The one error type for mistakes a user can make and fix (bad CSV, wrong column, too-short series...)."""
+"""The error types for what a user can fix or chose: a bad CSV, a wrong column, an interrupted run."""
 
 
 class TsattnError(Exception):
     """A user-fixable problem. The message is one line naming the file, column or row, and the fix.
 
-    The CLI prints it without a traceback and exits with code 2.
+    The CLI prints it without a traceback and exits with `exit_code`.
     """
+
+    exit_code = 2
+
+
+class Interrupted(TsattnError):
+    """Ctrl-C or SIGTERM stopped a command; the message says what was kept and how to go on."""
+
+    exit_code = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C

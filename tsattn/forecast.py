@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from tsattn.bundle import Bundle
 from tsattn.data.calendar import calendar_features
 from tsattn.data.io import series_from_frame
+from tsattn.data.regularity import fill_within_borders
 from tsattn.data.scaling import mean_and_std
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
@@ -18,8 +20,16 @@ from tsattn.errors import TsattnError
 STEP_COLUMN = "step"
 
 
-def history_from_frame(bundle: Bundle, frame: pd.DataFrame, name: str = "input") -> SeriesCollection:
-    """Validate a user's history table against the bundle's schema: same columns, same frequency."""
+def history_from_frame(
+    bundle: Bundle, frame: pd.DataFrame, name: str = "input", fill: str = "whole"
+) -> SeriesCollection:
+    """Validate a user's history table against the bundle's schema: same columns, same frequency.
+
+    Args:
+        fill: gaps (where the model's data.missing allows filling) are filled from the "whole" history,
+            as training did, or "causal"ly, carrying the last value forward, so that no row takes a value
+            from a later one (a backtest forecasts from origins inside the history).
+    """
     schema = bundle.schema
     collection = series_from_frame(
         frame,
@@ -31,7 +41,11 @@ def history_from_frame(bundle: Bundle, frame: pd.DataFrame, name: str = "input")
         id_col=schema["id_col"],
         missing=schema["missing"],
         reject_constant=False,  # a flat stretch of recent history is a valid input
+        fill=fill == "whole",
     )
+    if fill == "causal":
+        filled = [fill_within_borders(s, "ffill", [len(s.time)], collection.columns, name) for s in collection.series]
+        collection = dataclasses.replace(collection, series=filled)
     if collection.freq.freqstr != schema["freq"]:
         raise TsattnError(
             f"{name} is sampled every {collection.freq.freqstr} but the model was trained on {schema['freq']} "

@@ -28,11 +28,16 @@ def bundle_directory(model: str, tracking_uri: str | None = None) -> Iterator[Pa
             )
         yield _locate(path, model)
         return
+    from tsattn.tracking.store import check_reachable, require_existing_store, resolve_tracking_uri
+
+    tracking_uri = resolve_tracking_uri(tracking_uri)  # never MLflow's own default, a new ./mlflow.db
+    check_reachable(tracking_uri)
+    require_existing_store(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="tsattn-model-") as tmp:
         yield _locate(_download(model, tracking_uri, Path(tmp)), model)
 
 
-def _download(model: str, tracking_uri: str | None, destination: Path) -> Path:
+def _download(model: str, tracking_uri: str, destination: Path) -> Path:
     import mlflow.artifacts
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException

@@ -161,25 +161,30 @@ class ForecastModule(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         y_hat, y = self(batch)["y_hat"], batch["y"]
-        size = len(y)  # the epoch value is the size-weighted mean, i.e. the metric over every window
+        # The epoch value is the size-weighted mean over every window, summed across DDP ranks
+        # (sync_dist); a padding batch, repeated only to even out the ranks, weighs nothing.
+        size = 0 if "padding" in batch else len(y)
         loss = self.loss(y_hat, y)
-        self.log("val/loss", loss, prog_bar=True, batch_size=size)
+        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         loss_tf = self.loss(self(batch, 1.0)["y_hat"], y) if self.uses_teacher_forcing else loss
-        self.log("val/loss_tf", loss_tf, batch_size=size)
+        self.log("val/loss_tf", loss_tf, batch_size=size, sync_dist=True)
         for name, metric in POINT_METRICS.items():
-            self.log(f"val/{name}", metric(self.point(y_hat), y), batch_size=size)
+            self.log(f"val/{name}", metric(self.point(y_hat), y), batch_size=size, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self.test_errors = None  # sized by the first batch's horizon
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         y_hat, y = self(batch)["y_hat"], batch["y"]
-        self.log("test/loss", self.loss(y_hat, y), batch_size=len(y))
-        if self.test_errors is None:
+        padding = "padding" in batch  # repeated for DDP only: computed, never scored
+        self.log("test/loss", self.loss(y_hat, y), batch_size=0 if padding else len(y), sync_dist=True)
+        if self.test_errors is None:  # on every rank, even one that only gets padding: compute() syncs them
             horizon = y.shape[1]
             scored = ("model", "naive", "snaive") if "seasonal_naive" in batch else ("model", "naive")
             self.test_errors = nn.ModuleDict({name: HorizonErrors(horizon) for name in scored})
             self.test_errors.to(self.device)
+        if padding:
+            return
         n_targets = y.shape[-1]
         last_value = batch["x"][:, -1:, :n_targets].expand_as(y)  # the naive forecast of the same windows
         self.test_errors["model"].update(self.point(y_hat), y)
@@ -203,7 +208,9 @@ class ForecastModule(L.LightningModule):
         metrics["test/skill_mse"] = 1.0 - metrics["test/mse"] / metrics["test/naive_mse"]
         if "snaive" in errors:
             metrics["test/skill_snaive"] = 1.0 - metrics["test/mse"] / metrics["test/snaive_mse"]
-        self.log_dict({k: v.float() for k, v in metrics.items()})
+        # Computed from error sums already reduced across ranks: the same on every rank, nothing to sync.
+        # (sync_dist with rank_zero_only: no collective, and no warning that one is missing.)
+        self.log_dict({k: v.float() for k, v in metrics.items()}, sync_dist=True, rank_zero_only=True)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self(batch)["y_hat"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import shlex
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from tsattn.errors import Interrupted, TsattnError
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +37,32 @@ class Training:
     """
 
     def __init__(self, cfg: DictConfig, track: bool = True) -> None:
-        import lightning as L
-        from hydra.utils import instantiate
-        from lightning.pytorch.utilities import rank_zero_only
-
-        from tsattn.checkpoints import plan_checkpoints
-        from tsattn.tracking.runs import run_tags, start_run
+        from tsattn.data.io import read_configured
         from tsattn.tracking.store import check_reachable
 
         self.cfg = cfg
         settings = cfg.get("logger") if track else None
+        if settings:
+            check_reachable(settings.tracking_uri)  # seconds, not after an hour of training
+        # The data is read and checked before torch and Lightning are imported: a bad CSV costs a second.
+        data_settings = OmegaConf.to_container(cfg.data, resolve=True)
+        collection = read_configured(data_settings) if "path" in data_settings else None
+
+        import lightning as L
+        import torch
+        from hydra.utils import instantiate
+        from lightning.pytorch.utilities import rank_zero_only
+
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg.threads))
+
+        from tsattn.checkpoints import plan_checkpoints
+        from tsattn.tracking.runs import run_tags, start_run
+
         # Under DDP every rank builds a Training; only rank 0 talks to MLflow.
         self.tracked = bool(settings) and rank_zero_only.rank == 0
-        if self.tracked:
-            check_reachable(settings.tracking_uri)  # seconds, not after an hour of training
-
-        self.datamodule = instantiate(cfg.data)
+        # As a partial: Hydra would turn a dataclass passed to instantiate into a config node.
+        self.datamodule = instantiate(cfg.data, _partial_=True)(collection=collection)
         self.datamodule.setup("fit")
         L.seed_everything(cfg.seed, workers=True)
         self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)
@@ -72,8 +85,12 @@ class Training:
         if checkpointing is not None and cfg.get("paths", {}).get("checkpoint_dir"):
             self.plan = plan_checkpoints(cfg.paths.checkpoint_dir, cfg.get("ckpt_path"))
             checkpointing.dirpath = str(self.plan.directory)
-        ckpt_path = self.plan.ckpt_path if self.plan else cfg.get("ckpt_path")
-        self.ckpt_path = None if ckpt_path == "last" and self.plan is None else ckpt_path
+        if cfg.get("ckpt_path") == "last" and self.plan is None:
+            raise TsattnError(
+                "ckpt_path=last resumes from the run's own checkpoints, but this config writes none "
+                "(callbacks=none or no paths.checkpoint_dir); drop callbacks=none, or give ckpt_path=<file>"
+            )
+        self.ckpt_path = self.plan.ckpt_path if self.plan else cfg.get("ckpt_path")
 
         self.handle = None
         logger = False
@@ -97,24 +114,47 @@ class Training:
         return type(self.model.net).__name__
 
     def run(self) -> dict[str, float]:
-        """Fit, test and log; the MLflow run ends FINISHED, or FAILED with the error as a tag."""
+        """Fit, test and log; the MLflow run ends FINISHED, FAILED with the error as a tag, or KILLED.
+
+        Ctrl-C or SIGTERM ends in an Interrupted error that names the command resuming the run.
+        """
+        from tsattn.tracking.runs import finish_run
+
         try:
             metrics = self._fit_and_test()
         except BaseException as err:
+            interrupted = _is_interrupt(err)
             if self.handle is not None:
-                from tsattn.tracking.runs import finish_run
-
-                finish_run(self.handle, err)
+                finish_run(self.handle, err, killed=interrupted)
+            if interrupted:
+                raise Interrupted(self._resume_advice()) from None
             raise
         if self.handle is not None:
             from tsattn.tracking.artifacts import describe_run
-            from tsattn.tracking.runs import finish_run
 
             finish_run(self.handle)
-            log.info(describe_run(self.handle.run_id, self.handle.experiment_id, self.handle.tracking_uri))
+            log.info(describe_run(self.handle, self.datamodule.path))
         return metrics
 
+    def _resume_advice(self) -> str:
+        """What an interrupt kept, and the exact command that goes on from there."""
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        kept = [o for o in overrides if not o.startswith("ckpt_path=")]
+        run = f"MLflow run {self.handle.run_id} marked KILLED; " if self.handle is not None else ""
+        if self.plan is None:
+            command = shlex.join(["tsattn", "train", *kept])
+            return f"interrupted; {run}no checkpoints are written without callbacks, start again with: {command}"
+        command = shlex.join(["tsattn", "train", *kept, "ckpt_path=last"])
+        return f"interrupted; {run}checkpoints kept in {self.plan.directory}; resume with: {command}"
+
     def _fit_and_test(self) -> dict[str, float]:
+        """Fit (train=true), test (test=true) and log the results, with the model's bundle when it has one.
+
+        The bundle holds the weights the run stands for: the best checkpoint after training, the given
+        checkpoint when train=false, or none when train=false leaves a trainable model untrained.
+        """
         from tsattn.tracking.artifacts import log_results, log_run_setup
 
         cfg, model, trainer, datamodule = self.cfg, self.model, self.trainer, self.datamodule
@@ -125,37 +165,48 @@ class Training:
                 log_run_setup(trainer.logger, cfg, datamodule)
 
         metrics: dict[str, float] = {}
+        weights = None  # the checkpoint holding the run's model; None: the weights in memory
         if cfg.train and model.trainable:
             trainer.fit(model, datamodule=datamodule, ckpt_path=self.ckpt_path)
             metrics.update(_floats(trainer.callback_metrics))
-            best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-            if best_score is not None:
-                metrics["val/loss_best"] = float(best_score)
+            checkpointing = trainer.checkpoint_callback
+            weights = (checkpointing.best_model_path or None) if checkpointing else None
+            if checkpointing is not None and checkpointing.best_model_score is not None:
+                metrics["val/loss_best"] = float(checkpointing.best_model_score)
             if self.pruning is not None and self.pruning.pruned:
                 log.info("Optuna pruned this trial after epoch %d", trainer.current_epoch)
                 metrics["optuna/pruned"] = 1.0
+        elif model.trainable:
+            weights = self.ckpt_path
+            if weights is None:
+                log.warning("train=false and no ckpt_path: the model is untrained, and no bundle is logged for it")
         elif cfg.train:
             log.info("%s has no parameters to train: testing it as it is", type(model.net).__name__)
-        if cfg.test:
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            if cfg.train and best:
-                log.info("testing the best checkpoint: %s", best)
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-            metrics.update(_floats(trainer.callback_metrics))
-            if self.handle is not None and trainer.is_global_zero:
-                for key in ("val/loss_best", "optuna/pruned"):
-                    if key in metrics:
-                        trainer.logger.experiment.log_metric(self.handle.run_id, key, metrics[key])
-                log_results(
-                    trainer.logger.experiment,
-                    self.handle.run_id,
-                    model,
-                    datamodule,
-                    cfg,
-                    self.model_name,
-                    self.net_options,
-                )
+        # A trained model without checkpoints (callbacks=none) keeps its final weights in memory.
+        has_model = (cfg.train or not model.trainable) or weights is not None
 
+        if cfg.test:
+            if weights:
+                log.info("testing the %s: %s", "best checkpoint" if cfg.train else "checkpoint", weights)
+            trainer.test(model, datamodule=datamodule, ckpt_path=weights, verbose=False)  # loads its weights
+            metrics.update(_floats(trainer.callback_metrics))
+        elif weights:
+            _load_weights(model, weights)
+        if self.handle is not None and trainer.is_global_zero:
+            for key in ("val/loss_best", "optuna/pruned"):
+                if key in metrics:
+                    trainer.logger.experiment.log_metric(self.handle.run_id, key, metrics[key])
+            log_results(
+                trainer.logger.experiment,
+                self.handle.run_id,
+                model,
+                datamodule,
+                cfg,
+                self.model_name,
+                self.net_options,
+                with_bundle=has_model,
+                with_test=bool(cfg.test),
+            )
         log.info("done: %s", summary(metrics))
         return metrics
 
@@ -188,6 +239,25 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length
     return sizes
+
+
+def _load_weights(model, checkpoint: str) -> None:
+    """The network weights of a Lightning checkpoint (a plain-tensor file: weights_only loading)."""
+    import torch
+
+    state = torch.load(checkpoint, map_location=model.device, weights_only=True)["state_dict"]
+    model.load_state_dict(state)
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    """Ctrl-C or SIGTERM, also after Lightning turned it into an exit of its own."""
+    if isinstance(err, KeyboardInterrupt):
+        return True
+    # Lightning catches a KeyboardInterrupt in fit and test, shuts down, and calls sys.exit(1) inside its
+    # handler; on its own SIGTERM path it raises SIGTERMException, a SystemExit too.
+    return isinstance(err, SystemExit) and (
+        isinstance(err.__context__, KeyboardInterrupt) or type(err).__name__ == "SIGTERMException"
+    )
 
 
 def summary(metrics: dict[str, float]) -> str:

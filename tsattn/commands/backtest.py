@@ -53,7 +53,8 @@ def main(argv: list[str]) -> None:
     start = parse_start(args.start)
     bundle = load_model(args)
     step = args.step or bundle.horizon
-    history = read_history(args.input, bundle, args.skip_short, bundle.lookback + bundle.horizon, args.quiet)
+    min_rows = bundle.lookback + bundle.horizon
+    history = read_history(args.input, bundle, args.skip_short, min_rows, args.quiet, args.sep, "causal")
     starts = first_forecast_times(start, bundle, args.input, history, args.quiet)
     with progress(sum(len(s.time) for s in history.series) // step, args.quiet, unit="windows") as bar:
         result = backtest(

@@ -25,8 +25,10 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="history CSV in the layout the model was trained on (wide or long)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="CSV to write; replaced only on success")
     parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ (default: MLFLOW_TRACKING_URI)"
+        "--tracking-uri",
+        help="MLflow store of runs:/ and models:/ (default: MLFLOW_TRACKING_URI, else logs/mlflow/mlflow.db here)",
     )
+    parser.add_argument("--sep", default=None, help="INPUT's field separator (default: the training file's)")
     parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass (default 1024)")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available"
@@ -67,12 +69,21 @@ def choose_device(device: str) -> str:
     return device
 
 
-def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: bool):
-    """The input CSV, validated against the model's schema; short series refused (or skipped, and named)."""
+def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: bool, sep: str | None, fill: str):
+    """The input CSV, validated against the model's schema; short series refused (or skipped, and named).
+
+    Args:
+        sep: the field separator; the training file's when None.
+        fill: how gaps are filled when the model's policy allows it: "whole" (from the whole history,
+            which ends before the forecast) or "causal" (from earlier rows only: each backtest origin
+            has rows after it).
+    """
     from tsattn.data.io import read_frame
     from tsattn.forecast import history_from_frame
 
-    history = history_from_frame(bundle, read_frame(path, option="the INPUT argument"), name=str(path))
+    sep = bundle.schema["sep"] if sep is None else sep
+    frame = read_frame(path, option="the INPUT argument", sep=sep, sep_option="--sep")
+    history = history_from_frame(bundle, frame, name=str(path), fill=fill)
     short = [s for s in history.series if len(s.time) < min_rows]
     if not short:
         return history

@@ -51,26 +51,15 @@ def main(argv: list[str]) -> None:
         temporary.write_text(text)
 
 
-def resolve_tracking_uri(tracking_uri: str | None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else the default store tsattn train writes."""
-    import os
-
-    default = f"sqlite:///{Path('logs/mlflow/mlflow.db').absolute()}"
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default
-
-
 def search_runs(experiment: str, filter_string: str, tracking_uri: str | None):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from tsattn.tracking.store import check_reachable, sqlite_path
+    from tsattn.tracking.store import check_reachable, require_existing_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-
     check_reachable(uri)
-    database = sqlite_path(uri)
-    if database is not None and not database.exists():
-        raise TsattnError(f"no MLflow store at {database}; train first, or pass --tracking-uri")
+    require_existing_store(uri)
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:

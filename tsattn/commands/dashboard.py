@@ -30,8 +30,9 @@ def main(argv: list[str]) -> None:
     check_output(args.output)
     from mlflow import MlflowClient
 
-    from tsattn.commands.compare import resolve_tracking_uri, search_runs
+    from tsattn.commands.compare import search_runs
     from tsattn.dashboard import build_payload, render
+    from tsattn.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     runs = search_runs(args.experiment, args.filter, uri)

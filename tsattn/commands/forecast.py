@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
     bundle = load_model(args)
     if args.horizon is not None:
         check_horizon(bundle, args.horizon)  # before reading the input: a big file is not read for nothing
-    history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet)
+    history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet, args.sep, "whole")
     with progress(len(history.series), args.quiet) as bar:
         frame = forecast(bundle, history, args.horizon, args.batch_size, on_batch=lambda done: bar.update(done - bar.n))
     with atomic_output(args.output) as temporary:

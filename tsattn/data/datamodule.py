@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ import torch
 
 from tsattn.data.calendar import calendar_features, feature_names, season_length
 from tsattn.data.io import read_series, require_length
+from tsattn.data.regularity import fill_within_borders
 from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
 from tsattn.data.split import SPLITS, Borders, RatioSplit, RowSplit, window_starts
@@ -43,6 +45,9 @@ class ForecastDataModule(L.LightningDataModule):
         season_length: steps in the data's dominant cycle, for the seasonal-naive baseline every test
             score is set beside (and the seasonal_naive model); inferred from the frequency when None
             (24 for hourly data, 7 for daily, 12 for monthly).
+        sep: the CSV field separator.
+        collection: the file already read (tsattn.data.io.read_configured) with its gaps unfilled; read
+            from `path` when None.
     """
 
     def __init__(
@@ -64,6 +69,8 @@ class ForecastDataModule(L.LightningDataModule):
         num_workers: int = 0,
         name: str = "data",
         season_length: int | None = None,
+        sep: str = ",",
+        collection: SeriesCollection | None = None,
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
@@ -81,7 +88,9 @@ class ForecastDataModule(L.LightningDataModule):
             id_col=id_col,
             missing=missing,
             freq=freq,
+            sep=sep,
         )
+        self._read = collection
         self.lookback, self.horizon, self.stride = lookback, horizon, stride
         self.splitter = split if split is not None else RatioSplit()
         self.calendar = calendar
@@ -92,22 +101,36 @@ class ForecastDataModule(L.LightningDataModule):
         self.scaler: StandardScaler | None = None
         self.calendar_names: list[str] = []
         self.datasets: dict[str, WindowDataset] = {}
+        self._restored: dict | None = None  # a state loaded before setup(): its scaler wins over a new fit
 
     def setup(self, stage: str | None = None) -> None:
-        """Read, split, scale and window the data; idempotent, so callers may run it before the Trainer."""
+        """Read, split, fill, scale and window the data; idempotent, so callers may run it before the Trainer."""
         if self.datasets:
             return
-        collection = read_series(self.path, **self.read_args)
+        collection = self._read or read_series(self.path, fill=False, **self.read_args)
         require_length(
             collection, self.lookback + self.horizon, f"one window (lookback {self.lookback} + horizon {self.horizon})"
         )
-        self.collection = collection
-        self.borders = {s.id: self.splitter.borders(len(s.time)) for s in collection.series}
-        self.scaler = StandardScaler.fit(collection, {sid: b.train_end for sid, b in self.borders.items()})
-        self.calendar_names = feature_names(collection.freq, self.calendar)
+        borders = {s.id: self.splitter.borders(len(s.time)) for s in collection.series}
+        # Gaps are filled split by split, each from the rows before its border only.
+        filled = [
+            fill_within_borders(
+                s, self.read_args["missing"], _ends(borders[s.id], len(s.time)), collection.columns, collection.source
+            )
+            for s in collection.series
+        ]
+        self.collection = dataclasses.replace(collection, series=filled)
+        self.borders = borders
+        if self._restored:  # a checkpoint's statistics, kept: the model was trained on data scaled with them
+            self.scaler = StandardScaler.from_dict(self._restored["scaler"])
+            self.calendar_names = list(self._restored["calendar"])
+        else:
+            self.scaler = StandardScaler.fit(self.collection, {sid: b.train_end for sid, b in borders.items()})
+            self.calendar_names = feature_names(collection.freq, self.calendar)
         self._build_datasets()
 
     def _build_datasets(self) -> None:
+        """Scaled values and calendar features of every series, and each split's window starts."""
         collection = self.collection
         values, calendar, offsets = [], [], []
         starts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
@@ -219,10 +242,17 @@ class ForecastDataModule(L.LightningDataModule):
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Take a checkpoint's scaler and calendar features, before or after setup()."""
         if not state_dict:
             return
+        self._restored = state_dict
         self.scaler = StandardScaler.from_dict(state_dict["scaler"])
         self.calendar_names = list(state_dict["calendar"])
         if self.collection is not None:
             self.datasets = {}
             self._build_datasets()
+
+
+def _ends(borders: Borders, n_rows: int) -> list[int]:
+    """Where each stretch that is filled on its own ends: the train and validation borders, then the series' end."""
+    return [borders.train_end, borders.val_end, n_rows]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 TIME_COLUMN_NAMES = ("time", "timestamp", "datetime", "date", "ds")
 
 
+# The data config's settings that decide how a file is read (the rest shape windows and batches).
+READ_SETTINGS = ("targets", "covariates", "time_col", "id_col", "missing", "freq", "sep")
+
+
 def read_series(
     path: str | Path,
     targets: Sequence[str] | None = None,
@@ -37,6 +42,8 @@ def read_series(
     id_col: str | None = None,
     missing: str = "error",
     freq: str | None = None,
+    sep: str = ",",
+    fill: bool = True,
 ) -> SeriesCollection:
     """Read, validate and regularise the series in a CSV file.
 
@@ -48,14 +55,32 @@ def read_series(
         id_col: the series id column of a long file; None reads the file as one wide series.
         missing: what to do with missing timestamps and empty values: "error", "interpolate" or "ffill".
         freq: a pandas frequency alias ("h", "D", "MS"...) when it cannot be inferred from the data.
+        sep: the field separator.
+        fill: fill gaps now, from the whole series; False leaves them NaN for a split-aware fill
+            (tsattn.data.regularity.fill_within_borders).
 
     Returns:
-        The series, sorted by id, each on a regular grid with no missing values.
+        The series, sorted by id, each on a regular grid (with no missing values when `fill`).
     """
     path = Path(path)
+    frame = read_frame(path, sep=sep)
     return series_from_frame(
-        read_frame(path), str(path), path.stem, targets, covariates, time_col, id_col, missing, freq
+        frame, str(path), path.stem, targets, covariates, time_col, id_col, missing, freq, fill=fill
     )
+
+
+def read_configured(settings: Mapping[str, Any]) -> SeriesCollection:
+    """The file a data config names, read with the config's settings and checked for one whole window.
+
+    Pandas only: training calls it before torch and Lightning are imported, so a bad CSV is refused in
+    about a second. Gaps are left for the datamodule to fill within the split borders.
+    """
+    collection = read_series(
+        settings["path"], fill=False, **{key: settings[key] for key in READ_SETTINGS if key in settings}
+    )
+    lookback, horizon = settings.get("lookback", 1), settings.get("horizon", 1)
+    require_length(collection, lookback + horizon, f"one window (lookback {lookback} + horizon {horizon})")
+    return collection
 
 
 def series_from_frame(
@@ -69,6 +94,7 @@ def series_from_frame(
     missing: str = "error",
     freq: str | None = None,
     reject_constant: bool = True,
+    fill: bool = True,
 ) -> SeriesCollection:
     """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
 
@@ -77,6 +103,7 @@ def series_from_frame(
         name: where the table came from, for messages.
         default_id: the series id of a wide table.
         reject_constant: refuse a column that never changes (right for training, wrong for a short history).
+        fill: fill gaps and empty values now (see read_series).
     """
     if missing not in MISSING_POLICIES:
         raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
@@ -107,12 +134,18 @@ def series_from_frame(
 
     columns = [*targets, *covariates]
     values = {c: _numeric_column(frame[c], c, name) for c in columns}
+    for column, numbers in values.items():
+        if np.isnan(numbers).all():
+            raise TsattnError(
+                f"{name}: column {column!r} is empty in every row; delete it from the file or leave it out "
+                f"({_without(column, targets, covariates)}); filling gaps cannot invent a whole column"
+            )
     times = _parse_times(frame[time_col], time_col, name)
     ids = frame[id_col].astype(str).str.strip() if id_col is not None else pd.Series(default_id, index=frame.index)
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
 
-    series, offset = regularise(table, columns, name, missing, freq)
+    series, offset = regularise(table, columns, name, missing, freq, fill=fill)
     if reject_constant:
         for s in series:
             _reject_constant_columns(s, columns, name)
@@ -127,6 +160,14 @@ def series_from_frame(
     )
 
 
+def _without(column: str, targets: Sequence[str], covariates: Sequence[str]) -> str:
+    """The setting that leaves `column` out, spelled for the command line."""
+    if column in covariates:
+        return "data.covariates=[" + ",".join(c for c in covariates if c != column) + "]"
+    kept = [c for c in targets if c != column]
+    return "data.targets=[" + ",".join(kept) + "]" if kept else "choose other data.targets"
+
+
 def require_length(collection: SeriesCollection, min_rows: int, reason: str) -> None:
     """Raise when any series is shorter than `min_rows`; `reason` says what needs that many rows."""
     for s in collection.series:
@@ -137,15 +178,21 @@ def require_length(collection: SeriesCollection, min_rows: int, reason: str) -> 
             )
 
 
-def read_frame(path: Path, option: str = "data.path") -> pd.DataFrame:
+def read_frame(path: Path, option: str = "data.path", sep: str = ",", sep_option: str = "data.sep") -> pd.DataFrame:
     """A CSV file as a table of text cells, with one-line errors for files that are not CSV at all.
 
     Args:
         path: the file.
         option: the setting that named the file, for the message when it does not exist.
+        sep: the field separator.
+        sep_option: the setting that chooses the separator, for the message when it looks wrong.
     """
+    if path.is_dir():
+        raise TsattnError(f"{path} is a directory; give the CSV file itself ({option})")
     if not path.is_file():
         raise TsattnError(f"{path}: no such file; check {option}")
+    if len(sep) != 1:
+        raise TsattnError(f"{sep_option}={sep!r}: the separator must be one character, such as , or ;")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -158,21 +205,47 @@ def read_frame(path: Path, option: str = "data.path") -> pd.DataFrame:
     # Everything as text first: numbers and timestamps are parsed per column below, so a bad cell can be
     # reported by line instead of silently turning a column into strings. pyarrow's reader is 5x faster on
     # large files; anything it refuses goes through pandas' own reader, whose errors are reported below.
-    frame = _read_with_pyarrow(raw)
-    if frame is not None:
-        frame.columns = [str(c).strip() for c in frame.columns]
-        if frame.empty:
-            raise TsattnError(f"{path} has a header but no data rows; add the observations below the header")
-        return frame
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.ParserError as err:
-        detail = str(err).strip().splitlines()[-1].replace("C error: ", "")
-        raise TsattnError(f"{path} is not a well-formed CSV ({detail}); check the delimiter and quoting") from None
+    header = _header(text, sep)
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        positions = [i + 1 for i, name in enumerate(header) if name == duplicated[0]]
+        raise TsattnError(
+            f"{path}: column {duplicated[0]!r} appears {len(positions)} times in the header (columns "
+            f"{', '.join(map(str, positions))}); give each column its own name"
+        )
+    frame = _read_with_pyarrow(raw, sep)
+    if frame is None:
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
+        except pd.errors.ParserError as err:
+            detail = str(err).strip().splitlines()[-1].replace("C error: ", "")
+            raise TsattnError(
+                f"{path} is not a well-formed CSV ({detail}); check the delimiter ({sep_option}) and quoting"
+            ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame.columns) == 1:
+        _reject_other_separator(path, frame.columns[0], sep, sep_option)
     if frame.empty:
         raise TsattnError(f"{path} has a header but no data rows; add the observations below the header")
     return frame
+
+
+def _header(text: str, sep: str) -> list[str]:
+    """The header's column names, as the file writes them."""
+    import csv
+
+    first = next(csv.reader(io.StringIO(text.lstrip("\n")), delimiter=sep), [])
+    return [name.strip() for name in first]
+
+
+def _reject_other_separator(path: Path, column: str, sep: str, sep_option: str) -> None:
+    """A file that reads as one column whose name holds another separator was split on the wrong one."""
+    for candidate in (";", "\t", "|", ","):
+        if candidate != sep and candidate in column:
+            raise TsattnError(
+                f"{path} reads as a single column {column[:60]!r}: its fields look separated by {candidate!r}, "
+                f"not {sep!r}; set {sep_option}{' ' if sep_option.startswith('--') else '='}{candidate!r}"
+            )
 
 
 def file_sha256(path: Path) -> str:
@@ -184,10 +257,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_with_pyarrow(raw: bytes) -> pd.DataFrame | None:
+def _read_with_pyarrow(raw: bytes, sep: str) -> pd.DataFrame | None:
+    """The file through pyarrow's reader, 5x faster on large files; None for anything it refuses."""
+    import pyarrow as pa
+
     try:
-        return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, engine="pyarrow")
-    except Exception:
+        return pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, engine="pyarrow")
+    except (pa.ArrowException, ValueError):
+        # Ragged rows, quoting it cannot follow and the like: pandas' own reader then reports them by line.
         return None
 
 
@@ -222,11 +299,14 @@ def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
     if empty.any():
         line = int(empty.idxmax()) + 2
         raise TsattnError(f"{name} line {line}: empty timestamp in column {col_name!r}; every row needs a time")
-    # Fast path: one format, inferred from the first row. Rows in another format come back NaT, so retry
-    # those files element by element before calling any value unparseable.
-    parsed = pd.to_datetime(text, errors="coerce")
-    if parsed.isna().any():
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    try:
+        # Fast path: one format, inferred from the first row. Rows in another format come back NaT, so
+        # retry those files element by element before calling any value unparseable.
+        parsed = pd.to_datetime(text, errors="coerce")
+        if parsed.isna().any():
+            parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    except ValueError:  # UTC offsets that change within the column (daylight saving): pandas refuses to mix
+        parsed = _parse_changing_offsets(text, col_name, name)
     bad = parsed.isna()
     if bad.any():
         row = int(bad.idxmax())
@@ -238,6 +318,30 @@ def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
         # Calendar features use the wall-clock time the file states; the zone itself is dropped.
         parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
+
+
+_UTC_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_changing_offsets(text: pd.Series, col_name: str, name: str) -> pd.Series:
+    """Timestamps whose UTC offset changes (a daylight-saving switch) as UTC, which keeps the grid regular.
+
+    A column that mixes stamps with and without an offset cannot be put on one clock: that is an error.
+    """
+    with_offset = text.str.contains(_UTC_OFFSET, regex=True)
+    if not with_offset.all():
+        line = int((~with_offset).to_numpy().argmax()) + 2
+        raise TsattnError(
+            f"{name} line {line}: column {col_name!r} mixes timestamps with and without a UTC offset "
+            f"({text.iloc[line - 2]!r}); write every timestamp with its offset, or none"
+        )
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    log.info(
+        "%s: the UTC offsets in column %r change (daylight saving): read as UTC, and calendar features follow UTC",
+        name,
+        col_name,
+    )
+    return parsed.dt.tz_localize(None)
 
 
 def _numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:

@@ -23,7 +23,7 @@ _FILL_HINT = "set data.missing=interpolate (or ffill) to fill them"
 
 
 def regularise(
-    table: pd.DataFrame, columns: Sequence[str], name: str, missing: str, freq: str | None
+    table: pd.DataFrame, columns: Sequence[str], name: str, missing: str, freq: str | None, fill: bool = True
 ) -> tuple[list[Series], pd.DateOffset]:
     """Turn a table of (id, time, line, *columns) rows into regular series.
 
@@ -33,6 +33,8 @@ def regularise(
         name: the source file, for messages.
         missing: "error", "interpolate" or "ffill".
         freq: a pandas frequency alias, or None to infer it.
+        fill: fill gaps and empty values now, from the whole series; False leaves them NaN for
+            fill_within_borders, which never lets a value from after a split border fill a row before it.
 
     Returns:
         The series sorted by id, and the frequency they share.
@@ -54,12 +56,20 @@ def regularise(
                 "or set data.freq"
             )
         frame = rows.set_index("time")[list(columns)]
+        hollow = frame.columns[frame.isna().all()]
+        if len(hollow):
+            raise TsattnError(
+                f"{name}: column {hollow[0]!r} of series {series_id!r} has no values at all; remove that series "
+                "from the file, or leave the column out of data.targets / data.covariates"
+            )
         gaps = len(grid) - len(time)
         empties = int(frame.isna().to_numpy().sum())
         if missing == "error":
             _reject_gaps(frame, grid, rows, gaps, series_id, offset, name)
         if gaps or empties:
-            frame = _fill(frame.reindex(grid), missing, series_id, name)
+            frame = frame.reindex(grid)
+            if fill:
+                frame = pd.DataFrame(fill_gaps(frame.to_numpy(dtype=np.float64), missing, [len(grid)]))
             filled_times += gaps
             filled_values += empties
         series.append(Series(id=str(series_id), time=grid, values=frame.to_numpy(dtype=np.float32)))
@@ -174,11 +184,43 @@ def _reject_gaps(
         )
 
 
-def _fill(frame: pd.DataFrame, missing: str, series_id: str, name: str) -> pd.DataFrame:
-    hollow = frame.columns[frame.isna().all()]
-    if len(hollow):
-        raise TsattnError(f"{name}: column {hollow[0]!r} of series {series_id!r} has no values at all; remove it")
-    if missing == "interpolate":
-        # Linear in time on a regular grid; the edges take the nearest observed value.
-        return frame.interpolate(method="linear", limit_direction="both")
-    return frame.ffill().bfill()
+def fill_gaps(values: np.ndarray, missing: str, ends: Sequence[int]) -> np.ndarray:
+    """Fill NaN rows by the policy, each stretch [previous end, end) from the rows before its end only.
+
+    With the split borders as ends, no value from after a border fills a row before it: interpolation
+    across a border, or a backward fill from beyond it, would carry validation or test values into the
+    training rows (and into the scaler fit on them). A NaN left (a column with no value before an end)
+    is the caller's to report.
+
+    Shape:
+        values [T, F] -> [T, F]
+    """
+    if not np.isnan(values).any():
+        return values
+    filled, start = values.copy(), 0
+    for end in ends:
+        known = pd.DataFrame(values[:end])
+        if missing == "interpolate":
+            # Linear in time on a regular grid; the edges take the nearest observed value.
+            known = known.interpolate(method="linear", limit_direction="both")
+        else:
+            known = known.ffill().bfill()
+        filled[start:end] = known.to_numpy()[start:end]
+        start = end
+    return filled
+
+
+def fill_within_borders(series: Series, missing: str, ends: Sequence[int], columns: Sequence[str], name: str) -> Series:
+    """A series whose gaps are filled stretch by stretch (fill_gaps), or a TsattnError for what cannot be."""
+    if not np.isnan(series.values).any():
+        return series
+    values = fill_gaps(series.values.astype(np.float64), missing, ends)
+    if np.isnan(values).any():
+        row, column = (int(i[0]) for i in np.nonzero(np.isnan(values)))
+        end = next(e for e in ends if e > row)
+        raise TsattnError(
+            f"{name}: column {columns[column]!r} of series {series.id!r} has no value in the rows before "
+            f"{series.time[end] if end < len(series.time) else 'its end'} (a split border), so its gaps there "
+            "cannot be filled from earlier rows; add values, or move the borders (data.split)"
+        )
+    return Series(id=series.id, time=series.time, values=values.astype(np.float32))

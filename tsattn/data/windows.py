@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -72,7 +73,10 @@ class WindowDataset(Dataset):
         )
         return chosen
 
-    def __getitem__(self, index: list[int] | torch.Tensor) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: list[int] | torch.Tensor | Padding) -> dict[str, torch.Tensor]:
+        """The batch of windows `index`; a Padding batch carries "padding" (its windows are not scored)."""
+        if isinstance(index, Padding):
+            return {**self[index.index], "padding": torch.tensor(True)}
         index = torch.as_tensor(index, dtype=torch.long)
         start = self.starts[index]
         L = self.lookback
@@ -91,12 +95,21 @@ class WindowDataset(Dataset):
         return batch
 
 
+@dataclass(frozen=True)
+class Padding:
+    """Window numbers repeated only to give every DDP rank as many batches as the others."""
+
+    index: torch.Tensor
+
+
 class WindowBatchSampler(Sampler[torch.Tensor]):
     """Batches of window numbers: shuffled from (seed, epoch) alone, and split between DDP ranks.
 
     The order depends on nothing but the seed and the epoch, so a run resumed from a checkpoint sees the
     same batches as one that never stopped; Lightning calls `set_epoch` before every epoch. Under DDP
-    every rank gets the same number of batches (a few are repeated to even them out), so no rank waits.
+    every rank gets the same number of batches (a few are repeated to even them out), so no rank waits
+    at a collective another never reaches. In evaluation order (shuffle=False) the repeats come as
+    Padding: their windows are computed but never scored, so every window counts exactly once.
 
     Args:
         size: number of windows.
@@ -137,8 +150,10 @@ class WindowBatchSampler(Sampler[torch.Tensor]):
         if world == 1:
             return batches
         per_rank = math.ceil(len(batches) / world)
-        padded = (batches * world)[: per_rank * world]  # cycle to a multiple of the world size
-        return padded[rank::world]
+        repeats = batches[: per_rank * world - len(batches)]  # cycle to a multiple of the world size
+        if not self.shuffle:  # evaluation: scored once only, wherever a window lands
+            repeats = [Padding(batch) for batch in repeats]
+        return [*batches, *repeats][rank::world]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter(self._batches())

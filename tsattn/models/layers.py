@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from tsattn.errors import TsattnError
+
 
 class PositionalEncoding(nn.Module):
     """Sinusoidal encoding of the timestep, added to the token embeddings (Vaswani et al., 2017).
@@ -27,10 +29,18 @@ class PositionalEncoding(nn.Module):
         pe[0, :, 0::2] = torch.sin(position * frequency)
         pe[0, :, 1::2] = torch.cos(position * frequency[: d_model // 2])
         self.register_buffer("pe", pe, persistent=False)
+        self.max_len = max_len
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Shape: x [B, T, D] -> [B, T, D]; positions start..start+T-1."""
-        return x + self.pe[:, start : start + x.shape[1]]
+        end = start + x.shape[1]
+        if end > self.max_len:
+            # Sliced past its end the table would come back short, and the addition fail deep inside torch.
+            raise TsattnError(
+                f"the Transformer reads {end} positions (lookback + horizon, in segments with model.segment_len) "
+                f"but its positional encoding holds model.net.max_len={self.max_len}; raise model.net.max_len"
+            )
+        return x + self.pe[:, start:end]
 
 
 class AttentionScore(nn.Module):

@@ -61,21 +61,39 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     client.log_dict(run_id, data, "data.json")
 
 
-def log_results(client, run_id: str, module, datamodule, cfg: DictConfig, model_name: str, net_options) -> None:
-    """After testing: the test forecasts (CSV and plot), the attention heatmap, the bundle and the pyfunc model."""
+def log_results(
+    client,
+    run_id: str,
+    module,
+    datamodule,
+    cfg: DictConfig,
+    model_name: str,
+    net_options,
+    with_bundle: bool = True,
+    with_test: bool = True,
+) -> None:
+    """After the run: the test forecasts (CSV and plot) and attention heatmap, the bundle and the pyfunc model.
+
+    Args:
+        with_bundle: log the model (bundle and pyfunc); False when the run has no model worth loading.
+        with_test: log what is drawn from the test split (test=false runs never look at it).
+    """
     from tsattn.bundle import save_bundle
 
     module.eval()
     with tempfile.TemporaryDirectory(prefix="tsattn-artifacts-") as tmp:
         root = Path(tmp)
-        frame = test_forecasts(module, datamodule)
-        (root / "forecasts").mkdir()
-        frame.to_csv(root / FORECASTS_CSV, index=False)
-        plot_forecasts(frame, datamodule, root / "plots" / "test_forecasts.png")
-        attention_heatmap(module, datamodule, root / "plots")
-        bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_options)
-        save_pyfunc(bundle, root / "model", history_example(datamodule))
-        client.log_artifacts(run_id, str(root))
+        if with_test:
+            frame = test_forecasts(module, datamodule)
+            (root / "forecasts").mkdir()
+            frame.to_csv(root / FORECASTS_CSV, index=False)
+            plot_forecasts(frame, datamodule, root / "plots" / "test_forecasts.png")
+            attention_heatmap(module, datamodule, root / "plots")
+        if with_bundle:
+            bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_options)
+            save_pyfunc(bundle, root / "model", history_example(datamodule))
+        if any(root.iterdir()):
+            client.log_artifacts(run_id, str(root))
 
 
 def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFrame:
@@ -228,9 +246,22 @@ def history_example(datamodule) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def describe_run(run_id: str, experiment_id: str, uri: str) -> str:
-    """Where the run is and how to open it."""
+def describe_run(handle, data_path: str) -> str:
+    """Where the run is, the command that forecasts with its model, and how to look at it."""
+    import shlex
+
+    from tsattn.tracking.store import DEFAULT_STORE, is_remote
+
+    uri = handle.tracking_uri
+    # The default store is found without being told (MLflow's logger sets MLFLOW_TRACKING_URI in this
+    # process, so that variable says nothing about the user's shell).
+    store = [] if uri == f"sqlite:///{DEFAULT_STORE.absolute()}" else ["--tracking-uri", uri]
+    forecast = ["tsattn", "forecast", f"runs:/{handle.run_id}", str(data_path), "-o", "forecast.csv", *store]
+    if is_remote(uri):
+        look = f"  open it at: {uri.rstrip('/')}/#/experiments/{handle.experiment_id}/runs/{handle.run_id}"
+    else:
+        look = f"  open it with: {shlex.join(['mlflow', 'ui', '--backend-store-uri', uri, '--port', '5000'])}"
     return (
-        f"MLflow run {run_id} (experiment {experiment_id}) in {uri}\n"
-        f"  open it with: mlflow ui --backend-store-uri {uri}"
+        f"MLflow run {handle.run_id} (experiment {handle.experiment_id}) in {uri}\n"
+        f"  forecast with: {shlex.join(forecast)}\n{look}"
     )

@@ -71,8 +71,12 @@ def start_run(settings: DictConfig, tags: dict[str, str], checkpoint_dir: Path |
     return handle
 
 
-def finish_run(handle: RunHandle, error: BaseException | None = None) -> None:
-    """Mark the run FINISHED, or FAILED with the error's first line as the tag tsattn.error."""
+def finish_run(handle: RunHandle, error: BaseException | None = None, killed: bool = False) -> None:
+    """Mark the run FINISHED; FAILED with the error's first line as the tag tsattn.error; or KILLED.
+
+    Args:
+        killed: the error is an interrupt (Ctrl-C, SIGTERM): the run was stopped, it did not fail.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient(handle.tracking_uri)
@@ -80,8 +84,10 @@ def finish_run(handle: RunHandle, error: BaseException | None = None) -> None:
         client.set_terminated(handle.run_id, "FINISHED")
         return
     message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if killed:
+        message = "interrupted (Ctrl-C or SIGTERM); resume with ckpt_path=last"
     client.set_tag(handle.run_id, "tsattn.error", message[:4000])
-    client.set_terminated(handle.run_id, "FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
+    client.set_terminated(handle.run_id, "KILLED" if killed else "FAILED")
 
 
 def run_tags(model_name: str, data_name: str, seed: int, data_path: str, checkpoint_dir: Path | None) -> dict[str, str]:

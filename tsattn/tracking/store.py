@@ -25,6 +25,28 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri[len(prefix) :]) if tracking_uri.startswith(prefix) else None
 
 
+# Where `tsattn train` records runs, relative to the directory it was started from (conf/paths/default.yaml).
+DEFAULT_STORE = Path("logs") / "mlflow" / "mlflow.db"
+
+
+def resolve_tracking_uri(tracking_uri: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the store `tsattn train` writes in this directory.
+
+    Never MLflow's own default (a ./mlflow.db it would create): a command that reads runs looks where
+    training wrote them.
+    """
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE.absolute()}"
+
+
+def require_existing_store(tracking_uri: str) -> None:
+    """A sqlite store must already exist: opening a missing one would create an empty database."""
+    database = sqlite_path(tracking_uri)
+    if database is not None and not database.is_file():
+        raise TsattnError(
+            f"no MLflow store at {database}; run tsattn train from this directory first, or pass --tracking-uri"
+        )
+
+
 def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
     """Fail in seconds, before the data is read or a model trained, when the store cannot be used.
 

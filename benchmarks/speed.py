@@ -34,9 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import lightning as L
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -75,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_ETTH1,
         help=ETTH1_HELP,
     )
+    parser.add_argument("--decode-windows", type=int, default=256, help="windows per decoding batch (default 256)")
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
     return parser.parse_args(argv)
@@ -82,7 +80,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_child(args: argparse.Namespace, what: str) -> dict:
     command = [sys.executable, __file__, "--one", what, "--device", args.device, "--data", args.data]
-    command += ["--batches", str(args.batches), "--epochs", str(args.epochs)]
+    command += [
+        "--batches",
+        str(args.batches),
+        "--epochs",
+        str(args.epochs),
+        "--decode-windows",
+        str(args.decode_windows),
+    ]
     print(f"measuring {what} ...", file=sys.stderr, flush=True)
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
@@ -90,7 +95,7 @@ def run_child(args: argparse.Namespace, what: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def build(args: argparse.Namespace, model: str, timer: L.Callback):
+def build(args: argparse.Namespace, model: str, timer):
     """tsattn's datamodule, ForecastModule and Trainer for the model's ETTh1 experiment, with `timer` attached."""
     from tsattn.config import compose
     from tsattn.train import Training
@@ -121,8 +126,11 @@ def build(args: argparse.Namespace, model: str, timer: L.Callback):
 
 
 def measure_training(args: argparse.Namespace) -> dict:
+    import lightning as L
+    import torch
+
     model_name = args.one
-    timer = EpochTimer()
+    timer = epoch_timer()
     cfg, datamodule, module, trainer = build(args, model_name, timer)
     device = torch.device(args.device)
     initial = copy.deepcopy(module.state_dict())
@@ -196,7 +204,9 @@ def measure_training(args: argparse.Namespace) -> dict:
 
 
 def measure_decoding(args: argparse.Namespace) -> dict:
-    """Free-running forecast time of one batch of 256 windows (L=96) for H = 24, 96, 336."""
+    """Free-running forecast time of one batch of windows (256 by default, L=96) for H = 24, 96, 336."""
+    import torch
+
     from tsattn.models.attention_seq2seq import AttentionSeq2Seq
     from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
     from tsattn.models.transformer import TransformerForecaster
@@ -214,8 +224,8 @@ def measure_decoding(args: argparse.Namespace) -> dict:
         timings[name] = {}
         for horizon in (24, 96, 336):
             batch = {
-                "x": torch.randn(256, 96, 15, device=device),
-                "future_calendar": torch.randn(256, horizon, 8, device=device),
+                "x": torch.randn(args.decode_windows, 96, 15, device=device),
+                "future_calendar": torch.randn(args.decode_windows, horizon, 8, device=device),
             }
             with torch.inference_mode():
                 net(batch)
@@ -230,20 +240,24 @@ def measure_decoding(args: argparse.Namespace) -> dict:
     return timings
 
 
-class EpochTimer(L.Callback):
-    """Times each training epoch (the training batches only)."""
+def epoch_timer():
+    """A callback that times each training epoch (the training batches only)."""
+    import lightning as L
 
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._start = 0.0
+    class EpochTimer(L.Callback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._start = 0.0
 
-    def on_train_epoch_start(self, trainer, module) -> None:
-        _sync(module.device)
-        self._start = time.perf_counter()
+        def on_train_epoch_start(self, trainer, module) -> None:
+            _sync(module.device)
+            self._start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer, module) -> None:
-        _sync(module.device)
-        self.seconds.append(time.perf_counter() - self._start)
+        def on_train_epoch_end(self, trainer, module) -> None:
+            _sync(module.device)
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
 
 
 def render(args: argparse.Namespace, results: list[dict], decoding: dict) -> str:
@@ -268,7 +282,8 @@ def render(args: argparse.Namespace, results: list[dict], decoding: dict) -> str
         )
     lines += [
         "",
-        "Free-running decoding, one step per timestep: ms per batch of 256 windows (L=96), best of 3.",
+        f"Free-running decoding, one step per timestep: ms per batch of {args.decode_windows} windows (L=96), "
+        "best of 3.",
         "",
         "| decoder | H=24 | H=96 | H=336 | H=336 / H=24 |",
         "|---|---|---|---|---|",
@@ -282,11 +297,15 @@ def render(args: argparse.Namespace, results: list[dict], decoding: dict) -> str
 
 
 def _sync(device) -> None:
+    import torch
+
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
 def _device_name(device: str) -> str:
+    import torch
+
     if device == "cuda":
         return torch.cuda.get_device_name()
     threads = torch.get_num_threads()

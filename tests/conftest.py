@@ -31,17 +31,25 @@ def weather_path() -> Path:
     return WEATHER
 
 
-def tsattn_env() -> dict[str, str]:
-    """The caller's environment without MLflow and Hydra settings that would redirect a run."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
+def tsattn_env(threads: str | None = "inherit") -> dict[str, str]:
+    """The caller's environment without MLflow and Hydra settings that would redirect a run.
+
+    Args:
+        threads: OMP_NUM_THREADS for the child: "inherit" keeps the caller's (one thread per test worker
+            under xdist, see pytest_configure), None removes it so the child decides for itself.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
+    if threads is None:
+        env.pop("OMP_NUM_THREADS", None)
+    return env
 
 
-def run_tsattn(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_tsattn(args: list[str], cwd: Path, timeout: float = 300, env=None) -> subprocess.CompletedProcess:
     """Run the installed CLI in a fresh process, isolated from the caller's MLflow settings."""
     return subprocess.run(
         [sys.executable, "-m", "tsattn", *args],
         cwd=cwd,
-        env=tsattn_env(),
+        env=env or tsattn_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -62,7 +70,8 @@ SWEEP_TINY = [
 
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory):
-    """A real sweep, attention seq2seq and DLinear x seeds 0 and 1, plus a FAILED run, in a temporary store.
+    """A real sweep, attention seq2seq and DLinear x seeds 0 and 1, two jobs at a time in joblib processes,
+    plus a FAILED run, in a temporary store.
 
     Returns:
         (workdir, tracking URI, MlflowClient, experiment id)
@@ -73,13 +82,17 @@ def tiny_sweep(tmp_path_factory):
     args = [
         "train",
         "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
         "model=attention_seq2seq,linear",
         "seed=0,1",
         *SWEEP_TINY,
         f"paths.log_dir={workdir / 'logs'}",
     ]
-    result = run_tsattn(args, cwd=workdir)
+    # Without OMP_NUM_THREADS: each job chooses its threads from the cores and hydra.launcher.n_jobs.
+    result = run_tsattn(args, cwd=workdir, env=tsattn_env(threads=None))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "database is locked" not in result.stdout + result.stderr
     uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("weather").experiment_id
@@ -93,6 +106,29 @@ def tiny_sweep(tmp_path_factory):
     client.log_metric(failed.info.run_id, "test/mse", 99.0)  # must not be averaged in
     client.set_terminated(failed.info.run_id, "FAILED")
     return workdir, uri, client, experiment
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored():
+    """Each test starts with the caller's MLflow tracking URI: code under test may set it process-wide."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if os.environ.get("MLFLOW_TRACKING_URI") != before:
+        import mlflow
+
+        mlflow.set_tracking_uri(before)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets one core's worth of threads, and so do the processes it starts.
+
+    Two workers with two torch threads each on two cores would spin against each other.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 # Enough to build and run a model in seconds; tests add their own data and model settings.

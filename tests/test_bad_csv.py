@@ -1,13 +1,23 @@
-"""Every malformed CSV in tests/data/bad gets its own one-line message, directly and through `tsattn train`."""
+"""Every malformed CSV in tests/data/bad gets its own one-line message, directly and through `tsattn train`.
+
+The command runs in-process here (the same `main` the console script calls), one case after another; the
+one real `tsattn train` process on a bad file is in test_import_hygiene.py, where it also shows that the
+file is refused before torch and Lightning are imported.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import io
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from tests.conftest import BAD_CSV_DIR, run_tsattn
+from tests.conftest import BAD_CSV_DIR
+from tsattn.cli import main
 from tsattn.data.datamodule import ForecastDataModule
+from tsattn.data.io import read_series
 from tsattn.errors import TsattnError
 
 # file, extra data.* settings, what the message must say
@@ -34,6 +44,27 @@ CASES = {
         {"targets": ["sales"]},
         "has no column 'sales' (from data.targets); columns are: time, value",
     ),
+    "duplicate_columns": (
+        "duplicate_columns.csv",
+        {},
+        "column 'value' appears 2 times in the header (columns 2, 3); give each column its own name",
+    ),
+    "semicolons": (
+        "semicolon.csv",
+        {},
+        "reads as a single column 'time;value': its fields look separated by ';', not ','; set data.sep=';'",
+    ),
+    "directory": (".", {}, "is a directory; give the CSV file itself (data.path)"),
+    "empty_column": (
+        "empty_column.csv",
+        {},
+        "column 'sensor' is empty in every row; delete it from the file or leave it out (data.targets=[value])",
+    ),
+    "offsets_mixed_with_none": (
+        "offsets_mixed_with_none.csv",
+        {},
+        "line 6: column 'time' mixes timestamps with and without a UTC offset ('2021-03-27T17:00')",
+    ),
 }
 WINDOW = {"lookback": 4, "horizon": 2}
 
@@ -47,7 +78,7 @@ def test_data_layer_message(case):
     message = str(raised.value)
     assert expected in message
     assert "\n" not in message
-    assert filename in message or "data." in message
+    assert filename in message or "data." in message or str(BAD_CSV_DIR) in message
 
 
 def test_the_good_twin_reads():
@@ -57,49 +88,68 @@ def test_the_good_twin_reads():
     assert len(datamodule.datasets["test"]) > 0
 
 
+def test_the_separator_the_message_names_reads_the_file():
+    good = read_series(BAD_CSV_DIR / "good.csv")
+    semicolons = read_series(BAD_CSV_DIR / "semicolon.csv", sep=";")
+    np.testing.assert_array_equal(semicolons.series[0].values, good.series[0].values)
+
+
+def test_changing_utc_offsets_are_read_as_utc_on_a_regular_grid():
+    """A daylight-saving switch in local time: 01:00+01:00 is followed by 03:00+02:00, one hour later."""
+    collection = read_series(BAD_CSV_DIR / "dst_offsets.csv")
+    (series,) = collection.series
+    assert collection.freq.freqstr == "h" and len(series.time) == 40
+    assert series.time[0] == pd.Timestamp("2021-03-27 12:00")  # 13:00+01:00
+    assert (np.diff(series.time.to_numpy()) == np.timedelta64(1, "h")).all()  # no hour lost or doubled
+    good = read_series(BAD_CSV_DIR / "good.csv")
+    np.testing.assert_array_equal(series.values, good.series[0].values)
+
+
 @pytest.fixture(scope="module")
 def cli_results(tmp_path_factory):
-    """Run `tsattn train` on every corpus file, two processes at a time."""
+    """`tsattn train` on every corpus file, in this process: exit code, stdout and stderr of each."""
     workdir = tmp_path_factory.mktemp("bad_csv_cli")
-
-    def run(case: str):
-        filename, settings, _ = CASES[case]
+    results = {}
+    for case, (filename, settings, _) in CASES.items():
         overrides = [f"data.{key}=[{','.join(value)}]" for key, value in settings.items()]
-        args = [
-            "train",
-            "data=csv",
-            f"data.path={BAD_CSV_DIR / filename}",
-            "data.lookback=4",
-            "data.horizon=2",
-            f"paths.log_dir={workdir / case}",
-            *overrides,
-        ]
-        return case, run_tsattn(args, cwd=workdir)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return workdir, dict(pool.map(run, CASES))
+        args = ["train", "data=csv", f"data.path={BAD_CSV_DIR / filename}", "data.lookback=4", "data.horizon=2"]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([*args, f"paths.log_dir={workdir / case}", *overrides])
+        results[case] = (code, out.getvalue(), err.getvalue())
+    return workdir, results
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_cli_exit_code_2_one_line_no_traceback(case, cli_results):
-    result = cli_results[1][case]
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    code, out, err = cli_results[1][case]
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("tsattn: error: ") and CASES[case][2] in lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
+    assert "Traceback" not in out + err
 
 
 def test_cli_opens_no_mlflow_store_on_bad_data(cli_results):
     # Validation happens before the logger exists: no store, no half-recorded run.
     workdir, results = cli_results
-    assert all(result.returncode == 2 for result in results.values())
+    assert all(code == 2 for code, _, _ in results.values())
     assert not list(workdir.rglob("mlflow.db"))
     assert not list(workdir.rglob("*.ckpt"))
 
 
-def test_unknown_model_is_one_line(tmp_path):
-    result = run_tsattn(["train", "model=nonexistent", f"paths.log_dir={tmp_path}"], cwd=tmp_path)
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+def test_unknown_model_is_one_line(tmp_path, capsys):
+    assert main(["train", "model=nonexistent", f"paths.log_dir={tmp_path}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert "model/nonexistent" in line and "lstm_seq2seq" in line
+
+
+def test_non_ascii_names_in_overrides_say_how_to_quote_them(tmp_path, capsys):
+    assert main(["train", "data=csv", "data.targets=[온도,습도]", f"paths.log_dir={tmp_path}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert 'write \'data.targets=["온도","습도"]\'' in line
+    assert main(["train", "data=csv", "data.path=데이터.csv", f"paths.log_dir={tmp_path}"]) == 2
+    assert "write 'data.path=\"데이터.csv\"'" in capsys.readouterr().err
+    # The quoting it suggests is accepted: the file is then simply not there.
+    assert main(["train", "data=csv", 'data.path="데이터.csv"', f"paths.log_dir={tmp_path}"]) == 2
+    assert "데이터.csv: no such file; check data.path" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     output = tmp_path / "BENCHMARKS.md"
-    args = ["--settings", "M", "S", "--models", "last_value", "linear", "--seeds", "0", "1"]
+    args = ["--settings", "M", "S", "--models", "last_value", "linear", "--seeds", "0"]
     args += ["--data", str(etth1_path), "--tracking-uri", uri, "--output", str(output)]
     args += [f"--override={o}" for o in [*QUICK, f"paths.log_dir={tmp_path / 'logs'}"]]
     result = _script("accuracy.py", args)
@@ -77,20 +77,19 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
         assert "| tsattn linear |" in section and "| repeat last value (published) |" in section
         # Repeating the last value has no parameters: over the protocol's 2785 scaled test windows it must
         # give the published figure, which checks the borders, the scaler and the window count at once.
-        last_value = re.search(r"\| tsattn last_value \| ([0-9.]+) \+- ([0-9.]+) \|", section)
+        last_value = re.search(r"\| tsattn last_value \| ([0-9.]+) \|", section)
         published = {"M": 1.295, "S": 0.069}[setting]
         assert last_value and abs(float(last_value[1]) - published) < 0.0015, section
-        assert float(last_value[2]) == 0.0  # deterministic over seeds
     assert "| TimeMixer (published) | 0.375 | 0.400 |" in text
     assert "| NLinear (L=336) (published) | 0.053 | 0.177 |" in text
     assert "| tsattn linear |" in result.stdout  # the table is printed too
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("etth1-benchmark-S-H96").experiment_id])
-    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["benchmark"] for r in runs}) == 1
-    mean_linear = sum(r.data.metrics["test/mse"] for r in runs if r.data.tags["tsattn.model"] == "linear") / 2
-    assert f"| tsattn linear | {mean_linear:.4f} +- " in text
+    (linear,) = [r.data.metrics["test/mse"] for r in runs if r.data.tags["tsattn.model"] == "linear"]
+    assert f"| tsattn linear | {linear:.4f} |" in text  # the table's figure is MLflow's
 
 
 @pytest.mark.parametrize("script", ["accuracy.py", "speed.py"])
@@ -116,7 +115,7 @@ def test_benchmarks_refuse_a_missing_dataset_in_one_line(tmp_path, script):
 @pytest.mark.slow
 def test_speed_compares_tsattn_with_the_plain_loop_and_times_decoding(tmp_path, etth1_path):
     output = tmp_path / "BENCHMARKS.md"
-    args = ["--models", "lstm_seq2seq", "--batches", "3", "--epochs", "1"]
+    args = ["--models", "lstm_seq2seq", "--batches", "3", "--epochs", "1", "--decode-windows", "16"]
     _script("speed.py", [*args, "--data", str(etth1_path), "--output", str(output)])
     text = output.read_text()
     row = re.search(r"\| lstm_seq2seq \| [0-9,]+ \| \d+ \| ([0-9,]+) \| ([0-9,]+) \| ([0-9.]+)x \|", text)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import run_tsattn
 from tsattn.cli import main
 
 
@@ -53,9 +54,11 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(tiny_sweep, capsy
 def test_formats_table_markdown_and_csv_to_a_file(tiny_sweep, tmp_path, capsys):
     _, uri, _, _ = tiny_sweep
     base = ["compare", "--experiment", "weather", "--tracking-uri", uri]
-    assert main(base) == 0
-    table = capsys.readouterr().out
+    result = run_tsattn(base, cwd=tmp_path)  # the one real `tsattn compare` process
+    assert result.returncode == 0, result.stderr
+    table = result.stdout
     assert "rank" in table and "not averaged (1 runs):" in table and "attention_seq2seq-weather-seed2  FAILED" in table
+    assert "last_value  skill_last_value  seasonal_naive  skill_seasonal_naive" in table
     assert main([*base, "--format", "markdown"]) == 0
     markdown = capsys.readouterr().out.splitlines()
     assert markdown[2].startswith("| rank | model | data | mean | std |") and markdown[3].startswith("|---|")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
 from tsattn.config import compose
 from tsattn.data.datamodule import ForecastDataModule
+from tsattn.models.registry import network_name
 from tsattn.resources import config_dir
 from tsattn.train import build_components
 
@@ -18,9 +20,14 @@ def _options(group):
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory) -> str:
+    """One MLflow store for every option below: a new sqlite store costs a second of table creation."""
+    return f"sqlite:///{tmp_path_factory.mktemp('configs') / 'mlflow.db'}"
+
+
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in _options(g)])
-def test_option_composes_and_instantiates(group, option, tmp_path, weather_path, request, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_option_composes_and_instantiates(group, option, tmp_path, weather_path, request, shared_store):
     overrides = [f"{group}={option}", f"paths.log_dir={tmp_path}"]
     if (group == "data" and option == "etth1") or (group == "experiment" and option.startswith("etth1")):
         overrides.append(f"data.path={request.getfixturevalue('etth1_path')}")
@@ -29,13 +36,18 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
     cfg = compose(overrides)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("composes; the GPU trainer cannot be built without a CUDA device")
+    if cfg.get("logger"):
+        cfg.logger.tracking_uri = shared_store
     datamodule, model, trainer = build_components(cfg, with_logger=True)
     assert isinstance(datamodule, ForecastDataModule)
     parameter_free = option.removeprefix("etth1_") in ("last_value", "seasonal_naive")
     assert model.trainable != parameter_free
-    assert trainer.max_epochs == cfg.trainer.max_epochs
+    # The model's config name is its network's registry name: the name its bundles will carry.
+    assert network_name(model.net) == cfg.hydra.runtime.choices.model
+    callbacks = {type(c) for c in trainer.callbacks}
+    checkpointing = ModelCheckpoint in callbacks and EarlyStopping in callbacks
+    assert checkpointing == (cfg.hydra.runtime.choices.callbacks == "default")
     if cfg.get("logger"):
-        assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
         assert isinstance(trainer.logger, MLFlowLogger)  # attached to the run tsattn created
         assert trainer.logger.experiment.get_run(trainer.logger.run_id).info.status == "RUNNING"
     else:
@@ -48,6 +60,7 @@ def test_default_is_lstm_on_bundled_weather(tmp_path, monkeypatch):
     assert cfg.model.net._target_ == "tsattn.models.lstm_seq2seq.LSTMSeq2Seq"
     assert cfg.data.name == "weather" and cfg.data.path.endswith("weather_temps.csv")
     assert cfg.logger.run_name == "lstm_seq2seq-weather-seed0"
+    assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"  # every run under paths.log_dir
 
 
 @pytest.mark.parametrize("option", _options("experiment"))

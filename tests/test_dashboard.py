@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tsattn.cli import main
+from tests.conftest import REPO, run_tsattn
 
 ARTIFACTS = Path(os.environ.get("TSATTN_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
@@ -20,7 +19,9 @@ ARTIFACTS = Path(os.environ.get("TSATTN_TEST_ARTIFACTS", REPO / "test-artifacts"
 def report(tiny_sweep, tmp_path_factory):
     _, uri, _, _ = tiny_sweep
     path = tmp_path_factory.mktemp("dashboard") / "report.html"
-    assert main(["dashboard", "--experiment", "weather", "--tracking-uri", uri, "-o", str(path)]) == 0
+    # The one real `tsattn dashboard` process.
+    result = run_tsattn(["dashboard", "--experiment", "weather", "--tracking-uri", uri, "-o", str(path)], path.parent)
+    assert result.returncode == 0, result.stderr
     return path
 
 
@@ -96,11 +97,42 @@ def _section(dom: str, name: str) -> str:
     return match.group(1)
 
 
-def test_training_never_imports_the_dashboard():
-    import sys
+HOSTILE = "</script><script>document.title='pwned'</script><img src=x onerror=alert(1)> & __CSS__ __PAYLOAD__"
 
-    code = (
-        "import sys, tsattn.train, tsattn.module, tsattn.tracking.artifacts; print('tsattn.dashboard' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+
+def test_every_string_from_mlflow_is_escaped(tmp_path):
+    """Experiment, run, model and setting names come from a store anyone may write to: none becomes markup."""
+    import json
+
+    from tsattn.dashboard import render
+
+    payload = {
+        "experiment": HOSTILE,
+        "summary": HOSTILE,
+        "leaderboard": {
+            "columns": ["rank", "model", "mean"],
+            "text_columns": ["model"],
+            "percent_columns": [],
+            "rows": [[1, HOSTILE, 0.5]],
+            "apart": [{"run": HOSTILE, "run_id": "x", "status": "FAILED", "why": HOSTILE}],
+        },
+        "curves": {},
+        "horizon": {"metric": "mse", "models": {HOSTILE: [0.1, 0.2]}, "baselines": {}},
+        "forecasts": {},
+        "attention": {},
+        "configs": {"columns": [HOSTILE], "rows": [[HOSTILE, HOSTILE]]},
+    }
+    page = render(payload)
+    assert "<img" not in page
+    assert page.count("<script") == page.count("</script>") == 2  # the payload and the page's script, no more
+    assert "<title>tsattn: &lt;/script&gt;&lt;script&gt;" in page
+    embedded = page.split('<script id="payload" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded)["leaderboard"]["rows"][0][1] == HOSTILE  # intact once parsed
+
+    path = tmp_path / "hostile.html"
+    path.write_text(page)
+    dom = _chromium_run("--dump-dom", path.as_uri()).stdout
+    assert 'data-rendered="ok"' in dom and "<img" not in dom.lower()
+    title = dom.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title.startswith("tsattn: &lt;/script&gt;") and title != "pwned"  # text, and no script ran
+    assert "__CSS__ __PAYLOAD__" in page.split("</title>", 1)[0]  # markers in a name are not filled in

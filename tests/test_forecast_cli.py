@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import BAD_CSV_DIR, run_tsattn
+from tests.conftest import BAD_CSV_DIR, build_bundle, run_tsattn
 from tsattn.cli import main
 
 TINY = [
@@ -20,18 +20,6 @@ TINY = [
 ]
 
 
-def _train(workdir, *overrides):
-    """Train in a fresh process into workdir's MLflow store; return (tracking URI, run)."""
-    from mlflow import MlflowClient
-
-    result = run_tsattn(["train", *TINY, *overrides, f"paths.log_dir={workdir / 'logs'}"], cwd=workdir)
-    assert result.returncode == 0, result.stdout + result.stderr
-    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"])
-    return uri, runs[0]
-
-
 def _bundle_dir(run):
     from mlflow.utils.file_utils import local_file_uri_to_path
 
@@ -40,12 +28,18 @@ def _bundle_dir(run):
 
 @pytest.fixture(scope="module")
 def long_model(tmp_path_factory):
-    """An LSTM seq2seq trained on the long-layout bundled weather file, and registered as weather-lstm."""
+    """An LSTM seq2seq trained on the long-layout bundled weather file into an MLflow store, registered as
+    weather-lstm."""
     from mlflow import MlflowClient
 
+    from tsattn.config import compose
+    from tsattn.train import train
+
     workdir = tmp_path_factory.mktemp("long")
-    uri, run = _train(workdir, "data.lookback=48", "model.net.hidden_size=16")
+    train(compose([*TINY, "data.lookback=48", "model.net.hidden_size=16", f"paths.log_dir={workdir / 'logs'}"]))
+    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
     client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
     client.create_registered_model("weather-lstm")
     client.create_model_version("weather-lstm", f"{run.info.artifact_uri}/model", run.info.run_id)
     return workdir, uri, run
@@ -56,8 +50,7 @@ def good_model(tmp_path_factory):
     """DLinear on tests/data/bad/good.csv (hourly, one `value` column), L=8, H=2: the corpus's own model."""
     workdir = tmp_path_factory.mktemp("good")
     overrides = ["data=csv", f"data.path={BAD_CSV_DIR / 'good.csv'}", "data.lookback=8", "data.horizon=2"]
-    _, run = _train(workdir, *overrides, "model=linear", "data.horizon=2")
-    return _bundle_dir(run)
+    return str(build_bundle(workdir, *overrides, "model=linear")[0])
 
 
 def test_forecast_is_the_same_from_a_directory_runs_and_models_uris(long_model, weather_path, tmp_path):
@@ -66,15 +59,15 @@ def test_forecast_is_the_same_from_a_directory_runs_and_models_uris(long_model, 
 
     _, uri, run = long_model
     outputs = {}
-    for name, model in {
-        "directory": _bundle_dir(run),
-        "run": f"runs:/{run.info.run_id}",
-        "registry": "models:/weather-lstm/1",
-    }.items():
+    # The one real `tsattn forecast` process, from the bundle directory; MLflow's URIs in this process.
+    out = tmp_path / "directory.csv"
+    result = run_tsattn(["forecast", _bundle_dir(run), str(weather_path), "-o", str(out)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "tsattn: forecast 2 series x 12 steps" in result.stderr
+    outputs["directory"] = pd.read_csv(out)
+    for name, model in {"run": f"runs:/{run.info.run_id}", "registry": "models:/weather-lstm/1"}.items():
         out = tmp_path / f"{name}.csv"
-        result = run_tsattn(["forecast", model, str(weather_path), "-o", str(out), "--tracking-uri", uri], cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        assert "tsattn: forecast 2 series x 12 steps" in result.stderr
+        assert main(["forecast", model, str(weather_path), "-o", str(out), "--tracking-uri", uri, "--quiet"]) == 0
         outputs[name] = pd.read_csv(out)
     pd.testing.assert_frame_equal(outputs["directory"], outputs["run"])
     pd.testing.assert_frame_equal(outputs["directory"], outputs["registry"])
@@ -99,9 +92,9 @@ def test_wide_model_round_trips(tmp_path, weather_path):
     wide = weather.pivot(index="time", columns="city", values="temperature").reset_index().dropna()
     wide.to_csv(tmp_path / "wide.csv", index=False)
     overrides = ["data=csv", f"data.path={tmp_path / 'wide.csv'}", "data.lookback=24", "model.net.hidden_size=8"]
-    _, run = _train(tmp_path, *overrides, "data.missing=interpolate")
+    bundle_dir, _ = build_bundle(tmp_path, *overrides, "data.horizon=12", "data.missing=interpolate")
     out = tmp_path / "forecast.csv"
-    assert main(["forecast", _bundle_dir(run), str(tmp_path / "wide.csv"), "-o", str(out), "--quiet"]) == 0
+    assert main(["forecast", str(bundle_dir), str(tmp_path / "wide.csv"), "-o", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["time", "step", "san_francisco", "seattle"]
     assert len(frame) == 12 and frame["time"].iloc[0] == "2011-01-01 00:00:00"
@@ -135,6 +128,10 @@ FORECAST_CASES = {
     "empty_value.csv": "empty value in column 'value'",
     "too_short.csv": "fewer than the",
     "absent.csv": "no such file; check the INPUT argument",
+    "duplicate_columns.csv": "column 'value' appears 2 times in the header",
+    "semicolon.csv": "its fields look separated by ';', not ','; set --sep ';'",
+    ".": "is a directory; give the CSV file itself (the INPUT argument)",
+    "offsets_mixed_with_none.csv": "mixes timestamps with and without a UTC offset",
 }
 
 
@@ -150,6 +147,15 @@ def test_bad_input_exits_2_with_its_line_and_keeps_the_old_output(command, filen
     assert "Traceback" not in "\n".join(err)
     assert out.read_text() == "precious,earlier,output\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left behind
+
+
+def test_sep_reads_a_semicolon_file_like_its_comma_twin(good_model, tmp_path):
+    outputs = []
+    for name, extra in (("good.csv", []), ("semicolon.csv", ["--sep", ";"])):
+        out = tmp_path / f"{name}.out"
+        assert main(["forecast", good_model, str(BAD_CSV_DIR / name), "-o", str(out), "--quiet", *extra]) == 0
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(*outputs)
 
 
 def test_missing_column_and_wrong_frequency_are_named(good_model, tmp_path, capsys):

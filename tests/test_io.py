@@ -76,3 +76,32 @@ def test_covariates_follow_targets(etth1_path):
     collection = read_series(etth1_path, targets=["OT"], covariates=["HUFL", "LULL"])
     raw = pd.read_csv(etth1_path, nrows=5)
     np.testing.assert_allclose(collection.series[0].values[:5], raw[["OT", "HUFL", "LULL"]].to_numpy(np.float32))
+
+
+def test_gaps_are_filled_from_rows_before_each_split_border(tmp_path, weather_path):
+    """Rows 66-73 are missing around the training border (row 70): the training rows among them may only
+    take values from before the border, however the later rows change."""
+    from tsattn.data.datamodule import ForecastDataModule
+    from tsattn.data.split import RatioSplit
+
+    frame = pd.read_csv(weather_path)
+    seattle = frame[frame.city == "seattle"].iloc[:100].drop(columns="city").reset_index(drop=True)
+    gappy = seattle.drop(index=range(66, 74))
+    changed = gappy.copy()
+    changed.loc[changed.index >= 74, "temperature"] += 50.0
+    filled = {}
+    for name, table in (("gappy", gappy), ("changed", changed)):
+        table.to_csv(tmp_path / f"{name}.csv", index=False)
+        datamodule = ForecastDataModule(
+            str(tmp_path / f"{name}.csv"), missing="interpolate", lookback=4, horizon=2, split=RatioSplit(0.7, 0.1)
+        )
+        datamodule.setup()
+        assert datamodule.borders["gappy" if name == "gappy" else "changed"].train_end == 70
+        filled[name] = (datamodule.collection.series[0].values[:, 0], datamodule.scaler)
+    values, scaler = filled["gappy"]
+    np.testing.assert_allclose(values[66:70], seattle["temperature"].iloc[65], rtol=1e-6)  # carried, not bridged
+    np.testing.assert_array_equal(filled["changed"][0][:70], values[:70])
+    assert filled["changed"][1].to_dict()["stats"]["changed"] == scaler.to_dict()["stats"]["gappy"]
+    # The control: filled over the whole file at once, the training rows lean on the rows after the border.
+    whole = read_series(tmp_path / "changed.csv", missing="interpolate").series[0].values[:, 0]
+    assert not np.allclose(whole[66:70], values[66:70])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -76,7 +77,6 @@ def test_quantile_training_with_pinball_covers_the_truth(weather_module_batch):
     with torch.no_grad():
         # The path the pinball loss trained (teacher-forced): its quantiles should be near-calibrated.
         y_hat = module.eval()(batch, 1.0)["y_hat"]  # [B, H, 1, 3]
-    assert module.loss(y_hat, batch["y"]) == pinball(y_hat, batch["y"], [0.1, 0.5, 0.9])
     below = (batch["y"].unsqueeze(-1) <= y_hat).float().mean(dim=(0, 1, 2))  # share under each quantile
     assert 0.0 < below[0] < 0.25, below
     assert 0.35 < below[1] < 0.7, below
@@ -114,13 +114,51 @@ def test_both_validation_losses_and_the_schedule_are_logged_every_epoch(tmp_path
     assert [e["train/teacher_forcing_ratio"] for e in recorder.epochs] == [1.0, 0.5, 0.0]
 
 
-def test_per_horizon_test_metrics_baseline_and_skill(tmp_path):
-    metrics = train(_cfg(tmp_path, "model=last_value"))
-    assert metrics["test/skill_mse"] == pytest.approx(0.0, abs=1e-9)  # the baseline scored against itself
-    assert metrics["test/mse"] == pytest.approx(metrics["test/naive_mse"], rel=1e-9)
-    per_step = [metrics[f"test/mse_h{h}"] for h in range(1, 13)]
-    assert metrics["test/mse"] == pytest.approx(sum(per_step) / 12, rel=1e-6)
-    assert per_step[0] < per_step[-1]  # the last value drifts away as the horizon grows
+def test_pinball_is_the_quantile_loss_written_out():
+    y = torch.tensor([[[1.0], [3.0]]])  # [B=1, H=2, C=1]
+    y_hat = torch.tensor([[[[0.0, 1.0, 4.0]], [[2.0, 3.0, 5.0]]]])  # [1, 2, 1, Q=3], levels 0.1, 0.5, 0.9
+    levels = [0.1, 0.5, 0.9]
+    terms = []
+    for h, truth in enumerate([1.0, 3.0]):
+        for qi, q in enumerate(levels):
+            error = truth - float(y_hat[0, h, 0, qi])
+            terms.append(q * error if error >= 0 else (q - 1) * error)  # under-forecasts cost q, over 1 - q
+    assert float(pinball(y_hat, y, levels)) == pytest.approx(sum(terms) / len(terms))
+    module = ForecastModule(LSTMSeq2Seq(n_features=1, n_targets=1, hidden_size=4, quantiles=levels))
+    assert float(module.loss(y_hat, y)) == pytest.approx(sum(terms) / len(terms))  # quantile nets train on it
+
+
+def test_test_metrics_and_both_baselines_equal_a_hand_computation(tmp_path):
+    """A trained DLinear on the weather test split: its scores, the last value's and the same hour
+    yesterday's, per step and overall, recomputed here window by window from the scaled series."""
+    from tsattn.train import Training
+
+    cfg = _cfg(tmp_path, "model=linear", "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "callbacks=none")
+    run = Training(cfg, track=False)
+    metrics = run.run()
+    datamodule = run.datamodule
+    dataset = datamodule.datasets["test"]
+    batch = dataset[torch.arange(len(dataset))]
+    with torch.no_grad():
+        model = run.model.eval()(batch)["y_hat"].double()[..., 0].numpy()  # [W, H]
+    truth, last, yesterday = np.empty_like(model), np.empty_like(model), np.empty_like(model)
+    for w in range(len(dataset)):
+        series = datamodule.collection.series[int(batch["series"][w])]
+        scaled = datamodule.scaler.transform(series.id, series.values)[:, 0].astype(np.float64)
+        first = int(batch["first_target"][w])
+        truth[w] = scaled[first : first + 12]
+        last[w] = scaled[first - 1]
+        yesterday[w] = scaled[first - 24 : first - 12]  # H=12 < 24: each step's value a day earlier
+    for name, forecast in (("", model), ("naive_", last), ("snaive_", yesterday)):
+        per_step = ((forecast - truth) ** 2).mean(axis=0)
+        for h in range(12):
+            assert metrics[f"test/{name}mse_h{h + 1}"] == pytest.approx(per_step[h], rel=1e-5)
+        assert metrics[f"test/{name}mse"] == pytest.approx(per_step.mean(), rel=1e-5)
+        assert metrics[f"test/{name}mae"] == pytest.approx(np.abs(forecast - truth).mean(), rel=1e-5)
+    assert metrics["test/skill_mse"] == pytest.approx(1 - metrics["test/mse"] / metrics["test/naive_mse"])
+    assert metrics["test/skill_snaive"] == pytest.approx(1 - metrics["test/mse"] / metrics["test/snaive_mse"])
+    # Three different forecasts, so the checks above could not pass by comparing one with itself.
+    assert len({round(metrics[k], 6) for k in ("test/mse", "test/naive_mse", "test/snaive_mse")}) == 3
     assert "test/mse_h13" not in metrics
 
 

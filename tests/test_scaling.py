@@ -63,3 +63,24 @@ def test_the_scaler_travels_in_the_datamodule_state(etth1_path):
     fresh = ForecastDataModule(str(etth1_path), lookback=96, horizon=96, split=ETT_SPLIT)
     fresh.load_state_dict(state)
     assert fresh.scaler.to_dict() == datamodule.scaler.to_dict()
+
+
+def test_a_state_loaded_before_setup_keeps_its_scaler(tmp_path, etth1_path):
+    """Restoring a checkpoint's datamodule state first, then setting up, must not refit the scaler."""
+    _, trained = _fitted_stats(etth1_path)
+    shifted = pd.read_csv(etth1_path)
+    shifted["OT"] = shifted["OT"] + 10.0  # other data: a fresh fit would give another mean
+    shifted.to_csv(tmp_path / "ETTh1.csv", index=False)  # the same series name, other values
+
+    restored = ForecastDataModule(str(tmp_path / "ETTh1.csv"), lookback=96, horizon=96, split=ETT_SPLIT)
+    restored.load_state_dict(trained.state_dict())
+    restored.setup()
+    assert restored.scaler.to_dict() == trained.scaler.to_dict()
+    # The windows are scaled with the restored statistics: OT sits 10 / std higher than in the original.
+    ot, std = trained.collection.columns.index("OT"), trained.scaler.stats["ETTh1"]["std"]
+    difference = restored.datasets["train"][[0]]["x"][0, :, ot] - trained.datasets["train"][[0]]["x"][0, :, ot]
+    np.testing.assert_allclose(difference.numpy(), 10.0 / std[ot], rtol=1e-4)
+
+    fresh = ForecastDataModule(str(tmp_path / "ETTh1.csv"), lookback=96, horizon=96, split=ETT_SPLIT)
+    fresh.setup()
+    assert fresh.scaler.to_dict() != trained.scaler.to_dict()  # the control: without the state, a new fit

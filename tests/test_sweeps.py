@@ -1,9 +1,12 @@
-"""Sweeps: an Optuna search that resumes and prunes, parallel joblib jobs on one sqlite store, CPU DDP."""
+"""Sweeps: parallel jobs on one store with a thread each, an Optuna search that resumes and prunes, and DDP
+evaluation that scores every window once."""
 
 from __future__ import annotations
 
 import math
+import os
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_tsattn
@@ -34,6 +37,29 @@ def _runs(log_dir):
     return client, parents, children
 
 
+def test_a_parallel_sweep_shares_one_store_and_the_cores(tiny_sweep):
+    """tiny_sweep: 4 jobs, 2 at a time in joblib processes, into one sqlite store (conftest.py)."""
+    workdir, _, _, _ = tiny_sweep
+    client, (parent,), children = _runs(workdir / "logs")
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/runs"] == 4
+    assert "seed=0,1" in parent.data.tags["tsattn.sweep_overrides"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children if r.info.status == "FINISHED"} == {parent.info.run_id}
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    # Seeds in the names, and the job number keeps them apart even when other overrides are swept.
+    assert sorted(r.info.run_name for r in finished) == [
+        "attention_seq2seq-weather-seed0-job0",
+        "attention_seq2seq-weather-seed1-job1",
+        "linear-weather-seed0-job2",
+        "linear-weather-seed1-job3",
+    ]
+    cores = len(os.sched_getaffinity(0))
+    for child in finished:
+        assert "test/mse" in child.data.metrics and child.data.params["trainer/max_epochs"] == "2"
+        assert {"bundle", "model", "forecasts"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+        # Two jobs at a time share the cores: each takes its half, so neither spins against the other.
+        assert child.data.params["threads"] == str(max(1, cores // 2))
+
+
 def test_search_space_syntax_maps_to_optuna_distributions():
     import optuna.distributions as d
 
@@ -56,18 +82,18 @@ def test_search_space_syntax_maps_to_optuna_distributions():
 
 
 @pytest.mark.slow
-def test_optuna_search_records_trials_in_mlflow_and_resumes_its_study(tmp_path):
+def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path):
     import optuna
 
     search = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", *TINY, f"paths.log_dir={tmp_path}"]
-    first = run_tsattn([*search, "hydra.sweeper.n_trials=3"], cwd=tmp_path)
+    first = run_tsattn([*search, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     storage = f"sqlite:///{tmp_path / 'optuna' / 'lstm_seq2seq-weather.db'}"
     study = optuna.load_study(study_name="lstm_seq2seq-weather", storage=storage)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
     client, (parent,), children = _runs(tmp_path)
-    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/runs"] == 3
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/runs"] == 2
     assert parent.data.metrics["sweep/best_value"] == pytest.approx(study.best_value)
     assert {"optimization_results.yaml"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
     for child in children:
@@ -80,54 +106,65 @@ def test_optuna_search_records_trials_in_mlflow_and_resumes_its_study(tmp_path):
         assert math.isfinite(child.data.metrics["test/mse"])
         assert {"bundle", "model", "forecasts", "plots"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
 
-    again = run_tsattn([*search, "hydra.sweeper.n_trials=1"], cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "3 earlier trials" in again.stdout + again.stderr
-    study = optuna.load_study(study_name="lstm_seq2seq-weather", storage=storage)
-    assert len(study.trials) == 4 and study.trials[3].state == optuna.trial.TrialState.COMPLETE
-    _, parents, children = _runs(tmp_path)
-    assert len(parents) == 2 and len(children) == 4
-
-
-@pytest.mark.slow
-def test_pruned_trials_stop_early_and_are_recorded_as_pruned(tmp_path):
-    import optuna
-
-    # A threshold no validation loss can meet: every trial is pruned at its first report.
+    # The same search again adds to the study; with a threshold no validation loss can meet, the pruner
+    # stops the new trial at its first report, and it is recorded PRUNED.
     prune_all = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.upper=0.0"]
     prune_all += ["~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps"]
-    args = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", "hydra.sweeper.n_trials=2", *prune_all]
-    result = run_tsattn([*args, *TINY, f"paths.log_dir={tmp_path}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    study = optuna.load_study(
-        study_name="lstm_seq2seq-weather", storage=f"sqlite:///{tmp_path / 'optuna' / 'lstm_seq2seq-weather.db'}"
-    )
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
-    client, _, children = _runs(tmp_path)
-    for child in children:
-        assert child.data.metrics["optuna/pruned"] == 1.0
-        assert len(client.get_metric_history(child.info.run_id, "val/loss")) == 1  # stopped after epoch 0 of 3
+    again = run_tsattn([*search, "hydra.sweeper.n_trials=1", *prune_all], cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 earlier trials" in again.stdout + again.stderr
+    study = optuna.load_study(study_name="lstm_seq2seq-weather", storage=storage)
+    assert len(study.trials) == 3 and study.trials[2].state == optuna.trial.TrialState.PRUNED
+    client, parents, children = _runs(tmp_path)
+    assert len(parents) == 2 and len(children) == 3
+    (pruned,) = [c for c in children if c.data.tags["optuna.trial"] == "2"]
+    assert pruned.data.metrics["optuna/pruned"] == 1.0
+    assert len(client.get_metric_history(pruned.info.run_id, "val/loss")) == 1  # stopped after epoch 0 of 3
+
+
+DDP_EVAL = [
+    "data.lookback=48",
+    "data.horizon=12",
+    "model.net.hidden_size=16",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    # 1,730 validation windows in 3 batches and 3,482 test windows in 5: with two ranks, one gets a
+    # padding batch in each, which must not be scored.
+    "data.eval_batch_size=700",
+]
 
 
 @pytest.mark.slow
-def test_two_parallel_joblib_jobs_share_one_sqlite_store(tmp_path):
-    args = ["train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "model.net.hidden_size=16"]
-    result = run_tsattn([*args, *TINY, f"paths.log_dir={tmp_path}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "database is locked" not in result.stdout + result.stderr
-    _, (parent,), children = _runs(tmp_path)
-    assert sorted(r.data.tags["tsattn.seed"] for r in children) == ["0", "1"]
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
-    assert all(r.info.status == "FINISHED" and "test/mse" in r.data.metrics for r in children)
+def test_two_process_ddp_evaluation_equals_one_process_on_the_same_weights(tmp_path):
+    """val/* and test/* of a 2-process gloo run are the metrics over every window, each counted once."""
+    import torch
 
+    from tsattn.bundle import load_bundle
+    from tsattn.config import compose
+    from tsattn.train import Training
 
-@pytest.mark.slow
-def test_cpu_ddp_with_two_processes_trains_and_logs_one_run(tmp_path):
-    args = ["train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "model.net.hidden_size=16"]
-    result = run_tsattn([*args, *TINY, f"paths.log_dir={tmp_path}"], cwd=tmp_path)
+    args = ["train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *DDP_EVAL]
+    result = run_tsattn([*args, f"paths.log_dir={tmp_path}"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[rank: 1]" in result.stdout + result.stderr  # a second process really trained
-    _, parents, (run,) = _runs(tmp_path)
-    assert parents == []
-    assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["test/mse"])
-    assert run.data.params["trainer/strategy"] == "ddp"
+    assert "[rank: 1]" in result.stdout + result.stderr  # a second process really ran
+    client, parents, (run,) = _runs(tmp_path)
+    assert parents == [] and run.info.status == "FINISHED" and run.data.params["trainer/strategy"] == "ddp"
+
+    # One process, the run's own weights (the bundle holds the best, here the only, epoch), every window.
+    bundle = load_bundle(client.download_artifacts(run.info.run_id, "bundle", str(tmp_path)))
+    datamodule = Training(compose([*DDP_EVAL, "logger=none", f"paths.log_dir={tmp_path}"]), track=False).datamodule
+    expected = {}
+    for split in ("val", "test"):
+        dataset = datamodule.datasets[split]
+        assert len(dataset) == {"val": 1730, "test": 3482}[split]
+        batch = dataset[torch.arange(len(dataset))]
+        with torch.no_grad():
+            errors = (bundle.module(batch)["y_hat"] - batch["y"]).double()  # [W, H, C]
+        expected[split] = float(errors.pow(2).mean())
+        # The control: counting the first batch twice, as the padding would be, moves the metric.
+        doubled = torch.cat([errors, errors[:700]]).pow(2).mean()
+        assert not np.isclose(float(doubled), expected[split], rtol=1e-4)
+    assert run.data.metrics["val/loss"] == pytest.approx(expected["val"], rel=1e-5)
+    assert run.data.metrics["test/mse"] == pytest.approx(expected["test"], rel=1e-5)

@@ -1,14 +1,18 @@
-"""`tsattn train` end to end: a real run on the bundled data, recorded in a temporary MLflow store."""
+"""`tsattn train` end to end: the one real training process, on the bundled data, into the default store of a
+fresh directory (logs/mlflow/mlflow.db), then what a user does next with what it printed."""
 
 from __future__ import annotations
 
 import json
 import math
+import shlex
 
+import pandas as pd
 import pytest
 import yaml
 
 from tests.conftest import run_tsattn
+from tsattn.cli import main
 
 TINY = [
     "data.lookback=48",
@@ -27,20 +31,27 @@ TINY = [
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
-    result = run_tsattn(["train", *TINY, f"paths.log_dir={workdir / 'logs'}"], cwd=workdir)
+    result = run_tsattn(["train", *TINY], cwd=workdir)  # paths.log_dir: its default, ./logs
     assert result.returncode == 0, result.stdout + result.stderr
     return workdir, result
 
 
-def test_run_is_recorded_in_mlflow(trained):
+def _uri(workdir) -> str:
+    return f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
+
+
+def _the_run(trained):
     from mlflow.tracking import MlflowClient
 
+    workdir, _ = trained
+    client = MlflowClient(tracking_uri=_uri(workdir))
+    (run,) = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
+    return client, run
+
+
+def test_run_is_recorded_in_mlflow(trained):
     workdir, result = trained
-    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
-    assert uri in result.stdout + result.stderr  # the user is told where the run is
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("weather")
-    (run,) = client.search_runs([experiment.experiment_id])
+    client, run = _the_run(trained)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "lstm_seq2seq-weather-seed3"
 
@@ -49,6 +60,7 @@ def test_run_is_recorded_in_mlflow(trained):
     assert params["model/net/hidden_size"] == "16"
     assert params["model/net/_target_"] == "tsattn.models.lstm_seq2seq.LSTMSeq2Seq"
     assert params["seed"] == "3"
+    assert params["data/season_length"] == "24"  # the one used (inferred from hourly data), not "None"
 
     metrics = run.data.metrics
     for key in (
@@ -60,12 +72,16 @@ def test_run_is_recorded_in_mlflow(trained):
         "test/mse",
         "test/mae",
         "test/skill_mse",
+        "test/snaive_mse",
+        "test/snaive_mae",
+        "test/skill_snaive",
     ):
         assert math.isfinite(metrics[key]), key
+    assert metrics["test/skill_snaive"] == pytest.approx(1 - metrics["test/mse"] / metrics["test/snaive_mse"])
     # One val/loss per epoch: per-epoch history, not just a final value.
     assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 2
     assert len(client.get_metric_history(run.info.run_id, "val/loss_tf")) == 2
-    assert {f"test/mse_h{h}" for h in range(1, 13)} <= set(metrics)
+    assert {f"test/mse_h{h}" for h in range(1, 13)} | {f"test/snaive_mse_h{h}" for h in range(1, 13)} <= set(metrics)
 
     assert len(client.get_metric_history(run.info.run_id, "train/lr")) == 2
     assert metrics["val/loss_best"] == min(m.value for m in client.get_metric_history(run.info.run_id, "val/loss"))
@@ -76,9 +92,36 @@ def test_run_is_recorded_in_mlflow(trained):
     assert config["data"]["lookback"] == 48 and config["seed"] == 3
     data = json.loads(open(client.download_artifacts(run.info.run_id, "data.json", str(workdir))).read())
     assert set(data["borders"]) == set(data["scaler"]["stats"]) == {"san_francisco", "seattle"}
+    assert data["season_length"] == 24
     bundle = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
     assert bundle == {f"bundle/{name}" for name in ("weights.safetensors", "config.yaml", "scaler.json", "schema.json")}
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/test_forecasts.png"}
+    assert "season 24 steps, inferred" in result.stdout + result.stderr  # the data line says it
+
+
+def test_the_end_of_run_message_gives_commands_that_work(trained, tmp_path, monkeypatch, capsys):
+    workdir, result = trained
+    _, run = _the_run(trained)
+    printed = result.stdout + result.stderr
+    assert "skill vs last value +" in printed and "skill vs seasonal naive " in printed  # both skills
+    ui = f"open it with: mlflow ui --backend-store-uri {_uri(workdir)} --port 5000"
+    assert ui in printed
+    (line,) = [line for line in printed.splitlines() if "forecast with: " in line]
+    command = shlex.split(line.split("forecast with: ", 1)[1])
+    # The default store of the directory it ran in: no --tracking-uri to type.
+    assert command[:3] == ["tsattn", "forecast", f"runs:/{run.info.run_id}"] and "--tracking-uri" not in command
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(workdir)
+    assert main(command[1:]) == 0
+    frame = pd.read_csv(workdir / "forecast.csv")
+    assert set(frame["city"]) == {"san_francisco", "seattle"} and frame["step"].max() == 12
+
+    monkeypatch.chdir(tmp_path)  # elsewhere there is no store: named, and not created
+    assert main([*command[1:4], "-o", str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"no MLflow store at {tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}; run tsattn train from this" in err
+    assert list(tmp_path.iterdir()) == []  # no ./mlflow.db, no logs/
 
 
 def test_run_tags_identify_code_and_data(trained, weather_path):
@@ -86,7 +129,7 @@ def test_run_tags_identify_code_and_data(trained, weather_path):
 
     from tsattn import __version__
 
-    run = _the_run(trained)
+    _, run = _the_run(trained)
     tags = run.data.tags
     assert tags["tsattn.version"] == __version__
     assert tags["tsattn.data_sha256"] == hashlib.sha256(weather_path.read_bytes()).hexdigest()
@@ -96,26 +139,25 @@ def test_run_tags_identify_code_and_data(trained, weather_path):
 
 
 def test_test_forecasts_csv_tiles_the_test_span_in_real_units(trained):
-    import pandas as pd
-    from mlflow.tracking import MlflowClient
-
     workdir, _ = trained
-    run = _the_run(trained)
-    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}")
+    client, run = _the_run(trained)
     frame = pd.read_csv(client.download_artifacts(run.info.run_id, "forecasts/test_forecasts.csv", str(workdir)))
     assert list(frame.columns) == ["series", "origin", "time", "step", "target", "actual", "forecast"]
     assert set(frame["series"]) == {"san_francisco", "seattle"} and frame["step"].max() == 12
     # Origins 12 steps apart: the test span once, no overlap.
     origins = pd.to_datetime(frame[frame["series"] == "seattle"]["origin"].drop_duplicates())
     assert (origins.diff().dropna() == pd.Timedelta(hours=12)).all()
-    assert frame["actual"].between(20, 110).all()  # degrees Fahrenheit, not scaled values
+    # The forecasts, not only the actuals, are in degrees Fahrenheit: scaled values would sit near 0 and
+    # miss each city's level by tens of degrees.
+    for _, rows in frame.groupby("series"):
+        assert rows["forecast"].between(20, 110).all()
+        assert abs(rows["forecast"].mean() - rows["actual"].mean()) < 10
 
 
 def test_pyfunc_model_forecasts_from_a_history_frame(trained, weather_path):
     import mlflow.pyfunc
-    import pandas as pd
 
-    run = _the_run(trained)
+    _, run = _the_run(trained)
     model = mlflow.pyfunc.load_model(f"{run.info.artifact_uri}/model")
     history = pd.read_csv(weather_path)
     forecasts = model.predict(history)
@@ -123,15 +165,6 @@ def test_pyfunc_model_forecasts_from_a_history_frame(trained, weather_path):
     assert len(forecasts) == 2 * 12
     last = pd.to_datetime(history["time"]).max()
     assert pd.to_datetime(forecasts["time"]).min() == last + pd.Timedelta(hours=1)
-
-
-def _the_run(trained):
-    from mlflow.tracking import MlflowClient
-
-    workdir, _ = trained
-    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
-    return run
 
 
 def test_checkpoint_and_hydra_run_dir_land_under_log_dir(trained):
@@ -152,56 +185,17 @@ def test_checkpoints_hold_no_pickled_objects(trained):
     assert set(datamodule_state["scaler"]["stats"]) == {"san_francisco", "seattle"}
 
 
-def test_version_and_help_do_not_import_torch(tmp_path):
-    import subprocess
-    import sys
-
-    code = "import sys, tsattn.cli as c; c.main(['--help']); print('torch' in sys.modules, 'lightning' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().endswith("False False")
-    assert run_tsattn(["--version"], cwd=tmp_path).stdout.startswith("tsattn ")
-
-
-def test_a_sweep_records_every_job_in_one_store(tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    tiny = [a for a in TINY if not a.startswith(("seed=", "trainer.max_epochs="))]
-    args = ["train", "-m", "seed=0,1", *tiny, "trainer.max_epochs=1"]
-    result = run_tsattn([*args, f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("tsattn.role") == "sweep"]
-    children = [r for r in runs if r is not parent]
-    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/runs"] == 2
-    assert "seed=0,1" in parent.data.tags["tsattn.sweep_overrides"]
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
-    # Seeds in the names, and the job number keeps them apart even when other overrides are swept.
-    assert sorted(r.info.run_name for r in children) == [
-        "lstm_seq2seq-weather-seed0-job0",
-        "lstm_seq2seq-weather-seed1-job1",
-    ]
-    for child in children:
-        assert child.info.status == "FINISHED" and "test/mse" in child.data.metrics
-        assert child.data.params["trainer/max_epochs"] == "1"
-        assert {"bundle", "model", "forecasts"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
-
-
 def test_registered_model_loads_from_the_registry_and_matches_the_run(trained, weather_path):
     import mlflow
     import mlflow.pyfunc
-    import pandas as pd
-    from mlflow import MlflowClient
 
     workdir, _ = trained
-    run = _the_run(trained)
-    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
-    client = MlflowClient(uri)
+    client, run = _the_run(trained)
     client.create_registered_model("weather-lstm")
     version = client.create_model_version("weather-lstm", f"{run.info.artifact_uri}/model", run.info.run_id)
     history = pd.read_csv(weather_path)
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)  # models:/ URIs resolve through the fluent API's tracking URI
+    mlflow.set_tracking_uri(_uri(workdir))  # models:/ URIs resolve through the fluent API's tracking URI
     try:
         registered = mlflow.pyfunc.load_model(f"models:/weather-lstm/{version.version}").predict(history)
     finally:

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         with sigterm_as_interrupt():
-            commands[command](rest)
+            code = commands[command](rest)
     except TsattnError as err:
         _report(err)
         return err.exit_code
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Outputs are written to a temporary file and renamed at the very end: an interrupt leaves none.
         _report(Interrupted("interrupted; nothing written"))
         return Interrupted.exit_code
-    return 0
+    return code or 0
 
 
 @contextlib.contextmanager
@@ -129,7 +129,7 @@ def _report(err: TsattnError) -> None:
     print(f"tsattn: error: {err}", file=sys.stderr)
 
 
-def _train(overrides: list[str]) -> None:
+def _train(overrides: list[str]) -> int:
     """Hand the arguments to a Hydra app, so overrides, -m, --cfg and tab completion all work."""
     import hydra
     from hydra.errors import HydraException
@@ -161,9 +161,14 @@ def _train(overrides: list[str]) -> None:
     sys.argv = [sys.argv[0], *overrides]
     try:
         app()
+    except SystemExit as done:
+        # The job has reported its error itself (see app) and asked for this exit code; returning it,
+        # rather than exiting, lets tsattn.cli.main run in-process (tests, notebooks) as well.
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
     except (HydraException, OmegaConfBaseException) as err:
         # Config mistakes: unknown group option, bad override syntax, missing mandatory value.
         raise TsattnError(" ".join(str(err).split()) + _quoting_hint(overrides, err)) from None
+    return 0
 
 
 def _quoting_hint(overrides: list[str], err: Exception) -> str:

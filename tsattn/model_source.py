@@ -31,8 +31,8 @@ def bundle_directory(model: str, tracking_uri: str | None = None) -> Iterator[Pa
     from tsattn.tracking.store import check_reachable, require_existing_store, resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(tracking_uri)  # never MLflow's own default, a new ./mlflow.db
+    require_existing_store(tracking_uri)  # first: reaching a sqlite store would create its directory
     check_reachable(tracking_uri)
-    require_existing_store(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="tsattn-model-") as tmp:
         yield _locate(_download(model, tracking_uri, Path(tmp)), model)
 

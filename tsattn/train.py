@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 
 from omegaconf import DictConfig, OmegaConf
@@ -121,7 +123,8 @@ class Training:
         from tsattn.tracking.runs import finish_run
 
         try:
-            metrics = self._fit_and_test()
+            with _tracking_uri_kept():
+                metrics = self._fit_and_test()
         except BaseException as err:
             interrupted = _is_interrupt(err)
             if self.handle is not None:
@@ -239,6 +242,24 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length
     return sizes
+
+
+@contextlib.contextmanager
+def _tracking_uri_kept():
+    """Put MLflow's process-wide tracking URI back as it was once the run is done.
+
+    Lightning's MLFlowLogger calls mlflow.set_tracking_uri, which also sets MLFLOW_TRACKING_URI in the
+    environment; the next run in the same process (a notebook, a script training two models) would read
+    it through the logger config and land in this run's store.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        if os.environ.get("MLFLOW_TRACKING_URI") != before:
+            import mlflow
+
+            mlflow.set_tracking_uri(before)  # None unsets the variable as well
 
 
 def _load_weights(model, checkpoint: str) -> None:

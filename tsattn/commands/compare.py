@@ -58,8 +58,8 @@ def search_runs(experiment: str, filter_string: str, tracking_uri: str | None):
     from tsattn.tracking.store import check_reachable, require_existing_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
+    require_existing_store(uri)  # first: reaching a sqlite store would create its directory
     check_reachable(uri)
-    require_existing_store(uri)
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:

@@ -124,6 +124,12 @@ class ForecastDataModule(L.LightningDataModule):
         if self._restored:  # a checkpoint's statistics, kept: the model was trained on data scaled with them
             self.scaler = StandardScaler.from_dict(self._restored["scaler"])
             self.calendar_names = list(self._restored["calendar"])
+            unknown = [s.id for s in collection.series if s.id not in self.scaler.stats]
+            if unknown:
+                raise TsattnError(
+                    f"{collection.source}: series {unknown[0]!r} has no statistics in the restored checkpoint; "
+                    "resume with the data the checkpoint was trained on"
+                )
         else:
             self.scaler = StandardScaler.fit(self.collection, {sid: b.train_end for sid, b in borders.items()})
             self.calendar_names = feature_names(collection.freq, self.calendar)

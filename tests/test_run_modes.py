@@ -52,7 +52,7 @@ def _bundle_weights(client, run, tmp_path) -> dict[str, torch.Tensor]:
 
 def test_test_false_still_logs_the_best_weights_as_the_model(store, tmp_path):
     log_dir, client, run = store
-    metrics, logged = run("test=false", "seed=1")
+    _, logged = run("test=false", "seed=1")
     assert logged.info.status == "FINISHED" and not any(k.startswith("test/") for k in logged.data.metrics)
     assert _artifacts(client, logged) == {"bundle", "model", "config.yaml", "data.json"}  # nothing from the test split
     (best,) = [p for p in log_dir.glob("checkpoints/*/*/epoch*.ckpt") if "seed1" in str(p)]
@@ -72,7 +72,7 @@ def test_train_false_logs_no_untrained_model_but_a_given_checkpoint_is_one(store
 
     run("seed=3")  # a trained run, whose best checkpoint is then given to train=false
     (best,) = [p for p in log_dir.glob("checkpoints/*/*/epoch*.ckpt") if "seed3" in str(p)]
-    metrics, tested = run("train=false", "seed=3", f"ckpt_path={best}")
+    _, tested = run("train=false", "seed=3", f"ckpt_path={best}")
     assert {"bundle", "model", "forecasts"} <= _artifacts(client, tested)
     checkpoint = torch.load(best, weights_only=True)["state_dict"]
     for name, tensor in _bundle_weights(client, tested, tmp_path).items():

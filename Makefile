@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/tsattn train $(ARGS)
 
+# Two workers (one torch thread each), each test module on one worker; JOBS=0 runs serially, in one process.
+JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # Regenerate BENCHMARKS.md: ETTh1 accuracy (M and S, H=96, every model x 3 seeds) and training speed.
 # About 21 minutes on 2 CPU cores (accuracy 17, speed 4.5). Longer horizons: $(BIN)/python benchmarks/accuracy.py --horizon 336

@@ -56,58 +56,6 @@ def run_tsattn(args: list[str], cwd: Path, timeout: float = 300, env=None) -> su
     )
 
 
-SWEEP_TINY = [
-    "data.lookback=48",
-    "data.horizon=12",
-    "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=4",
-    "+trainer.limit_val_batches=2",
-    "+trainer.limit_test_batches=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
-
-
-@pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory):
-    """A real sweep, attention seq2seq and DLinear x seeds 0 and 1, two jobs at a time in joblib processes,
-    plus a FAILED run, in a temporary store.
-
-    Returns:
-        (workdir, tracking URI, MlflowClient, experiment id)
-    """
-    from mlflow import MlflowClient
-
-    workdir = tmp_path_factory.mktemp("sweep")
-    args = [
-        "train",
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "model=attention_seq2seq,linear",
-        "seed=0,1",
-        *SWEEP_TINY,
-        f"paths.log_dir={workdir / 'logs'}",
-    ]
-    # Without OMP_NUM_THREADS: each job chooses its threads from the cores and hydra.launcher.n_jobs.
-    result = run_tsattn(args, cwd=workdir, env=tsattn_env(threads=None))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "database is locked" not in result.stdout + result.stderr
-    uri = f"sqlite:///{workdir / 'logs' / 'mlflow' / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("weather").experiment_id
-    tags = {
-        "tsattn.model": "attention_seq2seq",
-        "tsattn.data": "weather",
-        "tsattn.seed": "2",
-        "tsattn.error": "NaN loss",
-    }
-    failed = client.create_run(experiment, run_name="attention_seq2seq-weather-seed2", tags=tags)
-    client.log_metric(failed.info.run_id, "test/mse", 99.0)  # must not be averaged in
-    client.set_terminated(failed.info.run_id, "FAILED")
-    return workdir, uri, client, experiment
-
-
 @pytest.fixture(autouse=True)
 def _mlflow_tracking_uri_restored():
     """Each test starts with the caller's MLflow tracking URI: code under test may set it process-wide."""
@@ -117,6 +65,19 @@ def _mlflow_tracking_uri_restored():
         import mlflow
 
         mlflow.set_tracking_uri(before)
+
+
+# Under `make test` (pytest-xdist, --dist loadfile) each test module runs on one worker, so its shared
+# fixtures are built once. The longest modules (measured) start first, so both workers finish together.
+LONGEST_FIRST = ("test_benchmarks", "test_faults", "test_reporting", "test_sweeps", "test_configs", "test_module")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        module = item.module.__name__.rpartition(".")[2]
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: file order within a rank
 
 
 def pytest_configure(config):

@@ -4,7 +4,6 @@ evaluation that scores every window once."""
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -35,29 +34,6 @@ def _runs(log_dir):
     parents = [r for r in runs if r.data.tags.get("tsattn.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("tsattn.role") != "sweep"]
     return client, parents, children
-
-
-def test_a_parallel_sweep_shares_one_store_and_the_cores(tiny_sweep):
-    """tiny_sweep: 4 jobs, 2 at a time in joblib processes, into one sqlite store (conftest.py)."""
-    workdir, _, _, _ = tiny_sweep
-    client, (parent,), children = _runs(workdir / "logs")
-    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/runs"] == 4
-    assert "seed=0,1" in parent.data.tags["tsattn.sweep_overrides"]
-    assert {r.data.tags["mlflow.parentRunId"] for r in children if r.info.status == "FINISHED"} == {parent.info.run_id}
-    finished = [r for r in children if r.info.status == "FINISHED"]
-    # Seeds in the names, and the job number keeps them apart even when other overrides are swept.
-    assert sorted(r.info.run_name for r in finished) == [
-        "attention_seq2seq-weather-seed0-job0",
-        "attention_seq2seq-weather-seed1-job1",
-        "linear-weather-seed0-job2",
-        "linear-weather-seed1-job3",
-    ]
-    cores = len(os.sched_getaffinity(0))
-    for child in finished:
-        assert "test/mse" in child.data.metrics and child.data.params["trainer/max_epochs"] == "2"
-        assert {"bundle", "model", "forecasts"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
-        # Two jobs at a time share the cores: each takes its half, so neither spins against the other.
-        assert child.data.params["threads"] == str(max(1, cores // 2))
 
 
 def test_search_space_syntax_maps_to_optuna_distributions():

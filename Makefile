@@ -24,10 +24,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # Regenerate BENCHMARKS.md: ETTh1 accuracy (M and S, H=96, every model x 3 seeds) and training speed.
-# About 21 minutes on 2 CPU cores (accuracy 17, speed 4.5). Longer horizons: $(BIN)/python benchmarks/accuracy.py --horizon 336
+# About 32 minutes on 2 CPU cores (accuracy 17, speed 4.5, parallel jobs 10.5: its last sweep is the slow one). Longer horizons: $(BIN)/python benchmarks/accuracy.py --horizon 336
 bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/parallel_jobs.py
 
 clean:
 	rm -rf $(VENV) logs .pytest_cache build dist

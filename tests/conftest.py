@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -54,6 +55,17 @@ def run_tsattn(args: list[str], cwd: Path, timeout: float = 300, env=None) -> su
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """Each test starts with the root logger it had before: `tsattn train` run in-process configures logging
+    the Hydra way, with handlers bound to that test's captured output, which is closed after it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

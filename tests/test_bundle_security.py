@@ -53,13 +53,29 @@ def bundle(tmp_path_factory):
 
 
 def _payloads(marker) -> list:
-    """Mappings that run code (and create `marker`) if anything instantiates them."""
+    """Mappings that run code (the first three create `marker`) when Hydra instantiates them; the last
+    would hand back a partial of `open` for later code to call."""
     return [
         {"_target_": "tsattn.models.layers.torch.save", "obj": 1, "f": str(marker)},
         {"_target_": "tsattn.models.lstm_seq2seq.torch.save", "obj": 1, "f": str(marker)},
         {"_target_": "builtins.open", "_args_": [str(marker), "w"]},
-        {"_target_": "pathlib.Path.touch", "_partial_": True, "self": str(marker)},
+        {"_target_": "builtins.open", "_partial_": True, "file": str(marker), "mode": "w"},
     ]
+
+
+def test_the_payloads_do_run_code_when_instantiated(tmp_path):
+    """The control for the tests below: what a bundle is refused for would really have run."""
+    from hydra.utils import instantiate
+
+    marker = tmp_path / "ran"
+    for payload in _payloads(marker)[:3]:
+        handle = instantiate(payload)
+        if hasattr(handle, "close"):
+            handle.close()
+        assert marker.exists(), payload
+        marker.unlink()
+    instantiate(_payloads(marker)[3])().close()  # the partial, once called
+    assert marker.exists()
 
 
 def _forecast(directory, tmp_path, capsys) -> tuple[int, str, pd.DataFrame | None]:
@@ -116,7 +132,6 @@ def test_a_target_in_any_value_of_a_json_file_is_refused_and_never_runs(bundle, 
 
 def test_attribute_path_network_names_are_not_looked_up(bundle, tmp_path, capsys):
     clean, _ = bundle
-    marker = tmp_path / "ran"
     for network in ("tsattn.models.layers.torch.hub.load", "tsattn.models.lstm_seq2seq.LSTMSeq2Seq", "os.system"):
         tampered = _copy(clean, tmp_path, "tampered")
         schema = json.loads((tampered / "schema.json").read_text())
@@ -124,7 +139,6 @@ def test_attribute_path_network_names_are_not_looked_up(bundle, tmp_path, capsys
         (tampered / "schema.json").write_text(json.dumps(schema))
         code, err, _ = _forecast(tampered, tmp_path, capsys)
         assert code == 2 and f"unknown network {network!r}" in err, err
-    assert not marker.exists()
 
 
 def test_config_yaml_is_never_read_so_targets_and_python_tags_there_are_inert(bundle, tmp_path, capsys):
@@ -241,4 +255,52 @@ def test_json_that_is_not_plain_data_is_refused(bundle, tmp_path, capsys):
     assert code == 2 and "scaler is not valid JSON (NaN is not a number a bundle may hold" in err
     (tampered / "schema.json").write_text("format: tsattn-bundle\n")  # YAML, not JSON
     code, err, _ = _forecast(tampered, tmp_path, capsys)
+    assert code == 2 and "the schema is not valid JSON" in err
+
+
+def _tampered(clean, tmp_path, change) -> object:
+    tampered = _copy(clean, tmp_path, "tampered")
+    schema = json.loads((tampered / "schema.json").read_text())
+    change(schema)
+    (tampered / "schema.json").write_text(json.dumps(schema))
+    return tampered
+
+
+CHANGES = {
+    "layers": (lambda s: s["network_options"].update(num_layers=10**6), "num_layers=1000000 is above 256"),
+    "negative": (lambda s: s["network_options"].update(hidden_size=-8), "(integers are never negative)"),
+    "text_for_a_number": (lambda s: s["network_options"].update(dropout="0.1"), "dropout='0.1' is not a float"),
+    "long_horizon": (lambda s: s.update(horizon=10**6), "horizon must be an integer from 1 to 20,000"),
+    "more_targets": (lambda s: s["network_options"].update(n_targets=2), "network_options.n_targets=2 but the data"),
+    "segments": (lambda s: s["module_options"].update(segment_len=3), "segment_len=3 must divide data.lookback=8"),
+    "quantiles": (lambda s: s.update(quantiles=[0.1, 0.9]), "network_options.quantiles=None but the data"),
+    "not_a_time": (lambda s: s["training_data"]["test_start"].update(good="someday"), "is not a time"),
+}
+
+
+@pytest.mark.parametrize("case", CHANGES)
+def test_a_schema_that_disagrees_with_its_network_or_itself_is_refused(bundle, tmp_path, capsys, case):
+    clean, _ = bundle
+    change, expected = CHANGES[case]
+    started = time.perf_counter()
+    code, err, frame = _forecast(_tampered(clean, tmp_path, change), tmp_path, capsys)
+    assert code == 2 and frame is None and expected in err, err
+    assert time.perf_counter() - started < 5  # refused before any real work
+
+
+def test_options_that_build_nothing_and_json_nested_without_end_are_one_line(bundle, tmp_path, capsys):
+    from tests.conftest import build_bundle
+
+    overrides = ["data=csv", f"data.path={GOOD}", "data.lookback=8", "data.horizon=2", "model=transformer"]
+    transformer, _ = build_bundle(
+        tmp_path / "t", *overrides, "model.net.d_model=16", "model.net.label_len=4", fit=False
+    )
+    odd_heads = _tampered(transformer, tmp_path, lambda s: s["network_options"].update(nhead=3))
+    code, err, _ = _forecast(odd_heads, tmp_path, capsys)  # torch asserts that nhead divides d_model
+    assert code == 2 and "network_options do not build a TransformerForecaster" in err
+
+    clean, _ = bundle
+    deep = _copy(clean, tmp_path, "deep")
+    (deep / "schema.json").write_text("[" * 200_000)
+    code, err, _ = _forecast(deep, tmp_path, capsys)
     assert code == 2 and "the schema is not valid JSON" in err

@@ -205,3 +205,16 @@ def test_a_long_model_forecasts_series_it_never_saw_on_their_own_scale(long_mode
     assert main(["forecast", _bundle_dir(run), str(tmp_path / "new.csv"), "-o", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out)
     assert set(frame["city"]) == {"hot_springs"} and frame["temperature"].between(120, 210).all()
+
+
+def test_command_line_values_out_of_range_are_one_line(good_model, tmp_path, capsys):
+    args = [good_model, str(BAD_CSV_DIR / "good.csv"), "-o", str(tmp_path / "out.csv")]
+    for command, extra, expected in (
+        ("forecast", ["--batch-size", "0"], "argument --batch-size: 0 must be at least 1"),
+        ("backtest", ["--step", "0"], "argument --step: 0 must be at least 1"),
+        ("backtest", ["--start", "2010-01-01T00:00+01:00"], "give the time without a UTC offset"),
+    ):
+        assert main([command, *args, *extra]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert expected in line
+    assert not (tmp_path / "out.csv").exists()

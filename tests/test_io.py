@@ -79,29 +79,56 @@ def test_covariates_follow_targets(etth1_path):
 
 
 def test_gaps_are_filled_from_rows_before_each_split_border(tmp_path, weather_path):
-    """Rows 66-73 are missing around the training border (row 70): the training rows among them may only
-    take values from before the border, however the later rows change."""
+    """Rows 66-73 are missing around the training border (row 70) and rows 85-87 inside the test split (from
+    row 80): training rows take values from training rows only, and the test rows the last value before
+    them, however the later rows change."""
     from tsattn.data.datamodule import ForecastDataModule
     from tsattn.data.split import RatioSplit
 
     frame = pd.read_csv(weather_path)
     seattle = frame[frame.city == "seattle"].iloc[:100].drop(columns="city").reset_index(drop=True)
-    gappy = seattle.drop(index=range(66, 74))
-    changed = gappy.copy()
-    changed.loc[changed.index >= 74, "temperature"] += 50.0
-    filled = {}
-    for name, table in (("gappy", gappy), ("changed", changed)):
+    gappy = seattle.drop(index=[*range(66, 74), 85, 86, 87])
+
+    def filled(table, name):
         table.to_csv(tmp_path / f"{name}.csv", index=False)
         datamodule = ForecastDataModule(
             str(tmp_path / f"{name}.csv"), missing="interpolate", lookback=4, horizon=2, split=RatioSplit(0.7, 0.1)
         )
         datamodule.setup()
-        assert datamodule.borders["gappy" if name == "gappy" else "changed"].train_end == 70
-        filled[name] = (datamodule.collection.series[0].values[:, 0], datamodule.scaler)
-    values, scaler = filled["gappy"]
-    np.testing.assert_allclose(values[66:70], seattle["temperature"].iloc[65], rtol=1e-6)  # carried, not bridged
-    np.testing.assert_array_equal(filled["changed"][0][:70], values[:70])
-    assert filled["changed"][1].to_dict()["stats"]["changed"] == scaler.to_dict()["stats"]["gappy"]
-    # The control: filled over the whole file at once, the training rows lean on the rows after the border.
-    whole = read_series(tmp_path / "changed.csv", missing="interpolate").series[0].values[:, 0]
-    assert not np.allclose(whole[66:70], values[66:70])
+        assert (datamodule.borders[name].train_end, datamodule.borders[name].val_end) == (70, 80)
+        return datamodule.collection.series[0].values[:, 0], datamodule.scaler.to_dict()["stats"][name]
+
+    values, stats = filled(gappy, "gappy")
+    temperature = seattle["temperature"].to_numpy()
+    np.testing.assert_allclose(values[66:70], temperature[65], rtol=1e-6)  # carried to the border, not bridged
+    np.testing.assert_allclose(values[85:88], temperature[84], rtol=1e-6)  # a test input holds no later value
+    for after in (74, 88):
+        changed = gappy.copy()
+        changed.loc[changed.index >= after, "temperature"] += 50.0
+        moved, moved_stats = filled(changed, f"changed{after}")
+        np.testing.assert_array_equal(moved[:after], values[:after])
+        assert moved_stats == stats
+    # The control: interpolated over the whole file at once, those rows lean on the rows after them.
+    whole = read_series(tmp_path / "gappy.csv", missing="interpolate").series[0].values[:, 0]
+    assert not np.allclose(whole[66:70], values[66:70]) and not np.allclose(whole[85:88], values[85:88])
+
+
+def test_no_error_is_swallowed_by_a_broad_except():
+    """A bare `except:` or `except Exception` that does not re-raise hides real errors behind a fallback
+    (the CSV reader used to: any pyarrow failure, memory errors included, became a second read)."""
+    import ast
+    from pathlib import Path
+
+    import tsattn
+
+    broad = {"Exception", "BaseException"}
+    offenders = []
+    for path in Path(tsattn.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ExceptHandler):
+                continue
+            names = [n.id for n in ast.walk(node.type) if isinstance(n, ast.Name)] if node.type else ["bare"]
+            reraises = any(isinstance(n, ast.Raise) for n in ast.walk(node))
+            if (not names or set(names) & (broad | {"bare"})) and not reraises:
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -100,3 +100,26 @@ def test_evaluation_loaders_keep_the_last_short_batch(ett):
     ett.eval_batch_size = 1000
     sizes = [len(batch["y"]) for batch in ett.test_dataloader()]
     assert sizes == [1000, 1000, 785]
+
+
+@pytest.mark.parametrize("batches, world", [(1, 4), (2, 5), (3, 2), (5, 2), (4, 4)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_every_rank_gets_as_many_batches_and_evaluation_scores_each_window_once(monkeypatch, batches, world, shuffle):
+    """Under DDP a rank with fewer batches would wait forever at a collective the others never reach."""
+    from tsattn.data import windows
+    from tsattn.data.windows import Padding, WindowBatchSampler
+
+    size = batches * 10 - 3  # the last batch is short
+    per_rank = []
+    for rank in range(world):
+        monkeypatch.setattr(windows, "_rank_and_world", lambda rank=rank: (rank, world))
+        sampler = WindowBatchSampler(size, batch_size=10, shuffle=shuffle, seed=0)
+        yielded = list(sampler)
+        assert len(yielded) == len(sampler) >= 1
+        per_rank.append(yielded)
+    assert len({len(r) for r in per_rank}) == 1  # the same number on every rank
+    every = torch.cat([b.index if isinstance(b, Padding) else b for r in per_rank for b in r])
+    assert set(every.tolist()) == set(range(size))  # every window is seen
+    if not shuffle:  # evaluation: the windows that are scored are every window, exactly once
+        scored = torch.cat([b for r in per_rank for b in r if not isinstance(b, Padding)])
+        assert sorted(scored.tolist()) == list(range(size))

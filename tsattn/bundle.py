@@ -23,7 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from tsattn import __version__
 from tsattn.bundle_checks import (
+    MAX_ID,
+    MAX_STEPS,
     MAX_UNSAVED_BUFFER_ELEMENTS,
+    check_agreement,
     check_shapes,
     is_count,
     is_name,
@@ -87,7 +90,6 @@ def save_bundle(
 
     directory = Path(directory)
     network = network_name(module.net)
-    # Checked on the way out as on the way in: a bundle this tsattn writes is one it can load.
     net_options = plain_options(dict(net_options), type(module.net), directory / SCHEMA, "network_options")
     module_options = plain_options(
         dict(module.hparams), ForecastModule, directory / SCHEMA, "module_options", MODULE_OBJECTS
@@ -116,15 +118,11 @@ def save_bundle(
         "quantiles": list(module.quantiles) if module.quantiles else None,
         "series": [s.id for s in collection.series],
         # Lets backtest recognise the training file and start at the test border instead of in-sample.
-        "training_data": {
-            "sha256": file_sha256(Path(datamodule.path)),
-            "test_start": {
-                s.id: str(s.time[datamodule.borders[s.id].val_end])
-                for s in collection.series
-                if datamodule.borders[s.id].val_end < len(s.time)
-            },
-        },
+        "training_data": {"sha256": file_sha256(Path(datamodule.path)), "test_start": _test_starts(datamodule)},
     }
+    # Checked on the way out as on the way in: what this tsattn writes, it can load.
+    _check_schema(schema, directory / SCHEMA)
+    check_agreement(schema, net_options, directory / SCHEMA)
     directory.mkdir(parents=True, exist_ok=True)
     save_model(module.net, str(directory / WEIGHTS))
     (directory / SCHEMA).write_text(json.dumps(schema, indent=2))
@@ -159,6 +157,7 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     net_class = network_class(schema["network"])
     net_options = plain_options(schema["network_options"], net_class, source, "network_options")
     module_options = plain_options(schema["module_options"], ForecastModule, source, "module_options", MODULE_OBJECTS)
+    check_agreement(schema, net_options, source)
     weights = directory / WEIGHTS
     shapes = weight_shapes(weights)
     with torch.device("meta"):  # shapes without memory: a claimed size of 10^6 x 10^6 costs nothing here
@@ -179,15 +178,53 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     except (ValueError, TypeError, TsattnError) as err:
         raise TsattnError(f"{source}: module_options do not fit ({err}); the bundle is corrupt") from None
     module.to(torch.device(device)).eval()
+    _dry_run(module, schema, source)
     return Bundle(path=directory, module=module, scaler=scaler, schema=schema)
+
+
+# What a network may raise on options that make no sense together (nhead not dividing d_model...).
+_BUILD_ERRORS = (ValueError, TypeError, RuntimeError, AssertionError, ZeroDivisionError, IndexError, TsattnError)
 
 
 def _build(net_class, options: dict[str, Any], source: Path):
     try:
         return net_class(**options)
-    except (ValueError, TypeError, RuntimeError, TsattnError) as err:
+    except _BUILD_ERRORS as err:
         detail = " ".join(str(err).split())[:200]
         raise TsattnError(f"{source}: network_options do not build a {net_class.__name__} ({detail})") from None
+
+
+def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
+    """Forecast one window of zeros: options that build but cannot run are refused now, in one line."""
+    import torch
+
+    n_calendar = 2 * len(schema["calendar"])
+    n_values = len(schema["targets"]) + len(schema["covariates"])
+    device = next(module.parameters(), torch.empty(0)).device
+    window = {
+        "x": torch.zeros(1, schema["lookback"], n_values + n_calendar, device=device),
+        "future_calendar": torch.zeros(1, schema["horizon"], n_calendar, device=device),
+    }
+    try:
+        with torch.inference_mode():
+            module(window)
+    except _BUILD_ERRORS as err:
+        detail = " ".join(str(err).split())[:200]
+        raise TsattnError(f"{source}: the network does not run on one window of its own shape ({detail})") from None
+
+
+def _test_starts(datamodule) -> dict[str, str]:
+    """Each series' first test time; for a series with no test rows, the step after its last row."""
+    import pandas as pd
+
+    starts = {}
+    for series in datamodule.collection.series:
+        border = datamodule.borders[series.id].val_end
+        if border < len(series.time):
+            starts[series.id] = str(series.time[border])
+        else:  # every row was trained or validated on: nothing of it is out of sample
+            starts[series.id] = str(pd.date_range(series.time[-1], periods=2, freq=datamodule.collection.freq)[1])
+    return starts
 
 
 def _check_schema(schema: dict[str, Any], source: Path) -> None:
@@ -219,7 +256,8 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     require(is_name(schema.get("id_col")) if long else schema.get("id_col") is None, source, "id_col", "fit layout")
     require(is_names(schema.get("targets")) and bool(schema["targets"]), source, "targets", "column names")
     require(is_names(schema.get("covariates")), source, "covariates", "a list of column names")
-    require(is_names(schema.get("series")) and bool(schema["series"]), source, "series", "a list of series ids")
+    series_ids = is_names(schema.get("series"), limit=None, length=MAX_ID)
+    require(series_ids and bool(schema["series"]), source, "series", "a list of series ids")
     require(is_names(schema.get("calendar")), source, "calendar", "a list of calendar feature names")
     require(is_name(schema.get("freq")), source, "freq", "a pandas frequency alias")
     try:
@@ -228,7 +266,7 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     except (TsattnError, ValueError, TypeError):
         raise TsattnError(f"{source}: freq or calendar is not one tsattn writes; the bundle is corrupt") from None
     for field in ("lookback", "horizon", "season_length"):
-        require(is_count(schema.get(field)), source, field, "a positive integer")
+        require(is_count(schema.get(field), high=MAX_STEPS), source, field, f"an integer from 1 to {MAX_STEPS:,}")
     require(schema.get("missing") in MISSING_POLICIES, source, "missing", f"one of {', '.join(MISSING_POLICIES)}")
     require(isinstance(schema.get("sep"), str) and len(schema["sep"]) == 1, source, "sep", "one character")
     quantiles = schema.get("quantiles")
@@ -239,11 +277,17 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         isinstance(training, dict)
         and isinstance(training.get("sha256"), str)
         and isinstance(training.get("test_start"), dict)
-        and all(is_name(k) and is_name(v) for k, v in training["test_start"].items()),
+        and all(is_name(k, MAX_ID) and is_name(v) for k, v in training["test_start"].items()),
         source,
         "training_data",
         "the training file's hash and test borders",
     )
+    try:
+        for time in training["test_start"].values():
+            if pd.Timestamp(time).tzinfo is not None:
+                raise ValueError(time)
+    except (ValueError, TypeError):
+        raise TsattnError(f"{source}: training_data.test_start holds a value that is not a time; corrupt") from None
 
 
 def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:

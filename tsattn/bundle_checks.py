@@ -1,9 +1,9 @@
 """Checks on the content of a model bundle, which is untrusted data: every file is parsed, never executed.
 
 A bundle may only name a network from tsattn's registry and hand it plain values (numbers, strings,
-booleans, lists of numbers) that the class's own signature names. Sizes are checked against the tensor
-shapes in the weights' safetensors header on the meta device, where building a network allocates nothing,
-before any real tensor exists.
+booleans, lists of numbers) of the types the class's own signature names, within bounds. Tensor shapes are
+then compared with the weights' safetensors header on the meta device, where building a network
+allocates nothing, before any real tensor exists.
 """
 
 from __future__ import annotations
@@ -17,11 +17,18 @@ from typing import Any
 
 from tsattn.errors import TsattnError
 
-# A bound on every integer option: no network here has a size near it, and a bundle that claims one is
-# refused before anything is built (the meta device cannot even hold the shape of a 10^9 x 10^9 matrix).
+# Every integer option: no network here has a size near it. A tensor size within it costs nothing on the
+# meta device, and the weights' shapes then decide.
 MAX_INTEGER = 1_000_000
-MAX_STRING = 200
-MAX_LIST = 10_000
+# Options that set how many modules are built or how far a forward pass pads, rather than a tensor's shape:
+# bounds of their own, far above any real model, so that building the blueprint stays instant.
+OPTION_BOUNDS = {"num_layers": 256, "num_encoder_layers": 256, "num_decoder_layers": 256, "kernel_size": 10_001}
+# Steps per window: forecasting allocates a batch of windows this long.
+MAX_STEPS = 20_000
+MAX_STRING = 200  # an option value or a column name
+MAX_ID = 10_000  # a series id
+MAX_LIST = 10_000  # quantile levels, columns
+MAX_JSON_BYTES = 512 * 2**20  # a schema listing millions of series ids stays far below
 # Buffers that are not saved with the weights (the positional encoding table) are sized by options alone.
 MAX_UNSAVED_BUFFER_ELEMENTS = 64_000_000  # 256 MB of float32
 
@@ -43,6 +50,24 @@ def _plain_number(value: Any) -> bool:
     if isinstance(value, int):
         return abs(value) <= MAX_INTEGER
     return math.isfinite(value)
+
+
+def _fits_annotation(value: Any, annotation: Any) -> bool:
+    """Whether a plain value has a type the parameter's annotation names (annotations are strings here)."""
+    if annotation is inspect.Parameter.empty:
+        return True
+    words = set(str(annotation).replace("|", " ").replace("[", " ").replace("]", " ").replace(",", " ").split())
+    if value is None:
+        return "None" in words
+    if isinstance(value, bool):
+        return "bool" in words
+    if isinstance(value, int):
+        return bool(words & {"int", "float"}) and value >= 0
+    if isinstance(value, float):
+        return "float" in words
+    if isinstance(value, str):
+        return "str" in words
+    return bool(words & {"Sequence", "list"})  # a list of numbers
 
 
 def plain_options(
@@ -75,6 +100,14 @@ def plain_options(
                 f"{source}: {what}.{name} is {_describe(value)}; a bundle holds only numbers, strings, booleans "
                 f"and lists of numbers (integers up to {MAX_INTEGER:,})"
             )
+        if not _fits_annotation(value, parameters[name].annotation):
+            raise TsattnError(
+                f"{source}: {what}.{name}={str(value)[:40]!r} is not a {parameters[name].annotation} "
+                f"{target.__name__} takes (integers are never negative); the bundle is corrupt"
+            )
+        bound = OPTION_BOUNDS.get(name)
+        if bound is not None and isinstance(value, int) and value > bound:
+            raise TsattnError(f"{source}: {what}.{name}={value} is above {bound:,}; the bundle is refused")
     missing = [n for n, p in parameters.items() if p.default is p.empty and n not in options]
     if missing:
         raise TsattnError(f"{source}: {what} lacks {', '.join(missing)}; the bundle is incomplete")
@@ -98,25 +131,28 @@ def require(condition: bool, source: Path, field: str, expected: str) -> None:
         raise TsattnError(f"{source}: {field} must be {expected}; the bundle is corrupt")
 
 
-def is_name(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_STRING
+def is_name(value: Any, limit: int = MAX_STRING) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
 
 
-def is_names(value: Any) -> bool:
-    return isinstance(value, list) and len(value) <= MAX_LIST and all(is_name(v) for v in value)
+def is_names(value: Any, limit: int | None = MAX_LIST, length: int = MAX_STRING) -> bool:
+    """A list of names; `limit` bounds its length (None: only the file size does)."""
+    return isinstance(value, list) and (limit is None or len(value) <= limit) and all(is_name(v, length) for v in value)
 
 
-def is_count(value: Any, low: int = 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_INTEGER
+def is_count(value: Any, low: int = 1, high: int = MAX_INTEGER) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
     """A JSON object from a bundle file; any other content is a one-line TsattnError."""
     if not path.is_file():
         raise TsattnError(f"{path}: missing; not a complete tsattn model bundle")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise TsattnError(f"{path}: the {what} is over {MAX_JSON_BYTES // 2**20} MB; the bundle is refused")
     try:
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         detail = " ".join(str(err).split())[:120]
         raise TsattnError(f"{path}: the {what} is not valid JSON ({detail}); the bundle is corrupt") from None
     if not isinstance(data, dict):
@@ -152,6 +188,44 @@ def check_shapes(state: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
                 f"network_options make it {_shape(expected.get(name))}; the sizes do not match the weights "
                 "(a corrupt or tampered bundle)"
             )
+
+
+def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], source: Path) -> None:
+    """The network's sizes are those the schema's data implies, as training computed them.
+
+    The schema decides what forecasting allocates (windows of L and H steps, one column per target and
+    calendar feature); the network's options, checked against the weights, decide the network. A bundle
+    whose two halves disagree is refused here rather than failing, or allocating, later.
+    """
+    from tsattn.models.folding import network_sizes
+
+    lookback, horizon = schema["lookback"], schema["horizon"]
+    module = schema["module_options"]
+    n_targets = len(schema["targets"])
+    n_calendar = 2 * len(schema["calendar"])
+    dims = {"n_features": n_targets + len(schema["covariates"]) + n_calendar, "n_targets": n_targets}
+    try:
+        sizes = network_sizes(
+            {**dims, "n_calendar": n_calendar},
+            lookback,
+            horizon,
+            bool(module.get("channel_independent", False)),
+            int(module.get("segment_len", 1)),
+        )
+    except TsattnError as err:
+        raise TsattnError(f"{source}: {err}; the bundle is corrupt") from None
+    expected = {**sizes, "lookback": lookback, "horizon": horizon, "quantiles": schema.get("quantiles")}
+    given = dict(net_options)
+    if given.get("quantiles") is not None:  # the network keeps its levels sorted, and so does the schema
+        given["quantiles"] = sorted(float(q) for q in given["quantiles"])
+    for name, value in expected.items():
+        if name in given and given[name] != value:
+            raise TsattnError(
+                f"{source}: network_options.{name}={str(given[name])[:40]} but the data described in the "
+                f"schema makes it {str(value)[:40]}; the bundle is corrupt or was tampered with"
+            )
+    if module.get("n_targets") not in (None, n_targets):
+        raise TsattnError(f"{source}: module_options.n_targets does not match the schema's targets; refused")
 
 
 def _shape(shape: tuple[int, ...] | None) -> str:

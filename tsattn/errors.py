@@ -1,4 +1,4 @@
-"""The error types for what a user can fix or chose: a bad CSV, a wrong column, an interrupted run."""
+"""The error types for what a user can fix or chooses: a bad CSV, a wrong column, an interrupted run."""
 
 
 class TsattnError(Exception):

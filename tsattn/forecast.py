@@ -12,7 +12,6 @@ import torch
 from tsattn.bundle import Bundle
 from tsattn.data.calendar import calendar_features
 from tsattn.data.io import series_from_frame
-from tsattn.data.regularity import fill_within_borders
 from tsattn.data.scaling import mean_and_std
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
@@ -26,10 +25,13 @@ def history_from_frame(
     """Validate a user's history table against the bundle's schema: same columns, same frequency.
 
     Args:
-        fill: gaps (where the model's data.missing allows filling) are filled from the "whole" history,
-            as training did, or "causal"ly, carrying the last value forward, so that no row takes a value
-            from a later one (a backtest forecasts from origins inside the history).
+        fill: gaps (where the model's data.missing allows filling) are filled by that policy from the
+            "whole" history, which ends where the forecast starts; or "causal"ly, carrying the last value
+            forward only and leaving out the rows before every column has a value, so that no row takes a
+            value from a later one (a backtest forecasts from origins inside the history).
     """
+    if fill not in ("whole", "causal"):
+        raise ValueError(f"fill={fill!r}: whole or causal")
     schema = bundle.schema
     collection = series_from_frame(
         frame,
@@ -44,14 +46,22 @@ def history_from_frame(
         fill=fill == "whole",
     )
     if fill == "causal":
-        filled = [fill_within_borders(s, "ffill", [len(s.time)], collection.columns, name) for s in collection.series]
-        collection = dataclasses.replace(collection, series=filled)
+        collection = dataclasses.replace(collection, series=[_carried_forward(s) for s in collection.series])
     if collection.freq.freqstr != schema["freq"]:
         raise TsattnError(
             f"{name} is sampled every {collection.freq.freqstr} but the model was trained on {schema['freq']} "
             "data; resample the input to the model's frequency"
         )
     return collection
+
+
+def _carried_forward(series: Series) -> Series:
+    """Gaps filled with the last value before them; the leading rows with nothing before them left out."""
+    if not np.isnan(series.values).any():
+        return series
+    values = pd.DataFrame(series.values).ffill().to_numpy(dtype=np.float32)
+    first = int(np.flatnonzero(~np.isnan(values).any(axis=1))[0])  # an all-empty column is refused earlier
+    return Series(id=series.id, time=series.time[first:], values=values[first:])
 
 
 def forecast(

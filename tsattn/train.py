@@ -292,8 +292,6 @@ def summary(metrics: dict[str, float]) -> str:
 
 
 def _without_target(net_cfg: DictConfig) -> dict:
-    from omegaconf import OmegaConf
-
     options = OmegaConf.to_container(net_cfg, resolve=True)
     options.pop("_target_", None)
     return options

@@ -14,6 +14,7 @@ from tsattn.commands.common import (
     atomic_output,
     check_output,
     load_model,
+    positive,
     progress,
     read_history,
 )
@@ -36,7 +37,7 @@ LABELS = {"model": "model", "last_value": "last value", "seasonal_naive": "seaso
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tsattn backtest", description=DESCRIPTION)
     add_model_and_io_arguments(parser)
-    parser.add_argument("--step", type=int, default=None, help="steps between origins (default: the horizon)")
+    parser.add_argument("--step", type=positive, default=None, help="steps between origins (default: the horizon)")
     parser.add_argument("--metrics-json", type=Path, help="also write the metrics to this JSON file")
     parser.add_argument("--start", default="auto", help=START_HELP)
     return parser
@@ -96,9 +97,12 @@ def parse_start(value: str):
     import pandas as pd
 
     try:
-        return pd.Timestamp(value)
+        start = pd.Timestamp(value)
     except (ValueError, TypeError):
         raise TsattnError(f"--start {value!r}: give auto, earliest or a timestamp such as 2024-01-31 13:00") from None
+    if start.tzinfo is not None:  # series times carry no zone: offsets were read as the file states them
+        raise TsattnError(f"--start {value!r}: give the time without a UTC offset, on the input file's own clock")
+    return start
 
 
 def first_forecast_times(start, bundle, path: Path, history, quiet: bool) -> dict:

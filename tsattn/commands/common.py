@@ -29,7 +29,7 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLflow store of runs:/ and models:/ (default: MLFLOW_TRACKING_URI, else logs/mlflow/mlflow.db here)",
     )
     parser.add_argument("--sep", default=None, help="INPUT's field separator (default: the training file's)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="windows per forward pass (default 1024)")
+    parser.add_argument("--batch-size", type=positive, default=1024, help="windows per forward pass (default 1024)")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available"
     )
@@ -37,6 +37,17 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-short", action="store_true", help="skip series shorter than the lookback (named on stderr)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+
+
+def positive(text: str) -> int:
+    """An integer of at least 1, for argparse; anything else is argparse's one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def check_output(output: Path) -> None:

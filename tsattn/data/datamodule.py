@@ -108,6 +108,7 @@ class ForecastDataModule(L.LightningDataModule):
         if self.datasets:
             return
         collection = self._read or read_series(self.path, fill=False, **self.read_args)
+        self._read = None  # the filled copy below is the one kept
         require_length(
             collection, self.lookback + self.horizon, f"one window (lookback {self.lookback} + horizon {self.horizon})"
         )

@@ -185,28 +185,31 @@ def _reject_gaps(
 
 
 def fill_gaps(values: np.ndarray, missing: str, ends: Sequence[int]) -> np.ndarray:
-    """Fill NaN rows by the policy, each stretch [previous end, end) from the rows before its end only.
+    """Fill NaN rows: the first stretch [0, ends[0]) by the policy from its own rows, the rest forward only.
 
-    With the split borders as ends, no value from after a border fills a row before it: interpolation
-    across a border, or a backward fill from beyond it, would carry validation or test values into the
-    training rows (and into the scaler fit on them). A NaN left (a column with no value before an end)
-    is the caller's to report.
+    With the split borders as ends, the training rows are filled from training rows alone (interpolated,
+    or carried forward with the start filled backward), and validation and test rows only ever take the
+    last value before them: a value from after a border never fills a row before it (nor the scaler fit on
+    them), and no evaluation window's input holds a value from after its own origin, as interpolation
+    towards a later row would put there. With a single end (a history that ends where a forecast starts)
+    the whole series is filled by the policy. A NaN left (a column with no value in the first stretch) is
+    the caller's to report.
 
     Shape:
         values [T, F] -> [T, F]
     """
     if not np.isnan(values).any():
         return values
-    filled, start = values.copy(), 0
-    for end in ends:
-        known = pd.DataFrame(values[:end])
-        if missing == "interpolate":
-            # Linear in time on a regular grid; the edges take the nearest observed value.
-            known = known.interpolate(method="linear", limit_direction="both")
-        else:
-            known = known.ffill().bfill()
-        filled[start:end] = known.to_numpy()[start:end]
-        start = end
+    filled, first = values.copy(), ends[0]
+    known = pd.DataFrame(values[:first])
+    if missing == "interpolate":
+        # Linear in time on a regular grid; the edges take the nearest observed value.
+        known = known.interpolate(method="linear", limit_direction="both")
+    else:
+        known = known.ffill().bfill()
+    filled[:first] = known.to_numpy()
+    if first < len(values):
+        filled[first:] = pd.DataFrame(filled).ffill().to_numpy()[first:]  # from earlier rows only
     return filled
 
 
@@ -216,11 +219,11 @@ def fill_within_borders(series: Series, missing: str, ends: Sequence[int], colum
         return series
     values = fill_gaps(series.values.astype(np.float64), missing, ends)
     if np.isnan(values).any():
-        row, column = (int(i[0]) for i in np.nonzero(np.isnan(values)))
-        end = next(e for e in ends if e > row)
+        column = int(np.nonzero(np.isnan(values))[1][0])
+        end = ends[0]
         raise TsattnError(
-            f"{name}: column {columns[column]!r} of series {series.id!r} has no value in the rows before "
-            f"{series.time[end] if end < len(series.time) else 'its end'} (a split border), so its gaps there "
-            "cannot be filled from earlier rows; add values, or move the borders (data.split)"
+            f"{name}: column {columns[column]!r} of series {series.id!r} has no value in its rows before "
+            f"{series.time[end] if end < len(series.time) else 'its end'} (the training border), so its gaps "
+            "cannot be filled from them; add values, or move the borders (data.split)"
         )
     return Series(id=series.id, time=series.time, values=values.astype(np.float32))

@@ -150,7 +150,8 @@ class WindowBatchSampler(Sampler[torch.Tensor]):
         if world == 1:
             return batches
         per_rank = math.ceil(len(batches) / world)
-        repeats = batches[: per_rank * world - len(batches)]  # cycle to a multiple of the world size
+        # Cycle to a multiple of the world size; with fewer batches than ranks a batch repeats several times.
+        repeats = (batches * world)[len(batches) : per_rank * world]
         if not self.shuffle:  # evaluation: scored once only, wherever a window lands
             repeats = [Padding(batch) for batch in repeats]
         return [*batches, *repeats][rank::world]

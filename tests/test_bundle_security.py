@@ -231,7 +231,7 @@ def test_unknown_and_non_plain_options_are_refused(bundle, tmp_path, capsys):
 def test_format_1_bundles_and_newer_versions_are_refused_with_the_fix(bundle, tmp_path, capsys):
     clean, _ = bundle
     for changes, expected in (
-        ({"format_version": 1}, "is a format 1 bundle, which named a Python class to instantiate"),
+        ({"format_version": 1}, "is a format 1 bundle, which named a Python class to build"),
         ({"tsattn_version": "7.0.0"}, "was saved by tsattn 7.0.0"),
         ({"format_version": 3}, "(bundle format 3)"),
     ):

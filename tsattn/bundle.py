@@ -40,7 +40,7 @@ from tsattn.data.scaling import StandardScaler
 from tsattn.errors import TsattnError
 
 FORMAT = "tsattn-bundle"
-# 2: the network by registry name with plain options; format 1 named a class for Hydra to instantiate.
+# 2: the network by registry name with plain options; format 1 named a Python class for Hydra to build.
 FORMAT_VERSION = 2
 WEIGHTS, CONFIG, SCALER, SCHEMA = "weights.safetensors", "config.yaml", "scaler.json", "schema.json"
 # ForecastModule arguments that are objects built by training, never read from a bundle.
@@ -246,7 +246,7 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         )
     if version < FORMAT_VERSION:
         raise TsattnError(
-            f"{source.parent} is a format {version} bundle, which named a Python class to instantiate; this "
+            f"{source.parent} is a format {version} bundle, which named a Python class to build; this "
             "tsattn only loads networks by name, so retrain the model to get a bundle it can load"
         )
     require(is_name(schema.get("model")), source, "model", "a name")

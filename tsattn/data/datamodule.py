@@ -113,11 +113,10 @@ class ForecastDataModule(L.LightningDataModule):
             collection, self.lookback + self.horizon, f"one window (lookback {self.lookback} + horizon {self.horizon})"
         )
         borders = {s.id: self.splitter.borders(len(s.time)) for s in collection.series}
-        # Gaps are filled split by split, each from the rows before its border only.
+        # Training rows are filled from training rows, validation and test rows from the rows before them.
+        missing, train_ends = self.read_args["missing"], {sid: b.train_end for sid, b in borders.items()}
         filled = [
-            fill_within_borders(
-                s, self.read_args["missing"], _ends(borders[s.id], len(s.time)), collection.columns, collection.source
-            )
+            fill_within_borders(s, missing, train_ends[s.id], collection.columns, collection.source)
             for s in collection.series
         ]
         self.collection = dataclasses.replace(collection, series=filled)
@@ -132,7 +131,7 @@ class ForecastDataModule(L.LightningDataModule):
                     "resume with the data the checkpoint was trained on"
                 )
         else:
-            self.scaler = StandardScaler.fit(self.collection, {sid: b.train_end for sid, b in borders.items()})
+            self.scaler = StandardScaler.fit(self.collection, train_ends)
             self.calendar_names = feature_names(collection.freq, self.calendar)
         self._build_datasets()
 
@@ -258,8 +257,3 @@ class ForecastDataModule(L.LightningDataModule):
         if self.collection is not None:
             self.datasets = {}
             self._build_datasets()
-
-
-def _ends(borders: Borders, n_rows: int) -> list[int]:
-    """Where each stretch that is filled on its own ends: the train and validation borders, then the series' end."""
-    return [borders.train_end, borders.val_end, n_rows]

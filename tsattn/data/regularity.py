@@ -34,7 +34,8 @@ def regularise(
         missing: "error", "interpolate" or "ffill".
         freq: a pandas frequency alias, or None to infer it.
         fill: fill gaps and empty values now, from the whole series; False leaves them NaN for
-            fill_within_borders, which never lets a value from after a split border fill a row before it.
+            fill_within_borders, which never lets a value from after the training border fill a row
+            before it.
 
     Returns:
         The series sorted by id, and the frequency they share.
@@ -69,7 +70,7 @@ def regularise(
         if gaps or empties:
             frame = frame.reindex(grid)
             if fill:
-                frame = pd.DataFrame(fill_gaps(frame.to_numpy(dtype=np.float64), missing, [len(grid)]))
+                frame = pd.DataFrame(fill_gaps(frame.to_numpy(dtype=np.float64), missing, len(grid)))
             filled_times += gaps
             filled_values += empties
         series.append(Series(id=str(series_id), time=grid, values=frame.to_numpy(dtype=np.float32)))
@@ -184,23 +185,23 @@ def _reject_gaps(
         )
 
 
-def fill_gaps(values: np.ndarray, missing: str, ends: Sequence[int]) -> np.ndarray:
-    """Fill NaN rows: the first stretch [0, ends[0]) by the policy from its own rows, the rest forward only.
+def fill_gaps(values: np.ndarray, missing: str, until: int) -> np.ndarray:
+    """Fill NaN rows: rows [0, until) by the policy from those rows alone, later rows forward only.
 
-    With the split borders as ends, the training rows are filled from training rows alone (interpolated,
-    or carried forward with the start filled backward), and validation and test rows only ever take the
-    last value before them: a value from after a border never fills a row before it (nor the scaler fit on
-    them), and no evaluation window's input holds a value from after its own origin, as interpolation
-    towards a later row would put there. With a single end (a history that ends where a forecast starts)
-    the whole series is filled by the policy. A NaN left (a column with no value in the first stretch) is
-    the caller's to report.
+    With the training border as `until`, the training rows are filled from training rows alone
+    (interpolated, or carried forward with the start filled backward), and validation and test rows only
+    ever take the last value before them: a value from after the border never fills a row before it (nor
+    the scaler fit on them), and no evaluation window's input holds a value from after its own origin, as
+    interpolation towards a later row would put there. With `until` the series' length (a history that ends
+    where a forecast starts) the whole series is filled by the policy. A NaN left (a column with no value
+    before `until`) is the caller's to report.
 
     Shape:
         values [T, F] -> [T, F]
     """
     if not np.isnan(values).any():
         return values
-    filled, first = values.copy(), ends[0]
+    filled, first = values.copy(), until
     known = pd.DataFrame(values[:first])
     if missing == "interpolate":
         # Linear in time on a regular grid; the edges take the nearest observed value.
@@ -213,17 +214,18 @@ def fill_gaps(values: np.ndarray, missing: str, ends: Sequence[int]) -> np.ndarr
     return filled
 
 
-def fill_within_borders(series: Series, missing: str, ends: Sequence[int], columns: Sequence[str], name: str) -> Series:
-    """A series whose gaps are filled stretch by stretch (fill_gaps), or a TsattnError for what cannot be."""
+def fill_within_borders(series: Series, missing: str, train_end: int, columns: Sequence[str], name: str) -> Series:
+    """A series whose gaps are filled around its training border (fill_gaps), or a TsattnError for what
+    cannot be filled that way."""
     if not np.isnan(series.values).any():
         return series
-    values = fill_gaps(series.values.astype(np.float64), missing, ends)
+    values = fill_gaps(series.values.astype(np.float64), missing, train_end)
     if np.isnan(values).any():
         column = int(np.nonzero(np.isnan(values))[1][0])
-        end = ends[0]
+        border = series.time[train_end] if train_end < len(series.time) else "its end"
         raise TsattnError(
             f"{name}: column {columns[column]!r} of series {series.id!r} has no value in its rows before "
-            f"{series.time[end] if end < len(series.time) else 'its end'} (the training border), so its gaps "
-            "cannot be filled from them; add values, or move the borders (data.split)"
+            f"{border} (the training border), so its gaps cannot be filled from them; add values, or move "
+            "the borders (data.split)"
         )
     return Series(id=series.id, time=series.time, values=values.astype(np.float32))

@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
-        with sigterm_as_interrupt():
+        # `train` takes SIGTERM at safe points of its own (tsattn.train): an interrupt raised in the middle
+        # of an MLflow write could leave the store locked for the KILLED status that follows.
+        with sigterm_as_interrupt() if command != "train" else contextlib.nullcontext():
             code = commands[command](rest)
     except TsattnError as err:
         _report(err)

@@ -6,6 +6,8 @@ import contextlib
 import logging
 import os
 import shlex
+import signal
+import threading
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -123,8 +125,8 @@ class Training:
         from tsattn.tracking.runs import finish_run
 
         try:
-            with _tracking_uri_kept():
-                metrics = self._fit_and_test()
+            with _tracking_uri_kept(), _sigterm_noted() as stop:
+                metrics = self._fit_and_test(stop)
         except BaseException as err:
             interrupted = _is_interrupt(err)
             if self.handle is not None:
@@ -152,11 +154,12 @@ class Training:
         command = shlex.join(["tsattn", "train", *kept, "ckpt_path=last"])
         return f"interrupted; {run}checkpoints kept in {self.plan.directory}; resume with: {command}"
 
-    def _fit_and_test(self) -> dict[str, float]:
+    def _fit_and_test(self, stop: _Stop) -> dict[str, float]:
         """Fit (train=true), test (test=true) and log the results, with the model's bundle when it has one.
 
         The bundle holds the weights the run stands for: the best checkpoint after training, the given
-        checkpoint when train=false, or none when train=false leaves a trainable model untrained.
+        checkpoint when train=false, or none when train=false leaves a trainable model untrained. A
+        SIGTERM stops the run between batches (Lightning's own handling) or between these steps.
         """
         from tsattn.tracking.artifacts import log_results, log_run_setup
 
@@ -169,8 +172,10 @@ class Training:
 
         metrics: dict[str, float] = {}
         weights = None  # the checkpoint holding the run's model; None: the weights in memory
+        stop.check()
         if cfg.train and model.trainable:
             trainer.fit(model, datamodule=datamodule, ckpt_path=self.ckpt_path)
+            stop.check()
             metrics.update(_floats(trainer.callback_metrics))
             checkpointing = trainer.checkpoint_callback
             weights = (checkpointing.best_model_path or None) if checkpointing else None
@@ -193,6 +198,7 @@ class Training:
                 log.info("testing the %s: %s", "best checkpoint" if cfg.train else "checkpoint", weights)
             trainer.test(model, datamodule=datamodule, ckpt_path=weights, verbose=False)  # loads its weights
             metrics.update(_floats(trainer.callback_metrics))
+            stop.check()
         elif weights:
             _load_weights(model, weights)
         if self.handle is not None and trainer.is_global_zero:
@@ -242,6 +248,38 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length
     return sizes
+
+
+class _Stop:
+    """Whether SIGTERM came; `check` ends the run there, at a point where nothing is half-written."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def note(self, signum, frame) -> None:
+        self.signals.append(signum)
+
+    def check(self) -> None:
+        if self.signals:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_noted():
+    """SIGTERM is noted, never raised where it lands (in an MLflow write, the store would stay locked).
+
+    While Lightning fits or tests, it adds its own handler beside this one and stops at the end of the
+    batch (SIGTERMException); between those steps the run stops at the next `check`.
+    """
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, stop.note)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ commands:
   forecast MODEL INPUT.csv -o OUT.csv
            forecast the steps after each series' last timestamp; MODEL is a bundle directory,
            runs:/<run id> or models:/<name>/<version>
-  backtest MODEL INPUT.csv -o OUT.csv [--step N]
+  backtest MODEL INPUT.csv -o OUT.csv [--step N] [--start auto|earliest|TIME]
            rolling-origin evaluation over INPUT, beside the last-value and seasonal-naive baselines
   compare  --experiment NAME [--metric test/mse] [--group-by model,data] [--format table|csv|markdown|json]
            leaderboard of an MLflow experiment: mean and std over seeds, baseline and skill

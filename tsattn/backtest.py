@@ -55,7 +55,7 @@ def backtest(
     schema, lookback, horizon = bundle.schema, bundle.lookback, bundle.horizon
     n_targets, season = len(schema["targets"]), bundle.season_length
     earliest = max(lookback, season)
-    test_start = {sid: pd.Timestamp(t) for sid, t in schema["training_data"]["test_start"].items()}
+    test_start = bundle.test_starts
 
     parts, errors, scaled_abs, done, in_sample = [], {name: [] for name in FORECASTERS}, [], 0, 0
     for series in history.series:

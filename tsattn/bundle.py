@@ -68,6 +68,13 @@ class Bundle:
     def season_length(self) -> int:
         return int(self.schema["season_length"])
 
+    @property
+    def test_starts(self) -> dict[str, Any]:
+        """Series id -> the first time of its test split in training (pandas Timestamps)."""
+        import pandas as pd
+
+        return {sid: pd.Timestamp(time) for sid, time in self.schema["training_data"]["test_start"].items()}
+
 
 def save_bundle(
     directory: str | Path, module, datamodule, cfg: DictConfig, model_name: str, net_options: Mapping[str, Any]

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
             bundle, history, step, args.batch_size, on_batch=lambda done: bar.update(done - bar.n), start=starts
         )
     if result.in_sample and not args.quiet:
-        border = min(bundle.schema["training_data"]["test_start"].values())
+        border = min(bundle.test_starts.values())
         print(
             f"tsattn: {result.in_sample} of {result.windows} origins forecast rows before the model's test border "
             f"(from {border}), which it was trained or validated on: their errors are in-sample; "
@@ -107,24 +107,22 @@ def parse_start(value: str):
 
 def first_forecast_times(start, bundle, path: Path, history, quiet: bool) -> dict:
     """Series id -> the earliest first forecast step, from --start and the model's own test borders."""
-    import pandas as pd
-
     from tsattn.data.io import file_sha256
 
     if start == "earliest":
         return {}
     if start != "auto":
         return {s.id: start for s in history.series}
-    training = bundle.schema["training_data"]
-    if not training["test_start"] or file_sha256(path) != training["sha256"]:
+    starts = bundle.test_starts
+    if not starts or file_sha256(path) != bundle.schema["training_data"]["sha256"]:
         return {}
     if not quiet:
         print(
             f"tsattn: {path} is the model's training file: origins start at its test border "
-            f"({min(training['test_start'].values())}); --start earliest includes the rows it was trained on",
+            f"({min(starts.values())}); --start earliest includes the rows it was trained on",
             file=sys.stderr,
         )
-    return {sid: pd.Timestamp(time) for sid, time in training["test_start"].items()}
+    return starts
 
 
 def format_report(report: dict) -> str:

@@ -93,14 +93,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist each worker gets one core's worth of threads, and so do the processes it starts.
+    """Import torch and Lightning before any test captures output, and give each xdist worker one thread.
 
-    Two workers with two torch threads each on two cores would spin against each other.
+    torch and Lightning give their loggers a stream handler on sys.stderr when first imported: imported
+    inside a test that captures stderr, the handler keeps that test's capture, closed once it ends, and a
+    later warning fails with "--- Logging error ---". Under pytest-xdist each worker gets one core's worth of
+    threads, and so do the processes it starts: two workers with two torch threads each on two cores would
+    spin against each other.
     """
+    import lightning.pytorch  # noqa: F401
+    import torch
+
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        import torch
-
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 

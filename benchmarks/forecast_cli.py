@@ -46,9 +46,9 @@ def make_csv(path: Path, n_series: int, n_rows: int, seed: int = 0) -> None:
 
 def train_bundle(model: str, csv: Path, directory: Path, lookback: int, horizon: int) -> Path:
     """A quickly trained bundle: a few batches on the file's first series (speed, not accuracy, is measured)."""
-    from tsattn.bundle import save_bundle
     from tsattn.config import compose
-    from tsattn.train import Training
+    from tsattn.inference.bundle import save_bundle
+    from tsattn.training.train import Training
 
     overrides = [
         "data=csv",
@@ -76,7 +76,7 @@ def measure(bundle: str, csv: str, output: str, batch_size: int) -> None:
     """Run in a fresh process: the real CLI, with the model's forward pass timed."""
     started = time.perf_counter()
     from tsattn.cli import main
-    from tsattn.module import ForecastModule
+    from tsattn.training.module import ForecastModule
 
     forward_seconds = 0.0
     original = ForecastModule.forward

@@ -98,7 +98,7 @@ def run_child(args: argparse.Namespace, what: str) -> dict:
 def build(args: argparse.Namespace, model: str, timer):
     """tsattn's datamodule, ForecastModule and Trainer for the model's ETTh1 experiment, with `timer` attached."""
     from tsattn.config import compose
-    from tsattn.train import Training
+    from tsattn.training.train import Training
 
     overrides = [
         f"experiment=etth1_{model}",

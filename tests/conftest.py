@@ -117,11 +117,11 @@ def build_bundle(directory: Path, *overrides: str, fit: bool = True):
     """A model trained in this process (no MLflow, no checkpoints) and saved as a bundle.
 
     Returns:
-        (bundle directory, the tsattn.train.Training that built it)
+        (bundle directory, the tsattn.training.train.Training that built it)
     """
-    from tsattn.bundle import save_bundle
     from tsattn.config import compose
-    from tsattn.train import Training
+    from tsattn.inference.bundle import save_bundle
+    from tsattn.training.train import Training
 
     settings = ["logger=none", "callbacks=none", "test=false", f"train={str(fit).lower()}", *QUIET]
     settings += ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]

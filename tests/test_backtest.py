@@ -66,7 +66,7 @@ def test_rows_after_an_origin_never_reach_its_forecast(model, tmp_path, weather_
             mean, std = mean_and_std(values)
             return np.tile(mean, (len(ends), 1)), np.tile(std, (len(ends), 1))
 
-        monkeypatch.setattr("tsattn.backtest.expanding_mean_and_std", whole_history)
+        monkeypatch.setattr("tsattn.inference.windows.expanding_mean_and_std", whole_history)
         leaky_before = _model_forecasts(bundle_dir, history, tmp_path, "leaky-before")
         leaky_after = _model_forecasts(bundle_dir, changed, tmp_path, "leaky-after")
         assert not np.allclose(leaky_after[early].to_numpy(), leaky_before[early].to_numpy(), rtol=1e-3)

@@ -25,9 +25,9 @@ GOOD = BAD_CSV_DIR / "good.csv"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A small LSTM seq2seq (hidden size 8) trained on good.csv, saved as a bundle; and its clean forecast."""
-    from tsattn.bundle import save_bundle
     from tsattn.config import compose
-    from tsattn.train import Training
+    from tsattn.inference.bundle import save_bundle
+    from tsattn.training.train import Training
 
     root = tmp_path_factory.mktemp("bundle")
     overrides = [
@@ -199,8 +199,8 @@ def test_sizes_that_do_not_match_the_weights_are_refused_in_under_a_second(
     assert schema["network_options"]["hidden_size"] == 8
     schema["network_options"]["hidden_size"] = hidden_size
     (tampered / "schema.json").write_text(json.dumps(schema))
-    from tsattn.bundle import load_bundle
     from tsattn.errors import TsattnError
+    from tsattn.inference.bundle import load_bundle
 
     started = time.perf_counter()
     with pytest.raises(TsattnError) as raised:
@@ -217,7 +217,7 @@ def test_unknown_and_non_plain_options_are_refused(bundle, tmp_path, capsys):
         ("network_options", "bias"): (True, "network_options names 'bias', which LSTMSeq2Seq does not take"),
         ("network_options", "quantiles"): (["0.5"], "network_options.quantiles is a list that is not all numbers"),
         ("module_options", "optimizer"): ("torch.optim.SGD", "module_options names 'optimizer'"),
-        ("module_options", "loss"): ("huber", "module_options do not fit"),
+        ("module_options", "loss"): ("huber", "module_options.loss is not one of mse, mae"),
     }
     for (section, key), (value, expected) in cases.items():
         tampered = _copy(clean, tmp_path, "tampered")

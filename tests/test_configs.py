@@ -11,7 +11,7 @@ from tsattn.config import compose
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.models.registry import network_name
 from tsattn.resources import config_dir
-from tsattn.train import build_components
+from tsattn.training.train import build_components
 
 GROUPS = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name != "hydra")
 

@@ -54,7 +54,7 @@ def _history(client, run, key):
 def uninterrupted(tmp_path_factory):
     """The reference: the same run, never stopped, in this process."""
     from tsattn.config import compose
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     log_dir = tmp_path_factory.mktemp("uninterrupted")
     train(compose([*RESUMABLE, f"paths.log_dir={log_dir}"]))
@@ -90,7 +90,7 @@ def _assert_same_as_uninterrupted(uninterrupted, resumed_client, resumed):
 @pytest.mark.slow
 def test_sigkilled_run_resumed_with_ckpt_path_last_ends_as_if_never_stopped(tmp_path, uninterrupted):
     from tsattn.config import compose
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     log_dir = tmp_path / "b"
     victim = _start_victim(log_dir, tmp_path)
@@ -155,7 +155,7 @@ def test_ctrl_c_in_forecast_and_backtest_writes_nothing(tmp_path, capsys, monkey
 
 def test_same_seed_and_config_give_identical_metrics(tmp_path):
     from tsattn.config import compose
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     overrides = [*RESUMABLE, "trainer.max_epochs=2", "logger=none"]
     first = train(compose([*overrides, f"paths.log_dir={tmp_path / 'one'}"]))
@@ -167,10 +167,10 @@ def test_same_seed_and_config_give_identical_metrics(tmp_path):
 def test_nan_loss_stops_the_run_names_epoch_and_batch_and_marks_it_failed(tmp_path, monkeypatch):
     import torch
 
-    from tsattn.callbacks import TrainingDiverged
     from tsattn.config import compose
-    from tsattn.module import ForecastModule
-    from tsattn.train import train
+    from tsattn.training.callbacks import TrainingDiverged
+    from tsattn.training.module import ForecastModule
+    from tsattn.training.train import train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     original = ForecastModule.training_step
@@ -215,7 +215,7 @@ def test_run_logged_over_http_to_a_real_mlflow_server(tmp_path):
     from mlflow import MlflowClient
 
     from tsattn.config import compose
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"

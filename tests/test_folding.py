@@ -11,7 +11,7 @@ from tsattn.models.attention_seq2seq import AttentionSeq2Seq
 from tsattn.models.folding import fold_channels, fold_segments, network_sizes, unfold_channels, unfold_segments
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
 from tsattn.models.transformer import TransformerForecaster
-from tsattn.module import ForecastModule
+from tsattn.training.module import ForecastModule
 
 LOOKBACK, HORIZON, SEGMENT = 48, 24, 12
 
@@ -125,9 +125,9 @@ def test_a_segment_that_does_not_divide_the_window_is_one_clear_error():
 
 def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path):
     """The bundle rebuilds the folds from its config: the loaded model forecasts exactly as the trained one."""
-    from tsattn.bundle import load_bundle, save_bundle
     from tsattn.config import compose
-    from tsattn.train import Training
+    from tsattn.inference.bundle import load_bundle, save_bundle
+    from tsattn.training.train import Training
 
     overrides = [
         "experiment=etth1_attention_seq2seq",
@@ -152,7 +152,7 @@ def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path):
     directory = save_bundle(
         tmp_path / "bundle", run.model, run.datamodule, run.cfg, "attention_seq2seq", run.net_options
     )
-    loaded = load_bundle(directory).module
+    loaded = load_bundle(directory).forecaster
     batch = run.datamodule.datasets["test"][list(range(32))]
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch)["y_hat"], run.model.eval()(batch)["y_hat"], rtol=0, atol=0)

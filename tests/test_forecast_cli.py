@@ -33,7 +33,7 @@ def long_model(tmp_path_factory):
     from mlflow import MlflowClient
 
     from tsattn.config import compose
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     workdir = tmp_path_factory.mktemp("long")
     train(compose([*TINY, "data.lookback=48", "model.net.hidden_size=16", f"paths.log_dir={workdir / 'logs'}"]))
@@ -54,8 +54,8 @@ def good_model(tmp_path_factory):
 
 
 def test_forecast_is_the_same_from_a_directory_runs_and_models_uris(long_model, weather_path, tmp_path):
-    from tsattn.bundle import load_bundle
-    from tsattn.forecast import forecast, history_from_frame
+    from tsattn.inference.bundle import load_bundle
+    from tsattn.inference.forecast import forecast, history_from_frame
 
     _, uri, run = long_model
     outputs = {}
@@ -218,3 +218,59 @@ def test_command_line_values_out_of_range_are_one_line(good_model, tmp_path, cap
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert expected in line
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_python_api_loads_every_kind_of_source_and_matches_the_cli(long_model, weather_path, tmp_path):
+    """tsattn.load from a directory, runs:/ and models:/; forecast and backtest equal the commands'."""
+    import json
+
+    import tsattn
+
+    _, uri, run = long_model
+    text = pd.read_csv(weather_path)  # time as text
+    typed = pd.read_csv(weather_path, parse_dates=["time"])  # time as datetime64
+    assert typed["time"].dtype.kind == "M"
+    models = {
+        "directory": tsattn.load(_bundle_dir(run)),
+        "run": tsattn.load(f"runs:/{run.info.run_id}", tracking_uri=uri),
+        "registry": tsattn.load("models:/weather-lstm/1", tracking_uri=uri),
+    }
+    out = tmp_path / "cli.csv"
+    assert main(["forecast", _bundle_dir(run), str(weather_path), "-o", str(out), "--quiet"]) == 0
+    cli = pd.read_csv(out, parse_dates=["time"])
+    for name, model in models.items():
+        for history in (text, typed):
+            frame = model.forecast(history)
+            assert list(frame.columns) == ["city", "time", "step", "temperature"], name
+            assert frame["time"].dtype.kind == "M"
+            np.testing.assert_allclose(frame["temperature"], cli["temperature"], rtol=1e-6, err_msg=name)
+            assert (frame["time"].to_numpy() == cli["time"].to_numpy()).all()
+    short = models["directory"].forecast(typed, horizon=3)
+    assert list(short["step"].unique()) == [1, 2, 3]
+    np.testing.assert_allclose(short["temperature"], cli[cli["step"] <= 3]["temperature"], rtol=1e-6)
+    with pytest.raises(tsattn.errors.TsattnError, match="--horizon 13: this model forecasts 1 to 12 steps"):
+        models["directory"].forecast(typed, horizon=13)
+
+    metrics_json = tmp_path / "metrics.json"
+    cli_args = ["backtest", _bundle_dir(run), str(weather_path), "-o", str(tmp_path / "bt.csv"), "--quiet"]
+    assert main([*cli_args, "--start", "earliest", "--step", "24", "--metrics-json", str(metrics_json)]) == 0
+    result = models["directory"].backtest(typed, step=24)
+    expected = json.loads(metrics_json.read_text())["metrics"]
+    assert result.metrics["model"]["overall"]["mse"] == pytest.approx(expected["model"]["overall"]["mse"], rel=1e-9)
+    assert len(result.rows) == len(pd.read_csv(tmp_path / "bt.csv"))
+    border = models["directory"].backtest(text, step=24, start="test")
+    assert border.in_sample == 0 and border.windows < result.windows
+
+
+def test_pyfunc_honours_the_horizon_parameter_and_datetime_times(long_model, weather_path):
+    import mlflow.pyfunc
+
+    _, _, run = long_model
+    model = mlflow.pyfunc.load_model(f"{run.info.artifact_uri}/model")
+    assert [p.name for p in model.metadata.get_params_schema().params] == ["horizon"]
+    text = pd.read_csv(weather_path)
+    typed = pd.read_csv(weather_path, parse_dates=["time"])
+    full = model.predict(text)
+    short = model.predict(typed, params={"horizon": 3})
+    assert full["step"].max() == 12 and list(short["step"].unique()) == [1, 2, 3]
+    np.testing.assert_allclose(short["temperature"], full[full["step"] <= 3]["temperature"], rtol=1e-6)

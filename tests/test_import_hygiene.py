@@ -1,5 +1,6 @@
-"""What a fresh process imports: --help and a refused CSV never load torch or Lightning; training never
-loads the dashboard. One real process for all three (each starts from an interpreter with nothing loaded)."""
+"""What a fresh process imports: --help and a refused CSV never load torch or Lightning; forecast, backtest
+and tsattn.load never load Lightning or Hydra; training never loads the dashboard. One real process for
+all of them (each check starts from what the ones before it loaded, and none of them loads Lightning)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import BAD_CSV_DIR, tsattn_env
+from tests.conftest import BAD_CSV_DIR, build_bundle, tsattn_env
 
 PROBE = """
 import contextlib, io, json, sys, time
 from tsattn.cli import main
+argv = list(sys.argv)  # train hands its own arguments to Hydra through sys.argv
 
 def heavy():
     return {name: name in sys.modules for name in ("torch", "lightning", "mlflow")}
@@ -24,20 +26,34 @@ report["help"] = heavy()
 err = io.StringIO()
 started = time.perf_counter()
 with contextlib.redirect_stderr(err):
-    code = main(["train", "data=csv", "data.path=" + sys.argv[1], "data.lookback=4", "data.horizon=2",
-                 "paths.log_dir=" + sys.argv[2]])
+    code = main(["train", "data=csv", "data.path=" + argv[1], "data.lookback=4", "data.horizon=2",
+                 "paths.log_dir=" + argv[2]])
 report["bad_csv"] = {"code": code, "stderr": err.getvalue(), "seconds": time.perf_counter() - started, **heavy()}
 
-import tsattn.module, tsattn.train, tsattn.tracking.artifacts  # noqa: E401  (what training loads)
-report["training_loads_dashboard"] = "tsattn.dashboard" in sys.modules
+import pandas as pd
+import tsattn
+bundle, history, out = argv[3], argv[4], argv[2] + "-out.csv"
+before = set(sys.modules)  # the refused train above loaded Hydra's config parts: only what follows counts
+codes = [main(["forecast", bundle, history, "-o", out, "--quiet"]),
+         main(["backtest", bundle, history, "-o", out, "--quiet", "--start", "earliest"])]
+rows = len(tsattn.load(bundle).forecast(pd.read_csv(history)))
+new = set(sys.modules) - before
+loaded = sorted({m for m in new if m.split(".")[0] in ("lightning", "pytorch_lightning", "hydra")})
+loaded += [m for m in ("lightning", "pytorch_lightning") if m in sys.modules]
+report["inference"] = {"codes": codes, "rows": rows, "loaded": loaded, "torch": "torch" in sys.modules}
+
+import tsattn.training.module, tsattn.training.train, tsattn.tracking.artifacts  # noqa: E401  (what training loads)
+report["training_loads_dashboard"] = "tsattn.reporting.dashboard" in sys.modules
 print(json.dumps(report))
 """
 
 
-def test_help_and_a_bad_csv_never_import_torch_and_training_never_imports_the_dashboard(tmp_path):
+def test_what_each_path_imports(tmp_path):
     bad = BAD_CSV_DIR / "non_numeric.csv"
+    good = BAD_CSV_DIR / "good.csv"
+    bundle, _ = build_bundle(tmp_path / "model", "data=csv", f"data.path={good}", "data.lookback=8", "data.horizon=2")
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(bad), str(tmp_path / "logs")],
+        [sys.executable, "-c", PROBE, str(bad), str(tmp_path / "logs"), str(bundle), str(good)],
         capture_output=True,
         text=True,
         env=tsattn_env(),
@@ -52,8 +68,11 @@ def test_help_and_a_bad_csv_never_import_torch_and_training_never_imports_the_da
     assert "line 11: 'abc' in column 'value' is not a number" in refused["stderr"]
     assert not refused["torch"] and not refused["lightning"] and not refused["mlflow"], refused
     print(f"bad CSV refused in {refused['seconds']:.2f} s")  # shown with pytest -s; never asserted
+    inference = report["inference"]
+    assert inference["codes"] == [0, 0] and inference["rows"] == 2 and inference["torch"], inference
+    assert inference["loaded"] == [], f"forecasting imported {inference['loaded']}"
     assert report["training_loads_dashboard"] is False
-    assert not list(tmp_path.rglob("mlflow.db")) and not list(tmp_path.rglob("*.ckpt"))  # no run recorded
+    assert not list((tmp_path / "logs").rglob("mlflow.db")) and not list((tmp_path / "logs").rglob("*.ckpt"))
 
 
 def test_the_console_script_answers(tmp_path):

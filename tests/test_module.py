@@ -10,9 +10,9 @@ import torch
 from tsattn.config import compose
 from tsattn.metrics import pinball
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
-from tsattn.module import ForecastModule
-from tsattn.schedules import TeacherForcing
-from tsattn.train import build_components, train
+from tsattn.training.module import ForecastModule
+from tsattn.training.schedules import TeacherForcing
+from tsattn.training.train import build_components, train
 
 SHORT = [
     "data.lookback=48",
@@ -131,7 +131,7 @@ def test_pinball_is_the_quantile_loss_written_out():
 def test_test_metrics_and_both_baselines_equal_a_hand_computation(tmp_path):
     """A trained DLinear on the weather test split: its scores, the last value's and the same hour
     yesterday's, per step and overall, recomputed here window by window from the scaled series."""
-    from tsattn.train import Training
+    from tsattn.training.train import Training
 
     cfg = _cfg(tmp_path, "model=linear", "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "callbacks=none")
     run = Training(cfg, track=False)

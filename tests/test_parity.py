@@ -33,8 +33,8 @@ MODELS = {
 
 def _check_parity(bundle_dir, run, frame_of, picks: int = 3) -> int:
     """Cut every series at `picks` test origins, forecast, and compare with the module on the test windows."""
-    from tsattn.bundle import load_bundle
-    from tsattn.forecast import forecast, history_from_frame
+    from tsattn.inference.bundle import load_bundle
+    from tsattn.inference.forecast import forecast, history_from_frame
 
     bundle = load_bundle(bundle_dir)
     datamodule = run.datamodule

@@ -171,7 +171,7 @@ def test_grouping_by_a_param_filtering_and_mistakes(tiny_sweep, capsys):
     base = ["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json"]
     assert main([*base, "--group-by", "model/_target_"]) == 0
     targets = {g["model/_target_"] for g in json.loads(capsys.readouterr().out)["groups"]}
-    assert targets == {"tsattn.module.ForecastModule"}
+    assert targets == {"tsattn.training.module.ForecastModule"}
     assert main([*base, "--filter", "tags.tsattn.seed = '1'"]) == 0
     assert {g["runs"] for g in json.loads(capsys.readouterr().out)["groups"]} == {1}
     assert main(["compare", "--experiment", "nope", "--tracking-uri", uri]) == 2
@@ -269,7 +269,7 @@ def test_every_string_from_mlflow_is_escaped(tmp_path):
     """Experiment, run, model and setting names come from a store anyone may write to: none becomes markup."""
     import json
 
-    from tsattn.dashboard import render
+    from tsattn.reporting.dashboard import render
 
     payload = {
         "experiment": HOSTILE,

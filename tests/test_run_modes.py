@@ -26,7 +26,7 @@ def store(tmp_path_factory):
     from mlflow import MlflowClient
 
     from tsattn.config import compose
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     log_dir = tmp_path_factory.mktemp("modes")
     client = MlflowClient(f"sqlite:///{log_dir / 'mlflow' / 'mlflow.db'}")
@@ -58,9 +58,9 @@ def test_test_false_still_logs_the_best_weights_as_the_model(store, tmp_path):
     (best,) = [p for p in log_dir.glob("checkpoints/*/*/epoch*.ckpt") if "seed1" in str(p)]
     checkpoint = torch.load(best, weights_only=True)["state_dict"]
     bundle = _bundle_weights(client, logged, tmp_path)
-    assert bundle.keys() == {k.removeprefix("net.") for k in checkpoint}
+    assert bundle.keys() == {k.removeprefix("forecaster.net.") for k in checkpoint}
     for name, tensor in bundle.items():
-        torch.testing.assert_close(tensor, checkpoint[f"net.{name}"], rtol=0, atol=0)
+        torch.testing.assert_close(tensor, checkpoint[f"forecaster.net.{name}"], rtol=0, atol=0)
 
 
 def test_train_false_logs_no_untrained_model_but_a_given_checkpoint_is_one(store, tmp_path, caplog):
@@ -76,7 +76,7 @@ def test_train_false_logs_no_untrained_model_but_a_given_checkpoint_is_one(store
     assert {"bundle", "model", "forecasts"} <= _artifacts(client, tested)
     checkpoint = torch.load(best, weights_only=True)["state_dict"]
     for name, tensor in _bundle_weights(client, tested, tmp_path).items():
-        torch.testing.assert_close(tensor, checkpoint[f"net.{name}"], rtol=0, atol=0)
+        torch.testing.assert_close(tensor, checkpoint[f"forecaster.net.{name}"], rtol=0, atol=0)
 
 
 def test_resuming_needs_checkpoints(tmp_path, capsys):

@@ -117,9 +117,9 @@ def test_two_process_ddp_evaluation_equals_one_process_on_the_same_weights(tmp_p
     """val/* and test/* of a 2-process gloo run are the metrics over every window, each counted once."""
     import torch
 
-    from tsattn.bundle import load_bundle
     from tsattn.config import compose
-    from tsattn.train import Training
+    from tsattn.inference.bundle import load_bundle
+    from tsattn.training.train import Training
 
     args = ["train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *DDP_EVAL]
     result = run_tsattn([*args, f"paths.log_dir={tmp_path}"], cwd=tmp_path)
@@ -137,7 +137,7 @@ def test_two_process_ddp_evaluation_equals_one_process_on_the_same_weights(tmp_p
         assert len(dataset) == {"val": 1730, "test": 3482}[split]
         batch = dataset[torch.arange(len(dataset))]
         with torch.no_grad():
-            errors = (bundle.module(batch)["y_hat"] - batch["y"]).double()  # [W, H, C]
+            errors = (bundle.forecaster(batch)["y_hat"] - batch["y"]).double()  # [W, H, C]
         expected[split] = float(errors.pow(2).mean())
         # The control: counting the first batch twice, as the padding would be, moves the metric.
         doubled = torch.cat([errors, errors[:700]]).pow(2).mean()

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
-        # `train` takes SIGTERM at safe points of its own (tsattn.train): an interrupt raised in the middle
+        # `train` takes SIGTERM at safe points of its own (tsattn.training.train): an interrupt raised in the middle
         # of an MLflow write could leave the store locked for the KILLED status that follows.
         with sigterm_as_interrupt() if command != "train" else contextlib.nullcontext():
             code = commands[command](rest)
@@ -139,7 +139,7 @@ def _train(overrides: list[str]) -> int:
 
     from tsattn.config import register_resolvers
     from tsattn.resources import config_dir
-    from tsattn.train import train
+    from tsattn.training.train import train
 
     register_resolvers()
     # Raised inside Lightning on every loop with torch >= 2.13; it says nothing a tsattn user can act on.

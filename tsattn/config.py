@@ -7,8 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tsattn.checkpoints import run_key
 from tsattn.resources import bundled_dataset, config_dir
+from tsattn.training.checkpoints import run_key
 
 
 def ddp_strategy() -> str:

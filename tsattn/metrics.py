@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 
@@ -62,3 +63,39 @@ class HorizonErrors(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         return {"mse": self.squared / self.count, "mae": self.absolute / self.count}
+
+
+# Real-unit scores of forecasts held as numpy arrays: backtest, the Python API and the Spark engine.
+
+
+def mase_scale(insample: np.ndarray, season: int) -> np.ndarray:
+    """Mean absolute seasonal difference of the rows before the first origin, per target ([C]).
+
+    The seasonal lag falls back to 1 when the in-sample rows do not span two seasons; a flat in-sample
+    series has no scale (NaN), and its MASE is left out.
+    """
+    lag = season if len(insample) > season else 1
+    scale = np.abs(insample[lag:] - insample[:-lag]).mean(axis=0)
+    return np.where(scale > 0, scale, np.nan)
+
+
+def scores(forecast: np.ndarray, actual: np.ndarray, scaled_abs: np.ndarray) -> dict:
+    """MSE, MAE, sMAPE (%) and MASE, overall and per horizon step. Shapes: [N, H, C] each."""
+    error = forecast - actual
+    denominator = np.abs(forecast) + np.abs(actual)
+    smape = np.where(denominator > 0, 2 * np.abs(error) / np.where(denominator > 0, denominator, 1), 0.0) * 100
+    per_step = {
+        "mse": (error**2).mean(axis=(0, 2)),
+        "mae": np.abs(error).mean(axis=(0, 2)),
+        "smape": smape.mean(axis=(0, 2)),
+        "mase": np.nanmean(scaled_abs, axis=(0, 2))
+        if np.isfinite(scaled_abs).any()
+        else np.full(error.shape[1], np.nan),
+    }
+    overall = {
+        "mse": float((error**2).mean()),
+        "mae": float(np.abs(error).mean()),
+        "smape": float(smape.mean()),
+        "mase": float(np.nanmean(scaled_abs)) if np.isfinite(scaled_abs).any() else float("nan"),
+    }
+    return {"overall": overall, "per_step": {k: [float(v) for v in values] for k, values in per_step.items()}}

@@ -1,1 +1,4 @@
-"""The `tsattn forecast` and `tsattn backtest` commands."""
+"""Argument parsing for each subcommand (forecast, backtest, compare, dashboard).
+
+The work itself lives in tsattn.inference and tsattn.reporting.
+"""

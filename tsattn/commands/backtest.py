@@ -49,7 +49,7 @@ def main(argv: list[str]) -> None:
     check_output(args.output)
     if args.metrics_json is not None:
         check_output(args.metrics_json)
-    from tsattn.backtest import backtest
+    from tsattn.inference.backtest import backtest
 
     start = parse_start(args.start)
     bundle = load_model(args)

@@ -63,8 +63,8 @@ def check_output(output: Path) -> None:
 
 def load_model(args: argparse.Namespace):
     """The bundle named by the MODEL argument (fetched from MLflow when remote), on the chosen device."""
-    from tsattn.bundle import load_bundle
-    from tsattn.model_source import bundle_directory
+    from tsattn.inference.bundle import load_bundle
+    from tsattn.inference.model_source import bundle_directory
 
     with bundle_directory(args.model, args.tracking_uri) as directory:
         return load_bundle(directory, device=choose_device(args.device))
@@ -90,7 +90,7 @@ def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: boo
             has rows after it).
     """
     from tsattn.data.io import read_frame
-    from tsattn.forecast import history_from_frame
+    from tsattn.inference.forecast import history_from_frame
 
     sep = bundle.schema["sep"] if sep is None else sep
     frame = read_frame(path, option="the INPUT argument", sep=sep, sep_option="--sep")

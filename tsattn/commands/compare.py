@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from tsattn.commands.common import ArgumentParser, atomic_output, check_output
-from tsattn.compare import SKILL_COLUMNS
 from tsattn.errors import TsattnError
+from tsattn.reporting.compare import SKILL_COLUMNS
 
 DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a
 test metric over their seeds, with the standard deviation, the number of runs, and two baselines of the
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     if args.output is not None:
         check_output(args.output)
-    from tsattn.compare import leaderboard
+    from tsattn.reporting.compare import leaderboard
 
     runs = search_runs(args.experiment, args.filter, args.tracking_uri)
     board = leaderboard(runs, args.metric, [g.strip() for g in args.group_by.split(",") if g.strip()])

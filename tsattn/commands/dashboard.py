@@ -9,9 +9,9 @@ from pathlib import Path
 from tsattn.commands.common import ArgumentParser, atomic_output, check_output
 
 DESCRIPTION = """Write one HTML page for an MLflow experiment: the leaderboard (sortable), learning curves per
-run, error by horizon step against the last-value baseline, forecasts against actuals, attention heatmaps
-and the configuration differences between each model's best run. The page opens from disk: no server, no
-network, no plotting library."""
+run, error by horizon step against the last-value and seasonal-naive baselines, forecasts against actuals,
+attention heatmaps and the configuration differences between each model's best run. The page opens from
+disk: no server, no network, no plotting library."""
 
 
 def parser() -> ArgumentParser:
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     from mlflow import MlflowClient
 
     from tsattn.commands.compare import search_runs
-    from tsattn.dashboard import build_payload, render
+    from tsattn.reporting.dashboard import build_payload, render
     from tsattn.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     check_output(args.output)
-    from tsattn.forecast import check_horizon, forecast
+    from tsattn.inference.forecast import check_horizon, forecast
 
     bundle = load_model(args)
     if args.horizon is not None:

@@ -109,8 +109,16 @@ def series_from_frame(
         raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
     if frame.empty:
         raise TsattnError(f"{name} has no rows; it needs the history of every series to forecast")
-    typed = [c for c in frame.columns if not isinstance(frame[c].dtype, pd.StringDtype)]
-    if typed:  # one parsing path for every source: the checks below read text, "" for a missing cell
+    # Numbers and times that arrive typed (Parquet, a DataFrame from Python) are checked as they are;
+    # anything else is read as text, "" for a missing cell, so a bad cell can be named by its line.
+    typed = [
+        c
+        for c in frame.columns
+        if not isinstance(frame[c].dtype, pd.StringDtype)
+        and not pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_datetime64_any_dtype(frame[c])
+    ]
+    if typed:
         frame = frame.copy()
         for column in typed:
             frame[column] = frame[column].astype(str).where(frame[column].notna(), "")
@@ -294,6 +302,16 @@ def _detect_time_column(frame: pd.DataFrame, name: str) -> str:
 
 
 def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(column):  # a DataFrame from Python or Parquet: already times
+        missing = column.isna()
+        if missing.any():
+            raise TsattnError(f"{name} row {int(missing.to_numpy().argmax())}: empty timestamp in column {col_name!r}")
+        if getattr(column.dt, "tz", None) is not None:
+            column = column.dt.tz_localize(None)
+        return column.astype("datetime64[ns]")
+    if not (pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column)):
+        raise TsattnError(f"{name}: column {col_name!r} holds {column.dtype} values, not timestamps")
+    column = column.astype(str) if not pd.api.types.is_string_dtype(column) else column
     text = column.str.strip()
     empty = text == ""
     if empty.any():
@@ -345,6 +363,14 @@ def _parse_changing_offsets(text: pd.Series, col_name: str, name: str) -> pd.Ser
 
 
 def _numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
+        raise TsattnError(f"{name}: column {col_name!r} holds {column.dtype} values, not numbers")
+    if pd.api.types.is_numeric_dtype(column):  # typed already: only infinities to refuse
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(values).any():
+            row = int(np.flatnonzero(np.isinf(values))[0])
+            raise TsattnError(f"{name} row {row}: infinite value in column {col_name!r}; replace it")
+        return values
     text = column.str.strip()
     empty = text.isin(["", "nan", "NaN", "NA", "null", "None"])
     numbers = pd.to_numeric(text.where(~empty), errors="coerce")

@@ -78,7 +78,7 @@ def log_results(
         with_bundle: log the model (bundle and pyfunc); False when the run has no model worth loading.
         with_test: log what is drawn from the test split (test=false runs never look at it).
     """
-    from tsattn.bundle import save_bundle
+    from tsattn.inference.bundle import save_bundle
 
     module.eval()
     with tempfile.TemporaryDirectory(prefix="tsattn-artifacts-") as tmp:
@@ -91,7 +91,8 @@ def log_results(
             attention_heatmap(module, datamodule, root / "plots")
         if with_bundle:
             bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_options)
-            save_pyfunc(bundle, root / "model", history_example(datamodule))
+            example = history_example(datamodule)
+            save_pyfunc(bundle, root / "model", example, datamodule.collection.time_col, datamodule.horizon)
         if any(root.iterdir()):
             client.log_artifacts(run_id, str(root))
 
@@ -99,43 +100,53 @@ def log_results(
 def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFrame:
     """Forecasts of test windows whose origins are `stride` steps apart (the horizon: the test span once).
 
+    Built by the inference path (tsattn.inference.windows) from the training scaler: what this table shows
+    is what `tsattn forecast` and `tsattn backtest` compute for the same windows.
+
     Returns:
         Long table in real units: series, origin (last input time), time, step, target, actual, forecast,
         and q<level> columns for quantile models.
     """
+    from tsattn.inference.windows import WindowSpec, origin_windows, predict
+
     dataset = datamodule.datasets["test"]
     stride = stride or datamodule.horizon
-    first = torch.zeros(int(dataset.series.max()) + 1, dtype=torch.long).fill_(2**62)
-    first = first.scatter_reduce(0, dataset.series, dataset.first_target, reduce="amin")
-    chosen = dataset.subset(torch.nonzero((dataset.first_target - first[dataset.series]) % stride == 0).squeeze(1))
     collection, scaler = datamodule.collection, datamodule.scaler
+    spec = WindowSpec(
+        lookback=datamodule.lookback,
+        horizon=datamodule.horizon,
+        calendar=datamodule.calendar_names,
+        freq=collection.freq,
+        stats={sid: (np.asarray(s["mean"]), np.asarray(s["std"])) for sid, s in scaler.stats.items()},
+    )
     targets, horizon, n_targets = collection.targets, datamodule.horizon, len(collection.targets)
-    outputs = []
-    for begin in range(0, len(chosen), datamodule.eval_batch_size):
-        batch = chosen[torch.arange(begin, min(begin + datamodule.eval_batch_size, len(chosen)))]
-        with torch.inference_mode():
-            outputs.append(module({k: v.to(module.device) for k, v in batch.items()})["y_hat"].float().cpu())
-    y_hat = torch.cat(outputs)  # [N, H, C] or [N, H, C, Q], scaled
-    point = module.point(y_hat).numpy()  # [N, H, C]
-    which, first = chosen.series.numpy(), chosen.first_target.numpy()  # [N] each
-    means = np.stack([scaler.stats[s.id]["mean"][:n_targets] for s in collection.series])[which][:, None]  # [N, 1, C]
-    stds = np.stack([scaler.stats[s.id]["std"][:n_targets] for s in collection.series])[which][:, None]
-    windows = [(collection.series[s], a) for s, a in zip(which, first, strict=True)]
-    actual = np.stack([series.values[a : a + horizon, :n_targets] for series, a in windows])  # [N, H, C]
-    times = np.stack([series.time[a : a + horizon].to_numpy() for series, a in windows])  # [N, H]
-    per_window = horizon * n_targets  # rows: window by window, step by step, target by target
-    columns = {
-        "series": np.repeat([series.id for series, _ in windows], per_window),
-        "origin": np.repeat([series.time[a - 1] for series, a in windows], per_window),
-        "time": np.repeat(times.reshape(-1), n_targets),
-        "step": np.tile(np.repeat(np.arange(1, horizon + 1), n_targets), len(windows)),
-        "target": np.tile(targets, len(windows) * horizon),
-        "actual": actual.reshape(-1),
-        "forecast": (point * stds + means).astype(np.float32).reshape(-1),
-    }
-    for qi, level in enumerate(module.quantiles or []):
-        columns[f"q{level:g}"] = (y_hat[..., qi].numpy() * stds + means).astype(np.float32).reshape(-1)
-    return pd.DataFrame(columns)
+    forecaster = module.forecaster
+    frames = []
+    for index, series in enumerate(collection.series):
+        first = np.sort(dataset.first_target[dataset.series == index].numpy())  # [W] first target rows
+        if not len(first):
+            continue
+        origins = first[(first - first[0]) % stride == 0]  # [N]
+        windows = origin_windows(spec, series, origins)
+        y_hat = predict(forecaster, windows, datamodule.eval_batch_size)  # [N, H, C(, Q)], scaled
+        point = windows.to_real(forecaster.point(torch.from_numpy(y_hat)).numpy())  # [N, H, C]
+        actual = series.values[origins[:, None] + np.arange(horizon), :n_targets]  # [N, H, C]
+        per_window = horizon * n_targets  # rows: window by window, step by step, target by target
+        columns = {
+            "series": np.repeat(series.id, len(origins) * per_window),
+            "origin": np.repeat(series.time[origins - 1], per_window),
+            "time": np.repeat(windows.future_times.reshape(-1), n_targets),
+            "step": np.tile(np.repeat(np.arange(1, horizon + 1), n_targets), len(origins)),
+            "target": np.tile(targets, len(origins) * horizon),
+            "actual": actual.reshape(-1),
+            "forecast": point.astype(np.float32).reshape(-1),
+        }
+        if forecaster.quantiles:
+            real = windows.to_real(y_hat)  # [N, H, C, Q]
+            for qi, level in enumerate(forecaster.quantiles):
+                columns[f"q{level:g}"] = real[..., qi].astype(np.float32).reshape(-1)
+        frames.append(pd.DataFrame(columns))
+    return pd.concat(frames, ignore_index=True)
 
 
 def plot_forecasts(frame: pd.DataFrame, datamodule, path: Path, windows: int = PLOTTED_WINDOWS) -> None:
@@ -214,11 +225,13 @@ def attention_heatmap(module, datamodule, directory: Path) -> bool:
     return True
 
 
-def save_pyfunc(bundle: Path, directory: Path, input_example: pd.DataFrame) -> None:
+def save_pyfunc(bundle: Path, directory: Path, input_example: pd.DataFrame, time_col: str, horizon: int) -> None:
     """The bundle as an MLflow pyfunc model (from code: no pickled object), loadable from runs:/ and models:/.
 
     The input example (one series' last L rows, as in the training file) gives the model its signature
-    and shows users of `mlflow models serve` the table to send.
+    and shows users of `mlflow models serve` the table to send. The signature leaves the time column's
+    type open (datetime or text: tsattn parses either) and declares the `horizon` parameter, which MLflow
+    would otherwise drop with a warning.
     """
     import mlflow.pyfunc
 
@@ -229,11 +242,22 @@ def save_pyfunc(bundle: Path, directory: Path, input_example: pd.DataFrame) -> N
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column")
         mlflow.pyfunc.save_model(
             path=str(directory),
-            python_model=str(Path(__file__).resolve().parent.parent / "mlflow_model.py"),
+            python_model=str(Path(__file__).resolve().parent.parent / "inference" / "pyfunc.py"),
             artifacts={"bundle": str(bundle)},
             input_example=input_example,
+            signature=_signature(input_example, time_col, horizon),
             pip_requirements=[f"tsattn=={__version__}"],
         )
+
+
+def _signature(example: pd.DataFrame, time_col: str, horizon: int):
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    signature = infer_signature(example, params={"horizon": int(horizon)})
+    columns = [ColSpec(AnyType(), c.name) if c.name == time_col else c for c in signature.inputs.inputs]
+    signature.inputs = Schema(columns)
+    return signature
 
 
 def history_example(datamodule) -> pd.DataFrame:
@@ -244,7 +268,7 @@ def history_example(datamodule) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     if collection.id_col:
         columns[collection.id_col] = series.id
-    columns[collection.time_col] = series.time[rows].strftime("%Y-%m-%d %H:%M:%S")
+    columns[collection.time_col] = series.time[rows]
     for i, name in enumerate(collection.columns):
         columns[name] = series.values[rows, i].astype(np.float64)
     return pd.DataFrame(columns)

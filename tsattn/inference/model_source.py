@@ -7,8 +7,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tsattn.bundle import SCHEMA
 from tsattn.errors import TsattnError
+from tsattn.inference.bundle import SCHEMA
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 

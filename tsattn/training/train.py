@@ -60,8 +60,8 @@ class Training:
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
 
-        from tsattn.checkpoints import plan_checkpoints
         from tsattn.tracking.runs import run_tags, start_run
+        from tsattn.training.checkpoints import plan_checkpoints
 
         # Under DDP every rank builds a Training; only rank 0 talks to MLflow.
         self.tracked = bool(settings) and rank_zero_only.rank == 0
@@ -78,7 +78,7 @@ class Training:
         self.pruning = None
         trial = cfg.get("optuna_trial")
         if trial:  # a trial of tsattn's Optuna sweeper: report to it, stop when it is pruned
-            from tsattn.callbacks import OptunaPruning
+            from tsattn.training.callbacks import OptunaPruning
 
             self.pruning = OptunaPruning(
                 trial.study_name, trial.storage, int(trial.trial_id), trial.monitor, trial.get("pruner")

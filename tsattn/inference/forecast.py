@@ -7,14 +7,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
-from tsattn.bundle import Bundle
-from tsattn.data.calendar import calendar_features
 from tsattn.data.io import series_from_frame
-from tsattn.data.scaling import mean_and_std
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
+from tsattn.inference.bundle import Bundle
+from tsattn.inference.windows import Windows, WindowSpec, last_windows, predict
 
 STEP_COLUMN = "step"
 
@@ -86,7 +84,6 @@ def forecast(
         point forecast column per target and, for quantile models, `<target>_q<level>` columns. Values in
         the data's own units; column names from the training file.
     """
-    schema = bundle.schema
     horizon = bundle.horizon if horizon is None else horizon
     check_horizon(bundle, horizon)
     lookback = bundle.lookback
@@ -96,18 +93,13 @@ def forecast(
             f"{history.source}: {len(short)} series have fewer than the {lookback} rows of history the model "
             f"reads (first: {short[0]!r}); give each series at least {lookback} rows"
         )
-    module = bundle.module
-    device = next(module.parameters(), torch.empty(0)).device
-    frames = []
-    done = 0
+    spec = WindowSpec.of(bundle)
+    frames, done = [], 0
     for start in range(0, len(history.series), batch_size):
         chunk = history.series[start : start + batch_size]
-        stats = [statistics(bundle, s) for s in chunk]
-        x, future_calendar, future_times = _windows(chunk, stats, schema, lookback)
-        with torch.inference_mode():
-            y_hat = module({"x": x.to(device), "future_calendar": future_calendar.to(device)})["y_hat"]
-        y_hat = y_hat[:, :horizon].float().cpu().numpy()  # [B, H, C] or [B, H, C, Q]
-        frames.append(_rows(chunk, stats, y_hat, future_times, schema, horizon))
+        windows = last_windows(spec, chunk)
+        y_hat = predict(bundle.forecaster, windows)  # [B, H, C(, Q)], scaled
+        frames.append(forecast_rows(bundle, [s.id for s in chunk], windows, y_hat, horizon))
         done += len(chunk)
         if on_batch is not None:
             on_batch(done)
@@ -123,69 +115,27 @@ def check_horizon(bundle: Bundle, horizon: int) -> None:
         )
 
 
-def statistics(bundle: Bundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
-    """Scaling statistics for a series: its training ones, else (a new series) its own history's."""
-    known = known_statistics(bundle, series.id)
-    return known if known is not None else mean_and_std(series.values)
-
-
-def known_statistics(bundle: Bundle, series_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The statistics the model was trained with for this series; None for a series it never saw."""
-    stats = bundle.scaler.stats
-    if series_id in stats:
-        chosen = stats[series_id]
-    elif bundle.schema["layout"] == "wide" and len(stats) == 1:
-        chosen = next(iter(stats.values()))  # one wide series: the file name may differ, the series does not
-    else:
-        return None
-    return chosen["mean"], chosen["std"]
-
-
-def _windows(chunk: list[Series], stats, schema, lookback: int):
-    """The model's inputs for the window ending at each series' last row, built for the whole chunk at once.
-
-    Shapes: x [B, L, F + K], future_calendar [B, H, K]; future_times: B x H timestamps.
-    """
-    names, horizon = schema["calendar"], int(schema["horizon"])
-    freq = pd.tseries.frequencies.to_offset(schema["freq"])
-    mean = np.stack([m for m, _ in stats])[:, None, :]  # [B, 1, F]
-    std = np.stack([s for _, s in stats])[:, None, :]
-    values = ((np.stack([s.values[-lookback:] for s in chunk]) - mean) / std).astype(np.float32)  # [B, L, F]
-    past = np.stack([s.time[-lookback:].to_numpy() for s in chunk])  # [B, L] datetime64
-    if isinstance(freq, pd.offsets.Tick):  # a fixed step: the future grid is arithmetic
-        future = past[:, -1:] + np.arange(1, horizon + 1) * np.timedelta64(freq.nanos, "ns")  # [B, H]
-    else:  # months, business days...: the calendar decides
-        future = np.stack([pd.date_range(s.time[-1], periods=horizon + 1, freq=freq)[1:].to_numpy() for s in chunk])
-    k = 2 * len(names)
-    past_calendar = calendar_features(pd.DatetimeIndex(past.reshape(-1)), names).reshape(len(chunk), lookback, k)
-    future_calendar = calendar_features(pd.DatetimeIndex(future.reshape(-1)), names).reshape(len(chunk), horizon, k)
-    x = np.concatenate([values, past_calendar], axis=-1)
-    return torch.from_numpy(x), torch.from_numpy(future_calendar), future
-
-
-def _rows(chunk, stats, y_hat: np.ndarray, future_times, schema, horizon: int) -> pd.DataFrame:
+def forecast_rows(bundle: Bundle, ids: list[str], windows: Windows, y_hat: np.ndarray, horizon: int) -> pd.DataFrame:
+    """The output table of one batch: scaled network outputs [B, H, C(, Q)] to rows in real units."""
+    schema = bundle.schema
     targets = schema["targets"]
-    n_targets = len(targets)
-    mean = np.stack([m[:n_targets] for m, _ in stats])[:, None, :]  # [B, 1, C]
-    std = np.stack([s[:n_targets] for _, s in stats])[:, None, :]
+    real = windows.to_real(y_hat)[:, :horizon]  # [B, h, C(, Q)]
     id_col, time_col = schema["id_col"] or "series", schema["time_col"] or "time"
     columns = {
-        id_col: np.repeat([s.id for s in chunk], horizon),
-        time_col: future_times[:, :horizon].reshape(-1),
-        STEP_COLUMN: np.tile(np.arange(1, horizon + 1), len(chunk)),
+        id_col: np.repeat(ids, horizon),
+        time_col: windows.future_times[:, :horizon].reshape(-1),
+        STEP_COLUMN: np.tile(np.arange(1, horizon + 1), len(ids)),
     }
     quantiles = schema.get("quantiles")
     if quantiles:
-        point = y_hat[..., _median_index(quantiles)]
+        point = real[..., _median_index(quantiles)]
         for qi, level in enumerate(quantiles):
-            real = y_hat[..., qi] * std + mean
             for ci, target in enumerate(targets):
-                columns[f"{target}_q{level:g}"] = real[..., ci].reshape(-1)
+                columns[f"{target}_q{level:g}"] = real[..., ci, qi].reshape(-1)
     else:
-        point = y_hat
-    real_point = point * std + mean  # [B, H, C]
+        point = real
     for ci, target in enumerate(targets):
-        columns[target] = real_point[..., ci].reshape(-1)
+        columns[target] = point[..., ci].reshape(-1)
     ordered = [id_col, time_col, STEP_COLUMN, *targets]
     frame = pd.DataFrame(columns)[ordered + [c for c in columns if c not in ordered]]
     # A wide file holds one series and has no id column: neither has its forecast.

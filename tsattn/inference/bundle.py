@@ -7,7 +7,7 @@
     config.yaml           the run's resolved model and data config, for people; loading never reads it
 
 Loading maps the network name to a class through tsattn's registry (tsattn/models/registry.py) and passes
-plain values only (tsattn/bundle_checks.py); sizes are checked against the weights before anything real is
+plain values only (tsattn/inference/bundle_checks.py); sizes are checked against the weights before anything real is
 built. Nothing a bundle names is imported or called.
 """
 
@@ -22,7 +22,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tsattn import __version__
-from tsattn.bundle_checks import (
+from tsattn.data.scaling import StandardScaler
+from tsattn.errors import TsattnError
+from tsattn.inference.bundle_checks import (
     MAX_ID,
     MAX_STEPS,
     MAX_UNSAVED_BUFFER_ELEMENTS,
@@ -36,8 +38,6 @@ from tsattn.bundle_checks import (
     require,
     weight_shapes,
 )
-from tsattn.data.scaling import StandardScaler
-from tsattn.errors import TsattnError
 
 FORMAT = "tsattn-bundle"
 # 2: the network by registry name with plain options; format 1 named a Python class for Hydra to build.
@@ -49,10 +49,10 @@ MODULE_OBJECTS = ("net", "optimizer", "scheduler", "teacher_forcing")
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the ForecastModule in eval mode, the scaler and the schema."""
+    """A loaded bundle: the Forecaster in eval mode, the scaler and the schema."""
 
     path: Path
-    module: Any  # tsattn.module.ForecastModule
+    forecaster: Any  # tsattn.models.forecaster.Forecaster
     scaler: StandardScaler
     schema: dict[str, Any]
 
@@ -93,7 +93,7 @@ def save_bundle(
 
     from tsattn.data.io import file_sha256
     from tsattn.models.registry import network_name
-    from tsattn.module import ForecastModule
+    from tsattn.training.module import ForecastModule
 
     directory = Path(directory)
     network = network_name(module.net)
@@ -140,7 +140,7 @@ def save_bundle(
 
 
 def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
-    """Rebuild the ForecastModule of a bundle, in eval mode, on `device`.
+    """Rebuild the Forecaster of a bundle, in eval mode, on `device` (no Lightning is imported).
 
     Every way a bundle can be wrong (missing, not a bundle, another format, an unknown network, options
     that are not plain values or do not fit the network, sizes that do not match the weights, corrupt
@@ -150,8 +150,8 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
+    from tsattn.models.forecaster import Forecaster
     from tsattn.models.registry import network_class
-    from tsattn.module import ForecastModule
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -163,7 +163,7 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     source = directory / SCHEMA
     net_class = network_class(schema["network"])
     net_options = plain_options(schema["network_options"], net_class, source, "network_options")
-    module_options = plain_options(schema["module_options"], ForecastModule, source, "module_options", MODULE_OBJECTS)
+    forecaster_options = _forecaster_options(schema["module_options"], source)
     check_agreement(schema, net_options, source)
     weights = directory / WEIGHTS
     shapes = weight_shapes(weights)
@@ -181,12 +181,29 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
         detail = " ".join(str(err).split())[:200]
         raise TsattnError(f"{weights} is not a valid safetensors file for this network ({detail})") from None
     try:
-        module = ForecastModule(net, **module_options)
+        forecaster = Forecaster(net, **forecaster_options)
     except (ValueError, TypeError, TsattnError) as err:
         raise TsattnError(f"{source}: module_options do not fit ({err}); the bundle is corrupt") from None
-    module.to(torch.device(device)).eval()
-    _dry_run(module, schema, source)
-    return Bundle(path=directory, module=module, scaler=scaler, schema=schema)
+    forecaster.to(torch.device(device)).eval()
+    _dry_run(forecaster, schema, source)
+    return Bundle(path=directory, forecaster=forecaster, scaler=scaler, schema=schema)
+
+
+# ForecastModule options that only training reads: checked for their type, not passed to the Forecaster.
+TRAINING_OPTIONS = {"loss": ("mse", "mae")}
+
+
+def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
+    """The module options inference uses (the Forecaster's), checked; the training-only ones checked and set aside."""
+    from tsattn.models.forecaster import Forecaster
+
+    if not isinstance(options, Mapping):
+        raise TsattnError(f"{source}: module_options is not a mapping; the bundle is corrupt")
+    inference = dict(options)
+    for name, allowed in TRAINING_OPTIONS.items():
+        if name in inference and inference.pop(name) not in allowed:
+            raise TsattnError(f"{source}: module_options.{name} is not one of {', '.join(allowed)}; corrupt bundle")
+    return plain_options(inference, Forecaster, source, "module_options", ("net",))
 
 
 # What a network may raise on options that make no sense together (nhead not dividing d_model...).

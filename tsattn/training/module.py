@@ -11,15 +11,8 @@ import torch
 from torch import nn
 
 from tsattn.metrics import POINT_METRICS, HorizonErrors, pinball
-from tsattn.models.folding import (
-    fold_channels,
-    fold_segments,
-    spread_segment_attention,
-    unfold_channels,
-    unfold_segments,
-)
-from tsattn.models.layers import window_statistics
-from tsattn.schedules import TeacherForcing
+from tsattn.models.forecaster import Forecaster
+from tsattn.training.schedules import TeacherForcing
 
 Batch = dict[str, torch.Tensor]
 
@@ -40,15 +33,8 @@ class ForecastModule(L.LightningModule):
         scheduler: optional factory taking the optimizer (a `_partial_` LR scheduler); stepped per epoch on val/loss.
         loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
-        revin: reversible instance normalisation: each input window is standardised by its own mean and
-            std before the network, and the forecast is mapped back with them.
-        channel_independent: forecast each target channel as its own series with one shared network
-            (Nie et al., 2023): a window of C targets becomes C windows of one target, each with the past
-            covariates and calendar features. The network is then built with n_targets=1.
-        segment_len: S; above 1 the network runs over segments of S steps, each one step with S times the
-            channels (SegRNN; patches in PatchTST): L/S encoder and H/S decoder steps. S divides L and H.
-        n_targets: C, the data's target channels; needed with channel_independent, since the network
-            then sees one.
+        revin, channel_independent, segment_len, n_targets: the Forecaster's views of a batch (RevIN,
+            one window per target channel, segments of steps); see tsattn.models.forecaster.Forecaster.
     """
 
     def __init__(
@@ -66,12 +52,11 @@ class ForecastModule(L.LightningModule):
         super().__init__()
         if loss not in POINT_METRICS:
             raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
-        if channel_independent and not n_targets:
-            raise ValueError("channel_independent=True needs n_targets, the data's number of target channels")
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])
-        self.net = net
+        # Everything inference needs lives in the Forecaster; this module adds the loss, the optimizer and the loops.
+        self.forecaster = Forecaster(net, revin, channel_independent, segment_len, n_targets)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.point_loss = POINT_METRICS[loss]
         self.teacher_forcing = teacher_forcing or TeacherForcing()
@@ -85,63 +70,19 @@ class ForecastModule(L.LightningModule):
 
     @property
     def uses_teacher_forcing(self) -> bool:
-        return bool(getattr(self.net, "uses_teacher_forcing", False))
+        return self.forecaster.uses_teacher_forcing
 
     def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0, **forward_options) -> Batch:
-        """Run the network on the configured view of the batch. y_hat comes back in the data's scale.
-
-        Order: one window per channel (channel_independent), RevIN on each window, segments of steps
-        (segment_len), the network, then each step undone in reverse; per-segment attention maps are spread
-        over the steps at the very end. `forward_options` go to the network as they are (return_attention=True
-        for the Transformer).
-        """
-        if self.hparams.channel_independent:
-            n_targets = self.hparams.n_targets
-            output = self._normalised(fold_channels(batch, n_targets), teacher_forcing_ratio, **forward_options)
-            output = unfold_channels(output, n_targets)
-        else:
-            output = self._normalised(batch, teacher_forcing_ratio, **forward_options)
-        if "attention" in output and self.hparams.segment_len > 1:
-            # Spread to steps last: averaged over channels first, the map is C times smaller.
-            output = dict(output, attention=spread_segment_attention(output["attention"], self.hparams.segment_len))
-        return output
-
-    def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
-        """Standardise each window by its own statistics (RevIN) when enabled, run, and map back."""
-        if not self.hparams.revin:
-            return self._segmented(batch, teacher_forcing_ratio, **forward_options)
-        x = batch["x"]
-        n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
-        n_targets = self.window_targets
-        mean, std = window_statistics(x[..., :n_values])  # [B, 1, V] each
-        normalised = dict(batch, x=torch.cat([(x[..., :n_values] - mean) / std, x[..., n_values:]], dim=-1))
-        target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
-        if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
-            normalised["y"] = (batch["y"] - target_mean) / target_std
-        output = self._segmented(normalised, teacher_forcing_ratio, **forward_options)
-        y_hat = output["y_hat"]
-        if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
-            target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
-        return dict(output, y_hat=y_hat * target_std + target_mean)
-
-    def _segmented(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
-        """Run the network on segments of segment_len steps (or on the steps themselves)."""
-        segment_len = self.hparams.segment_len
-        if segment_len == 1:
-            return self.net(batch, teacher_forcing_ratio, **forward_options)
-        folded = fold_segments(batch, self.window_targets, segment_len)
-        return unfold_segments(self.net(folded, teacher_forcing_ratio, **forward_options), segment_len)
+        """The Forecaster's output: y_hat [B, H, C(, Q)] in the data's scale (see tsattn.models.forecaster)."""
+        return self.forecaster(batch, teacher_forcing_ratio, **forward_options)
 
     @property
-    def window_targets(self) -> int:
-        """Target channels per window reaching RevIN: 1 when channel independent, else the data's C."""
-        if self.hparams.channel_independent:
-            return 1
-        return self.hparams.n_targets or self.net.n_targets // self.hparams.segment_len
+    def net(self) -> nn.Module:
+        return self.forecaster.net
 
     def point(self, y_hat: torch.Tensor) -> torch.Tensor:
         """The point forecast: y_hat itself, or its median quantile. Shape: -> [B, H, C]."""
-        return y_hat[..., self.net.head.median_index] if self.quantiles else y_hat
+        return self.forecaster.point(y_hat)
 
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pinball(y_hat, y, self.quantiles) if self.quantiles else self.point_loss(y_hat, y)

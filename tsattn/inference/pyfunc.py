@@ -15,18 +15,16 @@ from mlflow.models import set_model
 
 
 class TsattnForecaster(mlflow.pyfunc.PythonModel):
-    """predict(history) -> forecasts: the history table in the training file's layout, in real units."""
+    """predict(history, params={"horizon": h}) -> forecasts: the history table in the training file's
+    layout (time as datetime or ISO text), forecasts in real units, h steps (default: the trained horizon)."""
 
     def load_context(self, context) -> None:
-        from tsattn.bundle import load_bundle
+        from tsattn.inference.api import Model
 
-        self.bundle = load_bundle(context.artifacts["bundle"])
+        self.model = Model.from_directory(context.artifacts["bundle"])
 
     def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from tsattn.forecast import forecast, history_from_frame
-
-        horizon = (params or {}).get("horizon")
-        return forecast(self.bundle, history_from_frame(self.bundle, model_input), horizon=horizon)
+        return self.model.forecast(model_input, horizon=(params or {}).get("horizon"))
 
 
 set_model(TsattnForecaster())

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsattn.bundle import Bundle
-from tsattn.data.calendar import calendar_features, season_offsets
-from tsattn.data.scaling import expanding_mean_and_std
+from tsattn.data.calendar import season_offsets
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
-from tsattn.forecast import known_statistics
+from tsattn.inference.bundle import Bundle
+from tsattn.inference.windows import WindowSpec, origin_windows, predict
+from tsattn.metrics import mase_scale, scores
 
 FORECASTERS = ("model", "last_value", "seasonal_naive")
 
@@ -56,6 +56,7 @@ def backtest(
     n_targets, season = len(schema["targets"]), bundle.season_length
     earliest = max(lookback, season)
     test_start = bundle.test_starts
+    spec = WindowSpec.of(bundle)
 
     parts, errors, scaled_abs, done, in_sample = [], {name: [] for name in FORECASTERS}, [], 0, 0
     for series in history.series:
@@ -68,7 +69,7 @@ def backtest(
         if series.id in test_start:
             in_sample += int((series.time[origins] < test_start[series.id]).sum())
         values = series.values.astype(np.float64)  # [T, F], real units
-        forecast = _model_forecasts(bundle, series, origins, batch_size)
+        forecast = _model_forecasts(bundle, spec, series, origins, batch_size)
         forecasts = {
             "model": forecast,
             "last_value": np.repeat(values[origins - 1, None, :n_targets], horizon, axis=1),
@@ -77,7 +78,7 @@ def backtest(
         actual = values[origins[:, None] + np.arange(horizon)][..., :n_targets]  # [N, H, C]
         for name in FORECASTERS:
             errors[name].append((forecasts[name], actual))
-        scale = _mase_scale(values[: origins[0], :n_targets], season)  # [C], from rows before the first origin
+        scale = mase_scale(values[: origins[0], :n_targets], season)  # [C], from rows before the first origin
         scaled_abs.append({name: np.abs(forecasts[name] - actual) / scale for name in FORECASTERS})
         parts.append(_rows(series, origins, horizon, schema, actual, forecasts))
         done += len(origins)
@@ -90,7 +91,7 @@ def backtest(
         )
 
     metrics = {
-        name: _scores(
+        name: scores(
             np.concatenate([f for f, _ in errors[name]]),
             np.concatenate([a for _, a in errors[name]]),
             np.concatenate([s[name] for s in scaled_abs]),
@@ -101,65 +102,11 @@ def backtest(
     return Backtest(rows, metrics, len(rows) // (horizon * n_targets), len(parts), in_sample)
 
 
-def _model_forecasts(bundle: Bundle, series: Series, origins: np.ndarray, batch_size: int) -> np.ndarray:
+def _model_forecasts(bundle: Bundle, spec: WindowSpec, series: Series, origins: np.ndarray, batch_size: int):
     """The model's point forecasts from each origin, in real units. Shape: -> [N, H, C]."""
-    module, lookback = bundle.module, bundle.lookback
-    n_targets = len(bundle.schema["targets"])
-    device = next(module.parameters(), torch.empty(0)).device
-    values = series.values.astype(np.float64)
-    known = known_statistics(bundle, series.id)
-    if known is not None:
-        mean, std = (np.broadcast_to(s, (len(origins), s.shape[-1])) for s in known)  # [N, F]
-    else:
-        mean, std = expanding_mean_and_std(values, origins)  # each origin: its rows before it only
-    calendar = calendar_features(series.time, bundle.schema["calendar"])  # [T, K]
-    input_rows = origins[:, None] + np.arange(-lookback, 0)  # [N, L]
-    scaled = ((values[input_rows] - mean[:, None]) / std[:, None]).astype(np.float32)  # [N, L, F]
-    x = np.concatenate([scaled, calendar[input_rows]], axis=-1)  # [N, L, F + K]
-    future_calendar = calendar[origins[:, None] + np.arange(bundle.horizon)]  # [N, H, K]
-    predictions = []
-    for begin in range(0, len(origins), batch_size):
-        batch = {
-            "x": torch.from_numpy(x[begin : begin + batch_size]).to(device),
-            "future_calendar": torch.from_numpy(future_calendar[begin : begin + batch_size]).to(device),
-        }
-        with torch.inference_mode():
-            predictions.append(module.point(module(batch)["y_hat"]).float().cpu().numpy())  # [B, H, C]
-    scaled_forecast = np.concatenate(predictions).astype(np.float64)
-    return scaled_forecast * std[:, None, :n_targets] + mean[:, None, :n_targets]
-
-
-def _mase_scale(insample: np.ndarray, season: int) -> np.ndarray:
-    """Mean absolute seasonal difference of the rows before the first origin, per target ([C]).
-
-    The seasonal lag falls back to 1 when the in-sample rows do not span two seasons; a flat in-sample
-    series has no scale (NaN), and its MASE is left out.
-    """
-    lag = season if len(insample) > season else 1
-    scale = np.abs(insample[lag:] - insample[:-lag]).mean(axis=0)
-    return np.where(scale > 0, scale, np.nan)
-
-
-def _scores(forecast: np.ndarray, actual: np.ndarray, scaled_abs: np.ndarray) -> dict:
-    """MSE, MAE, sMAPE (%) and MASE, overall and per horizon step. Shapes: [N, H, C] each."""
-    error = forecast - actual
-    denominator = np.abs(forecast) + np.abs(actual)
-    smape = np.where(denominator > 0, 2 * np.abs(error) / np.where(denominator > 0, denominator, 1), 0.0) * 100
-    per_step = {
-        "mse": (error**2).mean(axis=(0, 2)),
-        "mae": np.abs(error).mean(axis=(0, 2)),
-        "smape": smape.mean(axis=(0, 2)),
-        "mase": np.nanmean(scaled_abs, axis=(0, 2))
-        if np.isfinite(scaled_abs).any()
-        else np.full(error.shape[1], np.nan),
-    }
-    overall = {
-        "mse": float((error**2).mean()),
-        "mae": float(np.abs(error).mean()),
-        "smape": float(smape.mean()),
-        "mase": float(np.nanmean(scaled_abs)) if np.isfinite(scaled_abs).any() else float("nan"),
-    }
-    return {"overall": overall, "per_step": {k: [float(v) for v in values] for k, values in per_step.items()}}
+    windows = origin_windows(spec, series, origins)
+    y_hat = torch.from_numpy(predict(bundle.forecaster, windows, batch_size))  # [N, H, C(, Q)], scaled
+    return windows.to_real(bundle.forecaster.point(y_hat).numpy())
 
 
 def _rows(series, origins, horizon, schema, actual, forecasts) -> pd.DataFrame:

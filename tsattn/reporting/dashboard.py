@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tsattn.compare import BASELINES, SKILL_COLUMNS, Leaderboard, leaderboard
+from tsattn.reporting.compare import BASELINES, SKILL_COLUMNS, Leaderboard, leaderboard
 from tsattn.resources import dashboard_dir
 
 CURVES = ("train/loss", "val/loss", "val/loss_tf")

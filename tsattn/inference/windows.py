@@ -1,0 +1,165 @@
+"""Inference windows: the one place where a history becomes model inputs, and forecasts go back to real units.
+
+`tsattn forecast` (the window ending at each series' last row), `tsattn backtest` (windows ending before
+many origins of a series), the test-forecast artifact of a training run, the Python API and the Spark
+engine all build their inputs here. Training's WindowDataset builds the same windows from the same scaler;
+tests/test_parity.py holds the two equal.
+
+Scaling: a series the model was trained on uses its training statistics; a series it never saw uses the
+statistics of its own rows before each origin, never a row after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsattn.data.calendar import calendar_features
+from tsattn.data.scaling import expanding_mean_and_std, mean_and_std
+from tsattn.data.series import Series
+
+Statistics = tuple[np.ndarray, np.ndarray]  # mean [F], std [F]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What building a window needs to know about the model.
+
+    Args:
+        lookback, horizon: L and H.
+        calendar: the calendar feature names, in the model's order.
+        freq: the data's frequency (the future grid continues it).
+        stats: training statistics by series id.
+        single_series: the model was trained on one wide series: its statistics serve the one series of
+            any wide input, whatever the file is called.
+    """
+
+    lookback: int
+    horizon: int
+    calendar: Sequence[str]
+    freq: pd.DateOffset
+    stats: Mapping[str, Statistics]
+    single_series: bool = False
+
+    @classmethod
+    def of(cls, bundle) -> WindowSpec:
+        schema = bundle.schema
+        stats = {sid: (np.asarray(s["mean"]), np.asarray(s["std"])) for sid, s in bundle.scaler.stats.items()}
+        return cls(
+            lookback=bundle.lookback,
+            horizon=bundle.horizon,
+            calendar=list(schema["calendar"]),
+            freq=pd.tseries.frequencies.to_offset(schema["freq"]),
+            stats=stats,
+            single_series=schema["layout"] == "wide" and len(stats) == 1,
+        )
+
+    def known(self, series_id: str) -> Statistics | None:
+        """The statistics the model was trained with for this series; None for a series it never saw."""
+        if series_id in self.stats:
+            return self.stats[series_id]
+        if self.single_series:
+            return next(iter(self.stats.values()))
+        return None
+
+
+@dataclass
+class Windows:
+    """Model inputs for N windows and what maps their forecasts back to real units."""
+
+    x: np.ndarray  # [N, L, F + K] float32: scaled values, then calendar features
+    future_calendar: np.ndarray  # [N, H, K] float32
+    future_times: np.ndarray  # [N, H] datetime64: the times the forecast steps fall on
+    mean: np.ndarray  # [N, F] float64
+    std: np.ndarray  # [N, F] float64
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to_real(self, scaled: np.ndarray) -> np.ndarray:
+        """Scaled forecasts back to the data's units. Shape: [N, H, C] or [N, H, C, Q] -> the same."""
+        n_targets = scaled.shape[2]
+        mean, std = self.mean[:, None, :n_targets], self.std[:, None, :n_targets]  # [N, 1, C]
+        if scaled.ndim == 4:
+            mean, std = mean[..., None], std[..., None]
+        return scaled.astype(np.float64) * std + mean
+
+
+def last_windows(spec: WindowSpec, chunk: Sequence[Series]) -> Windows:
+    """The window ending at each series' last row, for forecasting the steps after it.
+
+    Every series needs at least L rows; the caller checks (and names the short ones).
+    """
+    lookback = spec.lookback
+    values = np.stack([s.values[-lookback:] for s in chunk])  # [B, L, F]
+    past_times = np.stack([s.time[-lookback:].to_numpy() for s in chunk])  # [B, L]
+    stats = [spec.known(s.id) or mean_and_std(s.values) for s in chunk]
+    mean, std = np.stack([m for m, _ in stats]), np.stack([s for _, s in stats])  # [B, F] each
+    future_times = _future_grid(past_times[:, -1], spec.freq, spec.horizon)  # [B, H]
+    times = np.concatenate([past_times, future_times], axis=1)  # [B, L + H]
+    calendar = calendar_features(pd.DatetimeIndex(times.reshape(-1)), spec.calendar)
+    calendar = calendar.reshape(len(chunk), lookback + spec.horizon, -1)  # [B, L + H, K]
+    return _assemble(values, mean, std, calendar, future_times, lookback)
+
+
+def origin_windows(spec: WindowSpec, series: Series, origins: np.ndarray) -> Windows:
+    """The windows of one series that forecast from each origin: rows [o - L, o) in, rows [o, o + H) out.
+
+    An origin may be len(series), the step after the last row: its forecast steps lie on the future grid.
+    Each origin needs at least L rows before it.
+    """
+    lookback, horizon = spec.lookback, spec.horizon
+    values = series.values
+    known = spec.known(series.id)
+    if known is not None:
+        mean, std = (np.broadcast_to(s, (len(origins), s.shape[-1])) for s in known)  # [N, F]
+    else:
+        mean, std = expanding_mean_and_std(values, origins)  # each origin: its rows before it only
+    beyond = max(int(origins.max()) + horizon - len(series.time), 0)  # future steps past the last row
+    times = series.time.to_numpy()
+    if beyond:
+        times = np.concatenate([times, _future_grid(times[-1:], spec.freq, beyond)[0]])
+    first = int(origins.min()) - lookback  # the calendar of the rows any window touches, computed once
+    calendar = calendar_features(pd.DatetimeIndex(times[first:]), spec.calendar)  # [T', K]
+    rows = origins[:, None] + np.arange(-lookback, horizon)  # [N, L + H]
+    return _assemble(values[rows[:, :lookback]], mean, std, calendar[rows - first], times[rows[:, lookback:]], lookback)
+
+
+def _assemble(values, mean, std, calendar, future_times, lookback: int) -> Windows:
+    """Shapes: values [N, L, F], mean/std [N, F], calendar [N, L + H, K], future_times [N, H]."""
+    scaled = ((values - mean[:, None]) / std[:, None]).astype(np.float32)  # [N, L, F]
+    x = np.concatenate([scaled, calendar[:, :lookback]], axis=-1)  # [N, L, F + K]
+    return Windows(x, np.ascontiguousarray(calendar[:, lookback:]), future_times, mean, std)
+
+
+def _future_grid(last: np.ndarray, freq: pd.DateOffset, steps: int) -> np.ndarray:
+    """The `steps` stamps after each of `last` on the data's grid. Shape: [N] -> [N, steps] datetime64."""
+    if isinstance(freq, pd.offsets.Tick):  # a fixed step: arithmetic
+        return last[:, None] + np.arange(1, steps + 1) * np.timedelta64(freq.nanos, "ns")
+    # months, business days...: the calendar decides
+    return np.stack([pd.date_range(t, periods=steps + 1, freq=freq)[1:].to_numpy() for t in last])
+
+
+def predict(
+    forecaster: torch.nn.Module,
+    windows: Windows,
+    batch_size: int = 1024,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The forecaster's output for every window, scaled. Shape: -> [N, H, C] or [N, H, C, Q] float32."""
+    device = next(forecaster.parameters(), torch.empty(0)).device
+    outputs = []
+    for begin in range(0, len(windows), batch_size):
+        batch = {
+            "x": torch.from_numpy(windows.x[begin : begin + batch_size]).to(device),
+            "future_calendar": torch.from_numpy(windows.future_calendar[begin : begin + batch_size]).to(device),
+        }
+        with torch.inference_mode():
+            outputs.append(forecaster(batch)["y_hat"].float().cpu().numpy())
+        if on_batch is not None:
+            on_batch(min(begin + batch_size, len(windows)))
+    return np.concatenate(outputs)

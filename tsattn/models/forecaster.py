@@ -1,0 +1,112 @@
+"""Forecaster: everything between a scaled window and a forecast, as one plain nn.Module.
+
+Training (tsattn.training.module.ForecastModule) wraps it; every inference path (forecast, backtest, the
+pyfunc model, the Python API, Spark) runs it alone, so a forecast never imports Lightning.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tsattn.models.folding import (
+    fold_channels,
+    fold_segments,
+    spread_segment_attention,
+    unfold_channels,
+    unfold_segments,
+)
+from tsattn.models.layers import window_statistics
+
+Batch = dict[str, torch.Tensor]
+
+
+class Forecaster(nn.Module):
+    """A network and the views of a batch it runs on.
+
+    Args:
+        net: the network, with forward(batch, teacher_forcing_ratio) -> {"y_hat": [B, H, C'(, Q)], ...}.
+        revin: reversible instance normalisation: each input window is standardised by its own mean and
+            std before the network, and the forecast is mapped back with them.
+        channel_independent: forecast each target channel as its own series with one shared network
+            (Nie et al., 2023): a window of C targets becomes C windows of one target, each with the past
+            covariates and calendar features. The network is then built with n_targets=1.
+        segment_len: S; above 1 the network runs over segments of S steps, each one step with S times the
+            channels (SegRNN; patches in PatchTST): L/S encoder and H/S decoder steps. S divides L and H.
+        n_targets: C, the data's target channels; needed with channel_independent, since the network
+            then sees one.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        revin: bool = False,
+        channel_independent: bool = False,
+        segment_len: int = 1,
+        n_targets: int | None = None,
+    ) -> None:
+        super().__init__()
+        if channel_independent and not n_targets:
+            raise ValueError("channel_independent=True needs n_targets, the data's number of target channels")
+        self.net = net
+        self.revin, self.channel_independent = revin, channel_independent
+        self.segment_len, self.n_targets = segment_len, n_targets
+        self.quantiles = getattr(net, "quantiles", None)
+
+    @property
+    def uses_teacher_forcing(self) -> bool:
+        return bool(getattr(self.net, "uses_teacher_forcing", False))
+
+    def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0, **forward_options) -> Batch:
+        """Run the network on the configured view of the batch. y_hat comes back in the data's scale.
+
+        Order: one window per channel (channel_independent), RevIN on each window, segments of steps
+        (segment_len), the network, then each step undone in reverse; per-segment attention maps are spread
+        over the steps at the very end. `forward_options` go to the network as they are (return_attention=True
+        for the Transformer).
+        """
+        if self.channel_independent:
+            folded = fold_channels(batch, self.n_targets)
+            output = unfold_channels(self._normalised(folded, teacher_forcing_ratio, **forward_options), self.n_targets)
+        else:
+            output = self._normalised(batch, teacher_forcing_ratio, **forward_options)
+        if "attention" in output and self.segment_len > 1:
+            # Spread to steps last: averaged over channels first, the map is C times smaller.
+            output = dict(output, attention=spread_segment_attention(output["attention"], self.segment_len))
+        return output
+
+    def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
+        """Standardise each window by its own statistics (RevIN) when enabled, run, and map back."""
+        if not self.revin:
+            return self._segmented(batch, teacher_forcing_ratio, **forward_options)
+        x = batch["x"]
+        n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
+        n_targets = self.window_targets
+        mean, std = window_statistics(x[..., :n_values])  # [B, 1, V] each
+        normalised = dict(batch, x=torch.cat([(x[..., :n_values] - mean) / std, x[..., n_values:]], dim=-1))
+        target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
+        if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
+            normalised["y"] = (batch["y"] - target_mean) / target_std
+        output = self._segmented(normalised, teacher_forcing_ratio, **forward_options)
+        y_hat = output["y_hat"]
+        if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
+            target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
+        return dict(output, y_hat=y_hat * target_std + target_mean)
+
+    def _segmented(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
+        """Run the network on segments of segment_len steps (or on the steps themselves)."""
+        if self.segment_len == 1:
+            return self.net(batch, teacher_forcing_ratio, **forward_options)
+        folded = fold_segments(batch, self.window_targets, self.segment_len)
+        return unfold_segments(self.net(folded, teacher_forcing_ratio, **forward_options), self.segment_len)
+
+    @property
+    def window_targets(self) -> int:
+        """Target channels per window reaching RevIN: 1 when channel independent, else the data's C."""
+        if self.channel_independent:
+            return 1
+        return self.n_targets or self.net.n_targets // self.segment_len
+
+    def point(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The point forecast: y_hat itself, or its median quantile. Shape: -> [B, H, C]."""
+        return y_hat[..., self.net.head.median_index] if self.quantiles else y_hat

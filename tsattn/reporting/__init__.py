@@ -1,0 +1,1 @@
+"""Reporting: the leaderboard (compare) and the dashboard, both read from MLflow."""

@@ -1,0 +1,1 @@
+"""Training: the Hydra-built run, the LightningModule, its callbacks, checkpoints and schedules."""

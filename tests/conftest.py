@@ -81,7 +81,15 @@ def _mlflow_tracking_uri_restored():
 
 # Under `make test` (pytest-xdist, --dist loadfile) each test module runs on one worker, so its shared
 # fixtures are built once. The longest modules (measured) start first, so both workers finish together.
-LONGEST_FIRST = ("test_benchmarks", "test_faults", "test_reporting", "test_sweeps", "test_configs", "test_module")
+LONGEST_FIRST = (
+    "test_benchmarks",
+    "test_faults",
+    "test_reporting",
+    "test_sweeps",
+    "test_spark",
+    "test_configs",
+    "test_module",
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -129,20 +129,19 @@ def test_sigterm_marks_the_run_killed_and_prints_the_command_that_resumes_it(tmp
 
 
 def test_ctrl_c_in_forecast_and_backtest_writes_nothing(tmp_path, capsys, monkeypatch):
-    import pandas as pd
-
     from tests.conftest import BAD_CSV_DIR, build_bundle
+    from tsattn.inference.output import TableWriter
 
     overrides = ["data=csv", f"data.path={BAD_CSV_DIR / 'good.csv'}", "data.lookback=8", "data.horizon=2"]
     bundle_dir, _ = build_bundle(tmp_path, *overrides, "model=linear", fit=False)
     started = []
 
-    def interrupted_while_writing(frame, path, *args, **kwargs):
-        Path(path).write_text("half a file")  # the interrupt comes in the middle of the write
-        started.append(path)
+    def interrupted_while_writing(writer, frame):
+        Path(writer.path).write_text("half a file")  # the interrupt comes in the middle of the write
+        started.append(writer.path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted_while_writing)
+    monkeypatch.setattr(TableWriter, "write", interrupted_while_writing)  # the one writer of both commands
     out = tmp_path / "out.csv"
     out.write_text("earlier output\n")
     for command in ("forecast", "backtest"):

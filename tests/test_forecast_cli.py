@@ -274,3 +274,23 @@ def test_pyfunc_honours_the_horizon_parameter_and_datetime_times(long_model, wea
     short = model.predict(typed, params={"horizon": 3})
     assert full["step"].max() == 12 and list(short["step"].unique()) == [1, 2, 3]
     np.testing.assert_allclose(short["temperature"], full[full["step"] <= 3]["temperature"], rtol=1e-6)
+
+
+def test_the_readme_python_example_runs_as_written(long_model, weather_path, monkeypatch, capsys):
+    """The README's Python block, with only the run id filled in, run in the directory holding the store."""
+    import re
+
+    from tests.conftest import REPO
+
+    workdir, _, run = long_model
+    (block,) = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    assert 'tsattn.load("runs:/<run id>")' in block and "data/weather_temps.csv" in block
+    code = block.replace("<run id>", run.info.run_id).replace("data/weather_temps.csv", str(weather_path))
+    monkeypatch.chdir(workdir)  # where logs/mlflow/mlflow.db is, as after `make train`
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # our own README, with a run id filled in
+    future, result = namespace["future"], namespace["result"]
+    assert list(future.columns) == ["city", "time", "step", "temperature"] and len(future) == 2 * 12
+    assert result.in_sample == 0 and result.metrics["model"]["overall"]["mse"] > 0
+    assert "mse" in capsys.readouterr().out

@@ -101,6 +101,7 @@ def test_both_validation_losses_and_the_schedule_are_logged_every_epoch(tmp_path
         "+trainer.limit_val_batches=2",
         "model.teacher_forcing.kind=linear",
         "model.teacher_forcing.epochs=2",
+        "model.teacher_forced_validation=true",
         "callbacks=none",
     )
     datamodule, model, trainer = build_components(cfg)

@@ -79,8 +79,11 @@ def main(argv: list[str]) -> None:
         "units": "the data's own units",
         "metrics": result.metrics,
     }
+    from tsattn.inference.output import TableWriter, is_parquet
+
     with atomic_output(args.output) as temporary:
-        result.rows.to_csv(temporary, index=False)
+        with TableWriter(temporary, parquet=is_parquet(args.output)) as writer:
+            writer.write(result.rows)
         if args.metrics_json is not None:
             with atomic_output(args.metrics_json) as metrics_file:
                 metrics_file.write_text(json.dumps(report, indent=2))

@@ -22,8 +22,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a bundle directory, runs:/<run id>[/path] or models:/<name>/<version|alias>")
-    parser.add_argument("input", type=Path, help="history CSV in the layout the model was trained on (wide or long)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="CSV to write; replaced only on success")
+    parser.add_argument(
+        "input",
+        type=Path,
+        help="history in the layout the model was trained on (wide or long): CSV, or Parquet "
+        "(a .parquet file or a directory of them)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="file to write, Parquet when it ends in .parquet, else CSV; replaced only on success",
+    )
     parser.add_argument(
         "--tracking-uri",
         help="MLflow store of runs:/ and models:/ (default: MLFLOW_TRACKING_URI, else logs/mlflow/mlflow.db here)",
@@ -89,27 +100,59 @@ def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: boo
             which ends before the forecast) or "causal" (from earlier rows only: each backtest origin
             has rows after it).
     """
-    from tsattn.data.io import read_frame
     from tsattn.inference.forecast import history_from_frame
 
     sep = bundle.schema["sep"] if sep is None else sep
-    frame = read_frame(path, option="the INPUT argument", sep=sep, sep_option="--sep")
-    history = history_from_frame(bundle, frame, name=str(path), fill=fill)
-    short = [s for s in history.series if len(s.time) < min_rows]
+    history = history_from_frame(bundle, read_input(path, sep), name=str(path), fill=fill)
+    short = [s.id for s in history.series if len(s.time) < min_rows]
+    check_short(path, short, len(history.series), min_rows, skip_short, quiet)
     if not short:
         return history
-    names = ", ".join(repr(s.id) for s in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+    kept = [s for s in history.series if len(s.time) >= min_rows]
+    return type(history)(**{**history.__dict__, "series": kept})
+
+
+def check_short(path: Path, short: list[str], total: int, min_rows: int, skip_short: bool, quiet: bool) -> None:
+    """Refuse series shorter than `min_rows`, or (with --skip-short) name the ones left out on stderr."""
+    if not short:
+        return
+    names = ", ".join(repr(s) for s in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
     if not skip_short:
         raise TsattnError(
             f"{path}: {len(short)} series have fewer than the {min_rows} rows needed ({names}); "
             "give them more history, or pass --skip-short to leave them out"
         )
-    kept = [s for s in history.series if len(s.time) >= min_rows]
-    if not kept:
+    if len(short) == total:
         raise TsattnError(f"{path}: every series is shorter than the {min_rows} rows needed; nothing to do")
     if not quiet:
         print(f"tsattn: skipped {len(short)} series shorter than {min_rows} rows: {names}", file=sys.stderr)
-    return type(history)(**{**history.__dict__, "series": kept})
+
+
+def read_input(path: Path, sep: str):
+    """The INPUT table: Parquet (a .parquet file, or a directory of them) typed as stored, else CSV as text."""
+    from tsattn.data.io import read_frame
+    from tsattn.inference.output import is_parquet
+
+    if is_parquet(path) or (path.is_dir() and any(path.glob("*.parquet"))):
+        return read_parquet(path)
+    return read_frame(path, option="the INPUT argument", sep=sep, sep_option="--sep")
+
+
+def read_parquet(path: Path):
+    """A Parquet file or directory as a DataFrame; anything unreadable is one line."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not path.exists():
+        raise TsattnError(f"{path}: no such file; check the INPUT argument")
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise TsattnError(f"{path} is not a readable Parquet file ({detail})") from None
+    if frame.empty:
+        raise TsattnError(f"{path} has no rows; it needs the history of every series to forecast")
+    return frame
 
 
 @contextlib.contextmanager
@@ -133,8 +176,9 @@ def atomic_output(output: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def progress(total: int, quiet: bool, unit: str = "series"):
-    """A progress bar on stderr, for inputs long enough to wait on."""
+def progress(total: int | None, quiet: bool, unit: str = "series"):
+    """A progress bar on stderr, for inputs long enough to wait on; a count (total None) on terminals only."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=unit, disable=quiet or total < 5000, file=sys.stderr, leave=False)
+    hidden = quiet or (total < 5000 if total is not None else not sys.stderr.isatty())
+    return tqdm(total=total, unit=unit, disable=hidden, file=sys.stderr, leave=False)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
 from tsattn.commands.common import (
     ArgumentParser,
     add_model_and_io_arguments,
     atomic_output,
     check_output,
+    check_short,
     load_model,
     progress,
     read_history,
@@ -17,34 +19,109 @@ from tsattn.commands.common import (
 
 DESCRIPTION = """Forecast the steps after the end of every series in INPUT with a trained model, in the
 data's own units. One output row per series and future timestamp: the id column (long files), the time
-column, step (1..horizon), a point forecast per target and, for quantile models, <target>_q<level>."""
+column, step (1..horizon), a point forecast per target and, for quantile models, <target>_q<level>.
+A long file whose series each come in one block of rows, in time order and without gaps, is streamed:
+memory holds a block of rows and a batch of series, whatever the file's size. Other files are read whole."""
 
 
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tsattn forecast", description=DESCRIPTION)
     add_model_and_io_arguments(parser)
     parser.add_argument("--horizon", type=int, help="steps to forecast, at most the trained horizon (default: it)")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local (default: this process, streaming large files) or spark (pip install 'tsattn[spark]'; "
+        "INPUT and OUTPUT may be Parquet directories; see docs/spark.md)",
+    )
+    parser.add_argument(
+        "--spark-master", default="local[2]", help="with --engine spark: local[N], spark://host:7077, yarn..."
+    )
     return parser
 
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     started = time.perf_counter()
+    if args.engine == "spark":
+        _on_spark(args, started)
+        return
     check_output(args.output)
-    from tsattn.inference.forecast import check_horizon, forecast
-
     bundle = load_model(args)
     if args.horizon is not None:
+        from tsattn.inference.forecast import check_horizon
+
         check_horizon(bundle, args.horizon)  # before reading the input: a big file is not read for nothing
-    history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet, args.sep, "whole")
-    with progress(len(history.series), args.quiet) as bar:
-        frame = forecast(bundle, history, args.horizon, args.batch_size, on_batch=lambda done: bar.update(done - bar.n))
-    with atomic_output(args.output) as temporary:
-        frame.to_csv(temporary, index=False)
+    result = run(bundle, args)
     if not args.quiet:
         seconds = time.perf_counter() - started
+        stages = ", ".join(f"{name} {value:.1f} s" for name, value in result.seconds.items())
         print(
-            f"tsattn: forecast {len(history.series)} series x {frame['step'].max()} steps -> {args.output} "
-            f"({len(frame)} rows) in {seconds:.1f} s",
+            f"tsattn: forecast {result.series} series x {result.horizon} steps -> {args.output} "
+            f"({result.rows} rows) in {seconds:.1f} s ({result.how}: {stages})",
             file=sys.stderr,
         )
+
+
+def _on_spark(args, started: float) -> None:
+    """The same forecast on Spark: series grouped by id on the executors, each loading the bundle once."""
+    from tsattn.inference.spark_engine import run_forecast
+
+    rows = run_forecast(
+        args.model, args.input, args.output, args.horizon, args.tracking_uri, args.spark_master, args.quiet
+    )
+    if not args.quiet:
+        seconds = time.perf_counter() - started
+        print(f"tsattn: forecast on Spark ({args.spark_master}) -> {args.output} ({rows} rows) in {seconds:.1f} s",
+              file=sys.stderr)  # fmt: skip
+
+
+@dataclass
+class Result:
+    series: int
+    rows: int
+    horizon: int
+    how: str  # "streamed" or "read whole"
+    seconds: dict[str, float]  # by stage: reading, validation, windows, forward, writing
+
+
+def run(bundle, args) -> Result:
+    """Stream the input when it allows (see tsattn.inference.streaming), else read it whole; write OUTPUT."""
+    from tsattn.inference.output import TableWriter, is_parquet
+    from tsattn.inference.streaming import NeedsWholeFile, stream_forecast
+
+    horizon = bundle.horizon if args.horizon is None else args.horizon
+    sep = bundle.schema["sep"] if args.sep is None else args.sep
+    parquet = is_parquet(args.output)
+    with atomic_output(args.output) as temporary:
+        try:
+            with progress(None, args.quiet) as bar, TableWriter(temporary, parquet) as writer:
+                on_series = lambda done: bar.update(done - bar.n)  # noqa: E731
+                report = stream_forecast(bundle, args.input, writer, horizon, args.batch_size, sep, on_series)
+            check_short(args.input, report.short, report.series + len(report.short), bundle.lookback,
+                        args.skip_short, args.quiet)  # fmt: skip
+            result = Result(report.series, writer.rows, horizon, "streamed", report.seconds)
+        except NeedsWholeFile as why:
+            if not args.quiet and not why.about_the_model:
+                print(f"tsattn: {why}: reading {args.input} whole instead of streaming it", file=sys.stderr)
+            result = _read_whole(bundle, args, horizon, temporary, parquet)
+    return result
+
+
+def _read_whole(bundle, args, horizon: int, temporary, parquet: bool) -> Result:
+    from tsattn.inference.forecast import forecast
+    from tsattn.inference.output import TableWriter
+
+    clock = time.perf_counter()
+    history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet, args.sep, "whole")
+    reading = time.perf_counter() - clock
+    with progress(len(history.series), args.quiet) as bar:
+        on_batch = lambda done: bar.update(done - bar.n)  # noqa: E731
+        frame = forecast(bundle, history, horizon, args.batch_size, on_batch=on_batch)
+    forward = time.perf_counter() - clock - reading
+    clock = time.perf_counter()
+    with TableWriter(temporary, parquet) as writer:
+        writer.write(frame)
+    seconds = {"reading and validation": reading, "forward": forward, "writing": time.perf_counter() - clock}
+    return Result(len(history.series), len(frame), horizon, "read whole", seconds)

@@ -313,7 +313,7 @@ def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
         raise TsattnError(f"{name}: column {col_name!r} holds {column.dtype} values, not timestamps")
     column = column.astype(str) if not pd.api.types.is_string_dtype(column) else column
     text = column.str.strip()
-    empty = text == ""
+    empty = text.isna() | (text == "")
     if empty.any():
         line = int(empty.idxmax()) + 2
         raise TsattnError(f"{name} line {line}: empty timestamp in column {col_name!r}; every row needs a time")
@@ -372,7 +372,7 @@ def _numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
             raise TsattnError(f"{name} row {row}: infinite value in column {col_name!r}; replace it")
         return values
     text = column.str.strip()
-    empty = text.isin(["", "nan", "NaN", "NA", "null", "None"])
+    empty = text.isna() | text.isin(["", "nan", "NaN", "NA", "null", "None"])  # a missing cell of a string column
     numbers = pd.to_numeric(text.where(~empty), errors="coerce")
     bad = numbers.isna() & ~empty
     if bad.any():

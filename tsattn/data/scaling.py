@@ -41,6 +41,21 @@ def expanding_mean_and_std(values: np.ndarray, ends: np.ndarray) -> tuple[np.nda
     return mean + values[0].astype(np.float64), np.where(std < _MIN_STD, 1.0, std)
 
 
+def run_mean_and_std(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mean_and_std of each run of rows: runs begin at `starts` and end where the next begins (the last at T).
+
+    Shape:
+        values [T, F], starts [R] (increasing, starts[0] == 0) -> mean [R, F], std [R, F]
+    """
+    values = values.astype(np.float64)
+    lengths = np.diff(np.append(starts, len(values)))[:, None].astype(np.float64)  # [R, 1]
+    first = values[starts]  # [R, F]: deviations from each run's first row keep the variance exact
+    centred = values - np.repeat(first, lengths[:, 0].astype(np.int64), axis=0)
+    mean = np.add.reduceat(centred, starts, axis=0) / lengths
+    std = np.sqrt(np.maximum(np.add.reduceat(centred**2, starts, axis=0) / lengths - mean**2, 0.0))
+    return mean + first, np.where(std < _MIN_STD, 1.0, std)
+
+
 class StandardScaler:
     """z = (value - mean) / std, with statistics per (series, channel).
 

@@ -190,7 +190,7 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
 
 
 # ForecastModule options that only training reads: checked for their type, not passed to the Forecaster.
-TRAINING_OPTIONS = {"loss": ("mse", "mae")}
+TRAINING_OPTIONS = {"loss": ("mse", "mae"), "teacher_forced_validation": (True, False)}
 
 
 def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
@@ -201,8 +201,12 @@ def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
         raise TsattnError(f"{source}: module_options is not a mapping; the bundle is corrupt")
     inference = dict(options)
     for name, allowed in TRAINING_OPTIONS.items():
-        if name in inference and inference.pop(name) not in allowed:
-            raise TsattnError(f"{source}: module_options.{name} is not one of {', '.join(allowed)}; corrupt bundle")
+        if name not in inference:
+            continue
+        value = inference.pop(name)
+        if not any(type(value) is type(choice) and value == choice for choice in allowed):  # 1 is not True
+            choices = ", ".join(map(str, allowed))
+            raise TsattnError(f"{source}: module_options.{name} is not one of {choices}; corrupt bundle")
     return plain_options(inference, Forecaster, source, "module_options", ("net",))
 
 

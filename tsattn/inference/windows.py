@@ -99,10 +99,23 @@ def last_windows(spec: WindowSpec, chunk: Sequence[Series]) -> Windows:
     past_times = np.stack([s.time[-lookback:].to_numpy() for s in chunk])  # [B, L]
     stats = [spec.known(s.id) or mean_and_std(s.values) for s in chunk]
     mean, std = np.stack([m for m, _ in stats]), np.stack([s for _, s in stats])  # [B, F] each
-    future_times = _future_grid(past_times[:, -1], spec.freq, spec.horizon)  # [B, H]
+    return tail_windows(spec, values, past_times, mean, std)
+
+
+def tail_windows(
+    spec: WindowSpec, values: np.ndarray, past_times: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> Windows:
+    """Windows from the last L rows of B series, already gathered (the streaming reader gathers them itself).
+
+    Shapes: values [B, L, F] real units, past_times [B, L] datetime64, mean and std [B, F].
+    """
+    lookback, horizon = spec.lookback, spec.horizon
+    future_times = _future_grid(past_times[:, -1], spec.freq, horizon)  # [B, H]
     times = np.concatenate([past_times, future_times], axis=1)  # [B, L + H]
-    calendar = calendar_features(pd.DatetimeIndex(times.reshape(-1)), spec.calendar)
-    calendar = calendar.reshape(len(chunk), lookback + spec.horizon, -1)  # [B, L + H, K]
+    # Series of one file mostly share their timestamps: the calendar of each distinct time, computed once.
+    distinct, where = np.unique(times.reshape(-1), return_inverse=True)
+    calendar = calendar_features(pd.DatetimeIndex(distinct), spec.calendar)[where]
+    calendar = calendar.reshape(len(values), lookback + horizon, -1)  # [B, L + H, K]
     return _assemble(values, mean, std, calendar, future_times, lookback)
 
 

@@ -22,7 +22,8 @@ class ForecastModule(L.LightningModule):
 
     Training feeds the decoder the truth with the scheduled teacher-forcing ratio. Validation, test and
     prediction always run free, on the path forecasts use: `val/loss` (what early stopping watches) is
-    free-running, and `val/loss_tf` is the teacher-forced loss of the same windows, so exposure bias shows.
+    free-running; with teacher_forced_validation, `val/loss_tf` is the teacher-forced loss of the same windows,
+    so exposure bias shows (a second decoder pass: validation then takes twice as long, measured).
     Testing also scores the last-value and seasonal-naive forecasts of the same windows, per horizon step,
     with a skill score against each.
 
@@ -35,6 +36,8 @@ class ForecastModule(L.LightningModule):
         teacher_forcing: the ratio schedule for networks that decode step by step.
         revin, channel_independent, segment_len, n_targets: the Forecaster's views of a batch (RevIN,
             one window per target channel, segments of steps); see tsattn.models.forecaster.Forecaster.
+        teacher_forced_validation: also log val/loss_tf, the teacher-forced validation loss, for decoders
+            that can be teacher-forced. Off by default: it runs the decoder over every window twice.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class ForecastModule(L.LightningModule):
         channel_independent: bool = False,
         segment_len: int = 1,
         n_targets: int | None = None,
+        teacher_forced_validation: bool = False,
     ) -> None:
         super().__init__()
         if loss not in POINT_METRICS:
@@ -107,8 +111,9 @@ class ForecastModule(L.LightningModule):
         size = 0 if "padding" in batch else len(y)
         loss = self.loss(y_hat, y)
         self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
-        loss_tf = self.loss(self(batch, 1.0)["y_hat"], y) if self.uses_teacher_forcing else loss
-        self.log("val/loss_tf", loss_tf, batch_size=size, sync_dist=True)
+        if self.hparams.teacher_forced_validation and self.uses_teacher_forcing:  # a second pass: opt-in
+            loss_tf = self.loss(self(batch, 1.0)["y_hat"], y)
+            self.log("val/loss_tf", loss_tf, batch_size=size, sync_dist=True)
         for name, metric in POINT_METRICS.items():
             self.log(f"val/{name}", metric(self.point(y_hat), y), batch_size=size, sync_dist=True)
 

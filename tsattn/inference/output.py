@@ -1,0 +1,108 @@
+"""Tables written batch by batch as CSV or Parquet (chosen by the output's extension), one writer for all.
+
+The forecast command writes each batch as soon as it is forecast, so memory holds one batch of output,
+never the whole table. CSV times are written as pandas writes them (`2024-01-31` for midnights only,
+`2024-01-31 13:00:00` without fractions), floats in their shortest round-trip form; Parquet keeps types.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# A cell holding one of these needs CSV quoting; anything else is written bare, as pandas writes it.
+_NEEDS_QUOTES = re.compile(r'[",\r\n;\t|]')
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+class TableWriter:
+    """Appends DataFrames with the same columns to `path` (CSV, or Parquet when it ends in .parquet/.pq).
+
+    Use as a context manager; on an error the file is left as it is for the caller (who writes to a
+    temporary file and renames it only on success) to delete.
+    """
+
+    def __init__(self, path: Path, parquet: bool | None = None) -> None:
+        self.path = Path(path)
+        self.parquet = is_parquet(self.path) if parquet is None else parquet
+        self.rows = 0
+        self._writer = None
+        self._handle = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(str(self.path), table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+        else:
+            import pyarrow.csv as pcsv
+
+            if self._handle is None:
+                self._handle = open(self.path, "wb")
+                header = io.StringIO()
+                csv.writer(header, lineterminator="\n").writerow(frame.columns)
+                self._handle.write(header.getvalue().encode())
+            quoting = "needed" if _has_special_text(frame) else "none"
+            options = pcsv.WriteOptions(include_header=False, quoting_style=quoting)
+            pcsv.write_csv(_times_as_pandas_writes_them(table), self._handle, options)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """The whole of `frame` to `path`, by the same writer."""
+    with TableWriter(path) as writer:
+        writer.write(frame)
+
+
+def _times_as_pandas_writes_them(table: pa.Table) -> pa.Table:
+    """Time columns written as pandas writes them: dates when every value is a midnight, whole seconds when
+    none has a fraction (`2024-01-31`, `2024-01-31 13:00:00`), otherwise in full."""
+    import pyarrow.compute as pc
+
+    for index, column_type in enumerate(table.schema.types):
+        if not pa.types.is_timestamp(column_type):
+            continue
+        column = table.column(index)
+        ticks = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column_type.unit]
+        if (ticks % (86_400 * per_second) == 0).all():
+            column = pc.cast(column, pa.date32())
+        elif (ticks % per_second == 0).all():
+            column = pc.cast(column, pa.timestamp("s"))
+        table = table.set_column(index, table.schema.field(index).name, column)
+    return table
+
+
+def _has_special_text(frame: pd.DataFrame) -> bool:
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            if pd.Series(column.unique()).astype(str).str.contains(_NEEDS_QUOTES).any():  # ids repeat H times
+                return True
+    return False

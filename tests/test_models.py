@@ -166,17 +166,24 @@ def test_overfits_a_small_real_slice(weather, name):
     net = build(name, dims)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2 if name != "linear" else 3e-2)
     losses = []
-    for _ in range(250):
+
+    def free_running() -> float:  # the path forecasts use
+        with torch.no_grad():
+            loss = torch.mean((net.eval()(batch)["y_hat"] - batch["y"]) ** 2).item()
+        net.train()
+        return loss
+
+    for step in range(250):  # at most 250 steps: done early once both bars below are met with room to spare
         optimizer.zero_grad()
         loss = torch.mean((net(batch, 1.0)["y_hat"] - batch["y"]) ** 2)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if step % 25 == 24 and max(losses[-10:]) < losses[0] / 20 and free_running() < losses[0] / 10:
+            break
     assert min(losses[-10:]) < losses[0] / 10, (losses[0], losses[-1])
-    # The free-running forecast of the same windows improved too: it is the path forecasts use.
-    with torch.no_grad():
-        free = torch.mean((net.eval()(batch)["y_hat"] - batch["y"]) ** 2).item()
-    assert free < losses[0] / 5
+    # The free-running forecast of the same windows improved too.
+    assert free_running() < losses[0] / 5
 
 
 def test_baselines_forecast_what_they_say(weather):

@@ -132,3 +132,16 @@ def test_no_error_is_swallowed_by_a_broad_except():
             if (not names or set(names) & (broad | {"bare"})) and not reraises:
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_zone_aware_times_from_python_or_parquet_read_as_text_with_offsets_does():
+    """A constant offset keeps the wall clock; a daylight-saving switch is read as UTC, on a regular grid."""
+    from tsattn.data.io import series_from_frame
+
+    berlin = pd.date_range("2024-10-26 22:00", periods=8, freq="h", tz="Europe/Berlin")  # crosses 27 Oct 03:00
+    across = series_from_frame(pd.DataFrame({"time": berlin, "v": np.arange(8.0)}), "x", "s")
+    assert (np.diff(across.series[0].time.asi8) == 3600 * 10**9).all()
+    assert across.series[0].time[0] == pd.Timestamp("2024-10-26 20:00")  # 22:00 CEST is 20:00 UTC
+    summer = pd.date_range("2024-07-01 00:00", periods=8, freq="h", tz="Europe/Berlin")
+    steady = series_from_frame(pd.DataFrame({"time": summer, "v": np.arange(8.0)}), "x", "s")
+    assert steady.series[0].time[0] == pd.Timestamp("2024-07-01 00:00")  # the wall clock, as the file states it

@@ -247,3 +247,16 @@ def test_without_java_the_engine_says_so(m4, tmp_path, monkeypatch):
     with pytest.raises(TsattnError, match=r"^the Spark engine needs Java 17: install it"):
         run_forecast(bundle, csv_in, tmp_path / "out.csv", quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv"]
+
+
+def test_local_only_options_are_refused_with_the_spark_engine(m4, tmp_path, capsys):
+    from tsattn.cli import main
+
+    workdir, bundle, _, _ = m4
+    base = ["forecast", bundle, str(workdir / "history.csv"), "-o", str(tmp_path / "out.csv"), "--engine", "spark"]
+    for extra, named in ((["--skip-short"], "--skip-short"), (["--device", "cpu"], "--device")):
+        assert main([*base, *extra]) == 2
+        assert f"{named} is not available with --engine spark" in capsys.readouterr().err
+    assert main([*base[:4], str(tmp_path / "out[1].csv"), "--engine", "spark"]) == 2
+    assert "reads OUTPUT paths as patterns" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -56,8 +56,11 @@ def test_a_streamed_file_in_small_blocks_equals_the_whole_file(etth1_long, tmp_p
     _, long, bundle = etth1_long
     # Series in another order than training's, and blocks of 64 KB: most series span several blocks and most
     # blocks end inside a series.
-    order = ["OT", "HUFL", "LULL", "MUFL", "HULL", "LUFL", "MULL"]
-    shuffled = pd.concat([long[long["id"] == name] for name in order])
+    order = ["OT", "HUFL", "LULL", "MUFL", "HULL", "LUFL", "MULL", "new"]
+    # A series the model never saw, at a level where float32 and float64 inputs would differ: it is scaled
+    # by its own statistics, computed here as its rows go by.
+    new = long[long["id"] == "OT"].assign(id="new", value=lambda f: f["value"] * 7 + 1e7)
+    shuffled = pd.concat([long[long["id"] == name] for name in order[:-1]] + [new])
     source = tmp_path / "shuffled.csv"
     shuffled.to_csv(source, index=False)
     monkeypatch.setattr(streaming, "BLOCK_BYTES", 64 << 10)
@@ -145,3 +148,26 @@ def test_run_statistics_equal_the_two_pass_ones():
         expected_mean, expected_std = mean_and_std(values[begin:end])
         np.testing.assert_allclose(mean[i], expected_mean, rtol=1e-12)
         np.testing.assert_allclose(std[i], expected_std, rtol=1e-9)
+
+
+def test_a_duplicated_column_is_refused_as_reading_whole_refuses_it(etth1_long, tmp_path, capsys):
+    _, long, bundle = etth1_long
+    source = tmp_path / "twice.csv"
+    long[long["id"] == "OT"].assign(again=1.0).rename(columns={"again": "value"}).to_csv(source, index=False)
+    code, err = _forecast(bundle, source, tmp_path / "out.csv", capsys)
+    assert code == 2 and "column 'value' appears 2 times in the header" in err  # never streamed on the first
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_batches_of_a_file_share_one_time_format(tmp_path):
+    """One batch of midnights, one not: written alike, so the file parses as one column of times."""
+    from tsattn.inference.output import TableWriter
+
+    midnights = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=2, freq="D"), "v": [1.0, 2.0]})
+    hours = pd.DataFrame({"time": pd.date_range("2024-01-03 01:00", periods=2, freq="h"), "v": [3.0, 4.0]})
+    with TableWriter(tmp_path / "out.csv") as writer:
+        writer.write(midnights)
+        writer.write(hours)
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines == ["time,v", "2024-01-01 00:00:00,1", "2024-01-02 00:00:00,2", "2024-01-03 01:00:00,3",
+                     "2024-01-03 02:00:00,4"]  # fmt: skip

@@ -112,9 +112,10 @@ def forecast_directory(spark_df: Any, directory: Path, horizon: int | None, sour
     def partition(batches):
         return forecast_partition(job, batches)
 
-    # Ids are text to the local engine (stripped; an empty cell is ""): 7 and "7 " are one series there,
-    # and here.
-    history = history.withColumn(id_col, F.coalesce(F.trim(F.col(id_col).cast("string")), F.lit("")))
+    # Ids are text to the local engine (stripped of any whitespace, as str.strip does; an empty cell is ""):
+    # 7 and "7\t" are one series there, and here.
+    stripped = F.regexp_replace(F.col(id_col).cast("string"), r"^\s+|\s+$", "")
+    history = history.withColumn(id_col, F.coalesce(stripped, F.lit("")))
     # Each series whole in one partition, its rows together: a worker validates and forecasts many series
     # per call, as the local engine does. (groupBy(id).applyInPandas, one call per series, spends a pandas
     # validation and a batch-of-one forward pass on each: measured on M4 hourly, about 60 ms of executor
@@ -205,6 +206,10 @@ def _is_spark_error(err: BaseException) -> bool:
 # ---------------------------------------------------------------------------------------------- driver side
 
 
+# The files load_bundle reads (config.yaml is for people and never read).
+SHIPPED = ("schema.json", "scaler.json", "weights.safetensors")
+
+
 def _ship(spark, directory: Path) -> str:
     """Send the bundle to every executor (SparkFiles) under a name unique to its content; return the name.
 
@@ -212,7 +217,11 @@ def _ship(spark, directory: Path) -> str:
     `bundle` would collide, and a runs:/ download is deleted before the executors fetch it.
     """
     digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    # Only what loading reads: nothing else in the directory (links included) travels to the executors.
+    files = [directory / name for name in SHIPPED]
+    missing = [p.name for p in files if not p.is_file() or p.is_symlink()]
+    if missing:
+        raise TsattnError(f"{directory} is not a model bundle: {missing[0]} is missing or not a plain file")
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         with path.open("rb") as handle:
@@ -222,7 +231,8 @@ def _ship(spark, directory: Path) -> str:
     staged = _staging_root() / name
     if not staged.is_dir():
         partial = Path(tempfile.mkdtemp(dir=_staging_root(), prefix=f".{name}."))
-        shutil.copytree(directory, partial, dirs_exist_ok=True)
+        for path in files:
+            shutil.copyfile(path, partial / path.name)
         os.replace(partial, staged)
     spark.sparkContext.addFile(str(staged), recursive=True)  # the same path again is a no-op
     return name

@@ -66,10 +66,19 @@ def main(argv: list[str]) -> None:
 
 def _on_spark(args, started: float) -> None:
     """The same forecast on Spark: series grouped by id on the executors, each loading the bundle once."""
+    from tsattn.errors import TsattnError
     from tsattn.inference.spark_engine import run_forecast
 
+    unsupported = {
+        "--skip-short": args.skip_short,
+        "--device": args.device != "auto",
+        "--batch-size": args.batch_size != 1024,
+    }
+    for option, given in unsupported.items():
+        if given:
+            raise TsattnError(f"{option} is not available with --engine spark; leave it out or use --engine local")
     rows = run_forecast(
-        args.model, args.input, args.output, args.horizon, args.tracking_uri, args.spark_master, args.quiet
+        args.model, args.input, args.output, args.horizon, args.tracking_uri, args.spark_master, args.quiet, args.sep
     )
     if not args.quiet:
         seconds = time.perf_counter() - started

@@ -307,7 +307,10 @@ def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
         if missing.any():
             raise TsattnError(f"{name} row {int(missing.to_numpy().argmax())}: empty timestamp in column {col_name!r}")
         if getattr(column.dt, "tz", None) is not None:
-            column = column.dt.tz_localize(None)
+            # As for text: the wall-clock time when the UTC offset never changes, else UTC, which keeps a
+            # daylight-saving switch on a regular grid.
+            wall, utc = column.dt.tz_localize(None), column.dt.tz_convert("UTC").dt.tz_localize(None)
+            column = wall if (wall - utc).nunique() <= 1 else utc
         return column.astype("datetime64[ns]")
     if not (pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column)):
         raise TsattnError(f"{name}: column {col_name!r} holds {column.dtype} values, not timestamps")

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from tsattn import __version__
 from tsattn.data.scaling import StandardScaler
 from tsattn.errors import TsattnError
@@ -77,7 +75,7 @@ class Bundle:
 
 
 def save_bundle(
-    directory: str | Path, module, datamodule, cfg: DictConfig, model_name: str, net_options: Mapping[str, Any]
+    directory: str | Path, module, datamodule, cfg, model_name: str, net_options: Mapping[str, Any]
 ) -> Path:
     """Write the bundle of a trained ForecastModule and the datamodule it was trained on.
 
@@ -89,6 +87,7 @@ def save_bundle(
         model_name: the config choice (lstm_seq2seq, transformer...), for people reading the schema.
         net_options: every argument the network was built with (config values and data-decided sizes).
     """
+    from omegaconf import OmegaConf
     from safetensors.torch import save_model
 
     from tsattn.data.io import file_sha256

@@ -98,7 +98,7 @@ def forecast(
     for start in range(0, len(history.series), batch_size):
         chunk = history.series[start : start + batch_size]
         windows = last_windows(spec, chunk)
-        y_hat = predict(bundle.forecaster, windows)  # [B, H, C(, Q)], scaled
+        y_hat = predict(bundle.forecaster, windows, batch_size)  # [B, H, C(, Q)], scaled
         frames.append(forecast_rows(bundle, [s.id for s in chunk], windows, y_hat, horizon))
         done += len(chunk)
         if on_batch is not None:

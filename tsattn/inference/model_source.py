@@ -87,6 +87,8 @@ def _registry_source(client, model: str) -> str:
                 f"{model}: name a version or an alias: models:/{name}/<version> or models:/{name}@<alias>"
             )
         if version == "latest":
+            if "'" in name or "\\" in name:  # the name goes into a search filter: no quoting games
+                raise TsattnError(f"{model}: a registered model name cannot hold quotes or backslashes")
             versions = client.search_model_versions(f"name='{name}'")
             if not versions:
                 raise TsattnError(f"{model}: the registered model {name!r} has no versions")

@@ -1,8 +1,8 @@
 """Tables written batch by batch as CSV or Parquet (chosen by the output's extension), one writer for all.
 
 The forecast command writes each batch as soon as it is forecast, so memory holds one batch of output,
-never the whole table. CSV times are written as pandas writes them (`2024-01-31` for midnights only,
-`2024-01-31 13:00:00` without fractions), floats in their shortest round-trip form; Parquet keeps types.
+never the whole table. CSV times are written in full, without a fraction when they have none
+(`2024-01-31 00:00:00`, also for daily data), floats in their shortest round-trip form; Parquet keeps types.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class TableWriter:
                 self._handle.write(header.getvalue().encode())
             quoting = "needed" if _has_special_text(frame) else "none"
             options = pcsv.WriteOptions(include_header=False, quoting_style=quoting)
-            pcsv.write_csv(_times_as_pandas_writes_them(table), self._handle, options)
+            pcsv.write_csv(_times_in_whole_seconds(table), self._handle, options)
         self.rows += len(frame)
 
     def close(self) -> None:
@@ -80,9 +80,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         writer.write(frame)
 
 
-def _times_as_pandas_writes_them(table: pa.Table) -> pa.Table:
-    """Time columns written as pandas writes them: dates when every value is a midnight, whole seconds when
-    none has a fraction (`2024-01-31`, `2024-01-31 13:00:00`), otherwise in full."""
+def _times_in_whole_seconds(table: pa.Table) -> pa.Table:
+    """Time columns written without a fraction when none has one (`2024-01-31 13:00:00`, midnights
+    included): the format then never changes from one batch of a file to the next."""
     import pyarrow.compute as pc
 
     for index, column_type in enumerate(table.schema.types):
@@ -91,11 +91,8 @@ def _times_as_pandas_writes_them(table: pa.Table) -> pa.Table:
         column = table.column(index)
         ticks = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
         per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column_type.unit]
-        if (ticks % (86_400 * per_second) == 0).all():
-            column = pc.cast(column, pa.date32())
-        elif (ticks % per_second == 0).all():
-            column = pc.cast(column, pa.timestamp("s"))
-        table = table.set_column(index, table.schema.field(index).name, column)
+        if (ticks % per_second == 0).all():
+            table = table.set_column(index, table.schema.field(index).name, pc.cast(column, pa.timestamp("s")))
     return table
 
 

@@ -8,7 +8,6 @@ no extension, else one CSV file; either appears only once complete.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -35,6 +34,7 @@ def run_forecast(
     tracking_uri: str | None = None,
     master: str = "local[2]",
     quiet: bool = False,
+    sep: str | None = None,
 ) -> int:
     """Forecast every series of INPUT on Spark and write OUTPUT; returns the number of rows written.
 
@@ -43,17 +43,27 @@ def run_forecast(
             on the driver, against `tracking_uri`).
         master: the Spark master: local[N], spark://host:7077, yarn... An active session is used as it is.
         quiet: no Spark session line on stderr (Spark's own logging is at ERROR either way).
+        sep: a CSV input's field separator (default: the training file's).
     """
     from tsattn.spark import _pyspark, forecast_directory, user_errors
 
     _pyspark()
     input_path, output_path = Path(input_path), Path(output_path)
+    for path, what in ((input_path, "INPUT"), (output_path, "OUTPUT")):
+        # Spark reads and writes paths through Hadoop, which takes these characters as patterns.
+        if any(c in str(path) for c in "*?[]{}:") and not str(path).startswith(("s3", "gs:", "hdfs:", "abfs")):
+            raise TsattnError(f"{path}: Spark reads {what} paths as patterns; rename it without * ? [ ] {{ }} :")
+    if sep is not None and len(sep) != 1:
+        raise TsattnError(f"--sep {sep!r}: the separator must be one character, such as , or ;")
     reader = _input_kind(input_path)
     writer = _output_kind(output_path)
     from tsattn.inference.model_source import bundle_directory
 
     with bundle_directory(str(model), tracking_uri) as directory, _session(master, quiet) as spark:
-        sep = json.loads((directory / "schema.json").read_text())["sep"]
+        if sep is None:
+            from tsattn.inference.bundle import load_bundle
+
+            sep = load_bundle(directory).schema["sep"]  # checked like any bundle: a tampered one is one line
         history = _read(spark, input_path, reader, sep)
         with user_errors():
             future = forecast_directory(history, directory, horizon, source=str(input_path))
@@ -193,7 +203,7 @@ def _write(future, output: Path, kind: str, source: Path) -> int:
             # One partition after the forecast: repartition, since coalesce(1) would pull the forecast
             # itself into a single task.
             future.repartition(1).sortWithinPartitions(*keys).write.options(
-                header=True, timestampFormat=TIME_FORMAT, timestampNTZFormat=TIME_FORMAT
+                header=True, escape='"', timestampFormat=TIME_FORMAT, timestampNTZFormat=TIME_FORMAT
             ).csv(str(written))
             parts = sorted(written.glob("part-*"))  # one, or none for no rows
             result = parts[0] if parts else written

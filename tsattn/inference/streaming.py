@@ -9,11 +9,15 @@ Series may come in any order, but each series' rows must be together and in time
 empty cells. Anything else (a series split over the file, gaps to fill, a frequency with steps of varying
 length, a wide file, cells pyarrow cannot type) raises NeedsWholeFile before anything is kept: the caller
 then reads the whole file into memory and validates it as before, which fills what the model's
-`data.missing` policy allows and names each mistake by its line.
+`data.missing` policy allows and names each mistake by its line. A reason found late in the file (an empty
+cell in its last series) discards what was written and starts again from the beginning.
+
+Streamed output keeps the input's series order; the whole-file path writes series sorted by id.
 """
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -77,12 +81,15 @@ def stream_forecast(
     if schema["layout"] != "long":
         raise NeedsWholeFile("a wide file holds one series", about_the_model=True)
     freq = pd.tseries.frequencies.to_offset(schema["freq"])
-    if not isinstance(freq, pd.offsets.Tick):
+    step_ns = fixed_step_ns(freq)
+    if step_ns is None:
         raise NeedsWholeFile(f"steps of {freq.freqstr} vary in length", about_the_model=True)
+    if len(sep) != 1:
+        raise NeedsWholeFile(f"the separator {sep!r} is not one character")
     if not path.is_file() and not (path.is_dir() and any(path.glob("*.parquet"))):
         raise NeedsWholeFile(f"{path} is not a file")
     columns = [schema["id_col"], schema["time_col"], *schema["targets"], *schema["covariates"]]
-    state = _State(bundle, WindowSpec.of(bundle), writer, horizon, batch_size, freq.nanos, on_series)
+    state = _State(bundle, WindowSpec.of(bundle), writer, horizon, batch_size, step_ns, on_series)
     blocks = _parquet_blocks(path, columns) if is_parquet(path) or path.is_dir() else _csv_blocks(path, columns, sep)
     carry = None
     clock = time.perf_counter()
@@ -92,18 +99,26 @@ def stream_forecast(
         carry = state.take(block if carry is None else carry.joined(block), final=False)
         clock = time.perf_counter()
     state.report.seconds["reading"] += time.perf_counter() - clock
-    if carry is None:
+    if carry is None or not len(carry.times):
         raise NeedsWholeFile(f"{path} has no rows")
     state.take(carry, final=True)
     state.flush(everything=True)
     return state.report
 
 
+def fixed_step_ns(freq: pd.DateOffset) -> int | None:
+    """The step in nanoseconds of a frequency whose steps never vary (hours, minutes, days on naive
+    times); None for months, business days and the like."""
+    if isinstance(freq, pd.offsets.Tick | pd.offsets.Day):  # pandas 3 no longer counts Day as a Tick
+        return int(pd.Timedelta(freq).value)
+    return None
+
+
 @dataclass
 class _Block:
     ids: pa.Array  # [n] string
     times: np.ndarray  # [n] int64 nanoseconds
-    values: np.ndarray  # [n, F] float64
+    values: np.ndarray  # [n, F] float32
 
     def joined(self, other: _Block) -> _Block:
         return _Block(
@@ -230,6 +245,9 @@ def _csv_blocks(path: Path, columns: list[str], sep: str) -> Iterator[_Block]:
     }
     with open(path, "rb") as handle:
         header = handle.readline().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not a name
+        names = next(csv.reader([header.decode("utf-8", "replace")], delimiter=sep), [])
+        if len({n.strip() for n in names}) != len(names):
+            raise NeedsWholeFile("a column name appears twice in the header")
         rest = b""
         while True:
             data = handle.read(BLOCK_BYTES)

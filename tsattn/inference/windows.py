@@ -151,8 +151,8 @@ def _assemble(values, mean, std, calendar, future_times, lookback: int) -> Windo
 
 def _future_grid(last: np.ndarray, freq: pd.DateOffset, steps: int) -> np.ndarray:
     """The `steps` stamps after each of `last` on the data's grid. Shape: [N] -> [N, steps] datetime64."""
-    if isinstance(freq, pd.offsets.Tick):  # a fixed step: arithmetic
-        return last[:, None] + np.arange(1, steps + 1) * np.timedelta64(freq.nanos, "ns")
+    if isinstance(freq, pd.offsets.Tick | pd.offsets.Day):  # a fixed step on naive times: arithmetic
+        return last[:, None] + np.arange(1, steps + 1) * np.timedelta64(int(pd.Timedelta(freq).value), "ns")
     # months, business days...: the calendar decides
     return np.stack([pd.date_range(t, periods=steps + 1, freq=freq)[1:].to_numpy() for t in last])
 

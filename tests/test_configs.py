@@ -31,6 +31,8 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
     overrides = [f"{group}={option}", f"paths.log_dir={tmp_path}"]
     if (group == "data" and option == "etth1") or (group == "experiment" and option.startswith("etth1")):
         overrides.append(f"data.path={request.getfixturevalue('etth1_path')}")
+    if (group == "data" and option == "etth2") or (group == "experiment" and option.startswith("etth2")):
+        overrides.append(f"data.path={request.getfixturevalue('etth1_path').with_name('ETTh2.csv')}")
     if group == "data" and option == "csv":
         overrides += [f"data.path={weather_path}", "data.id_col=city", "data.missing=interpolate"]
     cfg = compose(overrides)
@@ -64,12 +66,14 @@ def test_default_is_lstm_on_bundled_weather(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("option", _options("experiment"))
-def test_experiments_pin_the_etth1_protocol(option, tmp_path):
+def test_experiments_pin_the_ett_protocol_and_name_their_data(option, tmp_path):
     cfg = compose([f"experiment={option}", f"paths.log_dir={tmp_path}"])
     split = cfg.data.split
     assert (split.train_end, split.val_end, split.test_end) == (8640, 11520, 14400)
     assert (cfg.data.lookback, cfg.data.horizon, cfg.data.targets) == (96, 96, None)
-    assert cfg.logger.run_name.startswith(option.removeprefix("etth1_"))
+    dataset, model = option.split("_", 1)  # etth2_rlinear: the ETTh2 file, the rlinear model
+    assert cfg.data.name == dataset and cfg.data.path.endswith(f"{dataset.replace('etth', 'ETTh')}.csv")
+    assert cfg.logger.run_name.startswith(f"{model}-{dataset}-") and cfg.logger.experiment_name.startswith(dataset)
 
 
 @pytest.mark.parametrize("option", _options("hparams_search"))

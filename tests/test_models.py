@@ -8,7 +8,7 @@ import torch
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.data.split import RatioSplit
 from tsattn.models.attention_seq2seq import AttentionSeq2Seq
-from tsattn.models.baselines import DLinear, LastValue, SeasonalNaive
+from tsattn.models.baselines import DLinear, LastValue, RLinear, SeasonalNaive
 from tsattn.models.layers import AttentionScore
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
 from tsattn.models.transformer import TransformerForecaster
@@ -31,6 +31,7 @@ BASELINES = {
     "last_value": lambda dims: LastValue(**dims),
     "seasonal_naive": lambda dims: SeasonalNaive(**dims, season_length=24),
     "linear": lambda dims: DLinear(**dims, lookback=LOOKBACK, horizon=HORIZON),
+    "rlinear": lambda dims: RLinear(**dims, lookback=LOOKBACK, horizon=HORIZON),
 }
 
 
@@ -160,11 +161,11 @@ def test_positional_encoding_is_really_added(weather, name, monkeypatch):
         torch.testing.assert_close(net(batch)["y_hat"], net(shuffled)["y_hat"], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", [*NEURAL, "linear"])
+@pytest.mark.parametrize("name", [*NEURAL, "linear", "rlinear"])
 def test_overfits_a_small_real_slice(weather, name):
     batch, dims = weather
     net = build(name, dims)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2 if name != "linear" else 3e-2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2 if name not in ("linear", "rlinear") else 3e-2)
     losses = []
 
     def free_running() -> float:  # the path forecasts use

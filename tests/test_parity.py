@@ -26,6 +26,7 @@ MODELS = {
         "model.net.decoder_mode=autoregressive",
     ],
     "linear": ["model=linear"],
+    "rlinear": ["model=rlinear"],
     "last_value": ["model=last_value"],
     "seasonal_naive": ["model=seasonal_naive"],
 }

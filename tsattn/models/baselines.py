@@ -103,3 +103,44 @@ class DLinear(nn.Module):
         # [B, C, L] x [C, H, L] -> [B, C, H]
         y = torch.einsum("bcl,chl->bch", trend, trend_map) + torch.einsum("bcl,chl->bch", remainder, remainder_map)
         return forecast_output((y + self.bias).transpose(1, 2))  # [B, C, H] -> [B, H, C]
+
+
+class RLinear(nn.Module):
+    """One linear map from the lookback to the horizon, shared by every channel (Li et al., 2023, RLinear).
+
+    Meant to run on RevIN-normalised windows (conf/model/rlinear.yaml sets model.revin=true): each window is
+    standardised by its own mean and std, mapped L -> H, and mapped back. The strongest linear baseline at
+    L=96 in the published tables, and a reference no forecaster should lose to.
+
+    Args:
+        lookback: L, fixed by the data config.
+        horizon: H, fixed by the data config.
+        individual: one map per target channel (True) or one shared by all channels (False, as published).
+
+    Shape:
+        batch["x"] [B, L, F] -> {"y_hat": [B, H, C]}
+    """
+
+    uses_teacher_forcing = False
+
+    def __init__(
+        self,
+        n_features: int,
+        n_targets: int,
+        lookback: int,
+        horizon: int,
+        n_calendar: int = 0,
+        individual: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_targets = n_targets
+        channels = n_targets if individual else 1
+        bound = 1.0 / lookback**0.5  # nn.Linear's initialisation
+        self.weight = nn.Parameter(torch.empty(channels, horizon, lookback).uniform_(-bound, bound))  # [C, H, L]
+        self.bias = nn.Parameter(torch.empty(channels, horizon).uniform_(-bound, bound))  # [C, H]
+
+    def forward(self, batch: dict[str, torch.Tensor], teacher_forcing_ratio: float = 0.0) -> dict[str, torch.Tensor]:
+        x = batch["x"][..., : self.n_targets].transpose(1, 2)  # [B, L, C] -> [B, C, L]
+        weight = self.weight.expand(x.shape[1], -1, -1)  # a shared map ([1, H, L]) serves every channel
+        y = torch.einsum("bcl,chl->bch", x, weight) + self.bias  # [B, C, H]
+        return forecast_output(y.transpose(1, 2))  # [B, C, H] -> [B, H, C]

@@ -10,7 +10,7 @@ from torch import nn
 
 from tsattn.errors import TsattnError
 from tsattn.models.attention_seq2seq import AttentionSeq2Seq
-from tsattn.models.baselines import DLinear, LastValue, SeasonalNaive
+from tsattn.models.baselines import DLinear, LastValue, RLinear, SeasonalNaive
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
 from tsattn.models.transformer import TransformerForecaster
 
@@ -20,6 +20,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "attention_seq2seq": AttentionSeq2Seq,
     "transformer": TransformerForecaster,
     "linear": DLinear,
+    "rlinear": RLinear,
     "last_value": LastValue,
     "seasonal_naive": SeasonalNaive,
 }

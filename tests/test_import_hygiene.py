@@ -52,36 +52,32 @@ print(json.dumps({"codes": codes, "rows": rows, "loaded": loaded, "torch": "torc
 """
 
 
+def _probe(code: str, cwd, *args) -> dict:
+    """Run `code` in a fresh interpreter; its last printed line is a JSON report."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=tsattn_env(),
+        cwd=cwd,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_what_each_path_imports(tmp_path):
     bad = BAD_CSV_DIR / "non_numeric.csv"
     good = BAD_CSV_DIR / "good.csv"
     bundle, _ = build_bundle(tmp_path / "model", "data=csv", f"data.path={good}", "data.lookback=8", "data.horizon=2")
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(bad), str(tmp_path / "logs")],
-        capture_output=True,
-        text=True,
-        env=tsattn_env(),
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = _probe(PROBE, tmp_path, bad, tmp_path / "logs")
     assert report["help"] == {"torch": False, "lightning": False, "mlflow": False}
     refused = report["bad_csv"]
     assert refused["code"] == 2 and refused["stderr"].startswith("tsattn: error: ")
     assert "line 11: 'abc' in column 'value' is not a number" in refused["stderr"]
     assert not refused["torch"] and not refused["lightning"] and not refused["mlflow"], refused
     print(f"bad CSV refused in {refused['seconds']:.2f} s")  # shown with pytest -s; never asserted
-    inference = subprocess.run(
-        [sys.executable, "-c", INFERENCE_PROBE, str(bundle), str(good), str(tmp_path / "out.csv")],
-        capture_output=True,
-        text=True,
-        env=tsattn_env(),
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert inference.returncode == 0, inference.stderr
-    inference = json.loads(inference.stdout.strip().splitlines()[-1])
+    inference = _probe(INFERENCE_PROBE, tmp_path, bundle, good, tmp_path / "out.csv")
     assert inference["codes"] == [0, 0] and inference["rows"] == 2 and inference["torch"], inference
     assert inference["loaded"] == [], f"forecasting imported {inference['loaded']}"
     assert report["training_loads_dashboard"] is False

@@ -131,9 +131,9 @@ def check_short(path: Path, short: list[str], total: int, min_rows: int, skip_sh
 def read_input(path: Path, sep: str):
     """The INPUT table: Parquet (a .parquet file, or a directory of them) typed as stored, else CSV as text."""
     from tsattn.data.io import read_frame
-    from tsattn.inference.output import is_parquet
+    from tsattn.inference.output import reads_as_parquet
 
-    if is_parquet(path) or (path.is_dir() and any(path.glob("*.parquet"))):
+    if reads_as_parquet(path):
         return read_parquet(path)
     return read_frame(path, option="the INPUT argument", sep=sep, sep_option="--sep")
 

@@ -24,6 +24,11 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
 
 
+def reads_as_parquet(path: Path) -> bool:
+    """An input read as Parquet: a .parquet (.pq) file, or a directory of .parquet files (as Spark writes)."""
+    return is_parquet(path) or (path.is_dir() and any(path.glob("*.parquet")))
+
+
 class TableWriter:
     """Appends DataFrames with the same columns to `path` (CSV, or Parquet when it ends in .parquet/.pq).
 
@@ -72,12 +77,6 @@ class TableWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """The whole of `frame` to `path`, by the same writer."""
-    with TableWriter(path) as writer:
-        writer.write(frame)
 
 
 def _times_in_whole_seconds(table: pa.Table) -> pa.Table:

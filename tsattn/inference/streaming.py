@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from tsattn.data.scaling import run_mean_and_std
 from tsattn.inference.forecast import forecast_rows
-from tsattn.inference.output import TableWriter, is_parquet
+from tsattn.inference.output import TableWriter, reads_as_parquet
 from tsattn.inference.windows import WindowSpec, predict, tail_windows
 
 # Bytes of CSV per block: large enough for pyarrow's threads to pay off, small beside the model.
@@ -86,11 +86,12 @@ def stream_forecast(
         raise NeedsWholeFile(f"steps of {freq.freqstr} vary in length", about_the_model=True)
     if len(sep) != 1:
         raise NeedsWholeFile(f"the separator {sep!r} is not one character")
-    if not path.is_file() and not (path.is_dir() and any(path.glob("*.parquet"))):
+    parquet = reads_as_parquet(path)
+    if not path.is_file() and not parquet:
         raise NeedsWholeFile(f"{path} is not a file")
     columns = [schema["id_col"], schema["time_col"], *schema["targets"], *schema["covariates"]]
     state = _State(bundle, WindowSpec.of(bundle), writer, horizon, batch_size, step_ns, on_series)
-    blocks = _parquet_blocks(path, columns) if is_parquet(path) or path.is_dir() else _csv_blocks(path, columns, sep)
+    blocks = _parquet_blocks(path, columns) if parquet else _csv_blocks(path, columns, sep)
     carry = None
     clock = time.perf_counter()
     for block in blocks:
@@ -166,8 +167,6 @@ class _State:
             if series_id in self.seen:
                 raise NeedsWholeFile(f"the rows of series {series_id!r} are not all together")
             self.seen.add(series_id)
-        if len(set(ids)) != len(ids):
-            raise NeedsWholeFile("a series' rows are not all together")
         steps = np.diff(block.times)  # [n - 1]; step i joins rows i and i + 1
         inside = np.ones(len(steps), dtype=bool)
         inside[starts[1:] - 1] = False  # the step from one series to the next is not a step

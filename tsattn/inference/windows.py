@@ -48,7 +48,7 @@ class WindowSpec:
     @classmethod
     def of(cls, bundle) -> WindowSpec:
         schema = bundle.schema
-        stats = {sid: (np.asarray(s["mean"]), np.asarray(s["std"])) for sid, s in bundle.scaler.stats.items()}
+        stats = training_statistics(bundle.scaler)
         return cls(
             lookback=bundle.lookback,
             horizon=bundle.horizon,
@@ -65,6 +65,11 @@ class WindowSpec:
         if self.single_series:
             return next(iter(self.stats.values()))
         return None
+
+
+def training_statistics(scaler) -> dict[str, Statistics]:
+    """A fitted StandardScaler's per-series statistics as arrays: series id -> (mean [F], std [F])."""
+    return {sid: (np.asarray(s["mean"]), np.asarray(s["std"])) for sid, s in scaler.stats.items()}
 
 
 @dataclass

@@ -107,7 +107,7 @@ def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFram
         Long table in real units: series, origin (last input time), time, step, target, actual, forecast,
         and q<level> columns for quantile models.
     """
-    from tsattn.inference.windows import WindowSpec, origin_windows, predict
+    from tsattn.inference.windows import WindowSpec, origin_windows, predict, training_statistics
 
     dataset = datamodule.datasets["test"]
     stride = stride or datamodule.horizon
@@ -117,7 +117,7 @@ def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFram
         horizon=datamodule.horizon,
         calendar=datamodule.calendar_names,
         freq=collection.freq,
-        stats={sid: (np.asarray(s["mean"]), np.asarray(s["std"])) for sid, s in scaler.stats.items()},
+        stats=training_statistics(scaler),
     )
     targets, horizon, n_targets = collection.targets, datamodule.horizon, len(collection.targets)
     forecaster = module.forecaster

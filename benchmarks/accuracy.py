@@ -1,16 +1,24 @@
-"""ETTh1 under the Informer / Autoformer / Time-Series-Library protocol: every model x seeds, beside published figures.
+"""ETTh1 and ETTh2 under the Informer / Autoformer / Time-Series-Library protocol: every model x seeds, beside
+published figures.
 
-    python benchmarks/accuracy.py                      # M and S, H=96, 6 models x seeds 0 1 2
-    python benchmarks/accuracy.py --horizon 336 --settings M
+    python benchmarks/accuracy.py                                  # ETTh1, M and S, H=96, 8 models x seeds 0 1 2
+    python benchmarks/accuracy.py --dataset etth2 --settings M
+    python benchmarks/accuracy.py --horizons 192 336 720 --settings M
     python benchmarks/accuracy.py --models transformer linear --seeds 0
+    python benchmarks/accuracy.py --settings M --lookbacks 96 192 336 512 720   # L chosen on validation
 
-Each run is the command a user would type, `tsattn train experiment=etth1_<model> seed=<s> ...`, in its
+Each run is the command a user would type, `tsattn train experiment=<dataset>_<model> seed=<s> ...`, in its
 own process, so a row of the table is reproduced by running that command. The protocol lives in
-conf/data/etth1.yaml and conf/experiment/: train rows [0, 8640), val [8640, 11520), test [11520, 14400)
-with lookback from before each border, scaler fit on training rows, every test window scored on the
-scaled data (2785 windows at L=96, H=96). S is OT to OT (`data.targets=[OT]`).
+conf/data/etth1.yaml (ETTh2: the same borders) and conf/experiment/: train rows [0, 8640), val
+[8640, 11520), test [11520, 14400) with lookback from before each border, scaler fit on training rows,
+every test window scored on the scaled data (2785 windows at L=96, H=96). S is OT to OT
+(`data.targets=[OT]`).
 
-Every run is recorded in MLflow (experiment `etth1-benchmark-<setting>-H<h>`, tagged with this
+With --lookbacks, each trainable model is first run with seed 0 at every lookback (segments and the
+Transformer's label length left `auto`, so they fit each L); the lookback with the best validation loss
+is kept and the other seeds run there. The test split chooses nothing.
+
+Every run is recorded in MLflow (experiment `<dataset>-benchmark-<setting>-H<h>`, tagged with this
 invocation's id), and the scores are read back from there. The table goes to stdout and into
 BENCHMARKS.md between markers of its own, with the command that made it.
 """
@@ -24,41 +32,90 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_ETTH1, ETTH1_HELP, machine, missing_data, replace_section  # noqa: E402
+from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section  # noqa: E402
 
-MODELS = ("transformer", "attention_seq2seq", "lstm_seq2seq", "linear", "seasonal_naive", "last_value")
+MODELS = (
+    "transformer",
+    "attention_seq2seq",
+    "lstm_seq2seq",
+    "linear",
+    "rlinear",
+    "seasonal_naive",
+    "last_value",
+)
+FORECASTERS = ("transformer", "attention_seq2seq", "lstm_seq2seq")
+LINEAR_BASELINES = ("linear", "rlinear")  # every forecaster must beat tsattn's own runs of these
+TRAINABLE = (*FORECASTERS, *LINEAR_BASELINES)
 HORIZONS = (96, 192, 336, 720)
-RUN_LIMIT_S = 600  # the issue's bar: each ETTh1 run within 10 minutes on a 2-core machine
+LOOKBACKS = (96, 192, 336, 512, 720)
+DATASETS = {"etth1": DEFAULT_ETTH1, "etth2": DEFAULT_ETTH2}
 
-# Published test MSE / MAE on ETTh1 at L=96 (NLinear at L=336), from the papers and Time-Series-Library.
-PUBLISHED = {
-    ("M", 96): [
-        ("TimeMixer", 0.375, 0.400),
-        ("iTransformer", 0.386, 0.405),
-        ("DLinear", 0.386, 0.400),
-        ("PatchTST", 0.393, 0.408),
-        ("Autoformer", 0.449, 0.459),
-        ("Informer", 0.865, 0.713),
-        ("seasonal naive (24 h)", 0.512, 0.433),
-        ("repeat last value", 1.295, 0.713),
-    ],
-    ("S", 96): [
-        ("NLinear (L=336)", 0.053, 0.177),
-        ("repeat last value", 0.069, 0.203),
-        ("Autoformer", 0.071, 0.206),
-    ],
+# Published test MSE / MAE at L=96 (M: all 7 columns), one source per row, read where the row names it:
+# [iT] the iTransformer paper's runs, as tabled in lss-1138/SegRNN's README (L=96 comparison);
+# [TM] kwuking/TimeMixer, figures/long_results.png (unified hyperparameters); [S] lss-1138/SegRNN README,
+# L=96 table after its drop_last fix; [TK] huangst21/TimeKAN, Figure/result.png (ICLR 2025, Table 1);
+# [CN] ACAT-SCUT/CycleNet result.txt, CycleNet/Linear, mean of its 5 seeds; [TQ] ACAT-SCUT/TQNet result.txt
+# (ICML 2025), one seed; [TM++] TimeMixer++ (ICLR 2025), Table 16, H=96 only; [RL] RLinear (Li et al.,
+# 2023), H=96 only. The naive rows are what tsattn's own naive runs must reproduce.
+_ETTH1_M = {
+    "TimeMixer++ [TM++]": {96: (0.361, None)},
+    "TimeKAN [TK]": {96: (0.367, 0.395), 192: (0.414, 0.420), 336: (0.445, 0.434), 720: (0.444, 0.459)},
+    "SegRNN [S]": {96: (0.368, 0.395), 192: (0.408, 0.419), 336: (0.444, 0.440), 720: (0.446, 0.457)},
+    "TQNet [TQ]": {96: (0.371, 0.393), 192: (0.428, 0.426), 336: (0.476, 0.446), 720: (0.487, 0.470)},
+    "TimeMixer [TM]": {96: (0.375, 0.400), 192: (0.429, 0.421), 336: (0.484, 0.458), 720: (0.498, 0.482)},
+    "CycleNet/Linear [CN]": {96: (0.379, 0.392), 192: (0.427, 0.420), 336: (0.464, 0.439), 720: (0.462, 0.461)},
+    "iTransformer [iT]": {96: (0.386, 0.405), 192: (0.441, 0.436), 336: (0.487, 0.458), 720: (0.503, 0.491)},
+    "DLinear [iT]": {96: (0.386, 0.400), 192: (0.437, 0.432), 336: (0.481, 0.459), 720: (0.519, 0.516)},
+    "RLinear [RL]": {96: (0.386, None)},
+    "PatchTST [iT]": {96: (0.414, 0.419), 192: (0.460, 0.445), 336: (0.501, 0.466), 720: (0.500, 0.488)},
+    "seasonal naive (24 h)": {96: (0.512, 0.433)},
+    "repeat last value": {96: (1.295, 0.713)},
 }
-# What each of tsattn's forecasters must reach (3-seed mean test MSE), M, H=96.
-BARS = {"transformer": 0.40, "attention_seq2seq": 0.42, "lstm_seq2seq": 0.45}
-FORECASTERS = tuple(BARS)
-# What the best of the three forecasters must reach (3-seed mean test MSE), per setting at H=96.
-BEST_BARS = {("M", 96): 0.375, ("S", 96): 0.062}
+_ETTH2_M = {
+    "TimeMixer++ [TM++]": {96: (0.276, None)},
+    "SegRNN [S]": {96: (0.278, 0.335), 192: (0.359, 0.389), 336: (0.421, 0.436), 720: (0.432, 0.455)},
+    "CycleNet/Linear [CN]": {96: (0.286, 0.335), 192: (0.373, 0.392), 336: (0.422, 0.433), 720: (0.454, 0.458)},
+    "RLinear [RL]": {96: (0.288, None)},
+    "TimeMixer [TM]": {96: (0.289, 0.341), 192: (0.372, 0.392), 336: (0.386, 0.414), 720: (0.412, 0.434)},
+    "TimeKAN [TK]": {96: (0.290, 0.340), 192: (0.375, 0.392), 336: (0.423, 0.435), 720: (0.443, 0.449)},
+    "TQNet [TQ]": {96: (0.295, 0.343), 192: (0.367, 0.393), 336: (0.417, 0.427), 720: (0.433, 0.446)},
+    "iTransformer [iT]": {96: (0.297, 0.349), 192: (0.380, 0.400), 336: (0.428, 0.432), 720: (0.427, 0.445)},
+    "PatchTST [iT]": {96: (0.302, 0.348), 192: (0.388, 0.400), 336: (0.426, 0.433), 720: (0.431, 0.446)},
+    "DLinear [iT]": {96: (0.333, 0.387), 192: (0.477, 0.476), 336: (0.594, 0.541), 720: (0.831, 0.657)},
+}
+# S (OT to OT): the LTSF-Linear paper's univariate table, at L=336 (cure-lab/LTSF-Linear, pics/Uni-results.png).
+_ETTH1_S = {
+    "NLinear (L=336)": {96: (0.053, 0.177), 192: (0.069, 0.204), 336: (0.081, 0.226), 720: (0.080, 0.226)},
+    "DLinear (L=336)": {96: (0.056, 0.180), 192: (0.071, 0.204), 336: (0.098, 0.244), 720: (0.189, 0.359)},
+    "repeat last value": {96: (0.069, 0.203)},
+    "Autoformer": {96: (0.071, 0.206)},
+}
+_ETTH2_S = {
+    "NLinear (L=336)": {96: (0.129, 0.278), 192: (0.169, 0.324), 336: (0.194, 0.355), 720: (0.225, 0.381)},
+    "DLinear (L=336)": {96: (0.131, 0.279), 192: (0.176, 0.329), 336: (0.209, 0.367), 720: (0.276, 0.426)},
+}
+_PUBLISHED = {("etth1", "M"): _ETTH1_M, ("etth2", "M"): _ETTH2_M, ("etth1", "S"): _ETTH1_S, ("etth2", "S"): _ETTH2_S}
+# Published figures with a longer, searched lookback (ETTh1, M, H=96): the bar for the lookback search.
+PUBLISHED_SEARCHED = {
+    ("etth1", 96): [("TimeBase (L=720)", 0.350), ("SegRNN (L=720) [S]", 0.351), ("xPatch (searched)", 0.354)],
+}
+
+# What each forecaster must reach (3-seed mean test MSE) and what the best of them must reach.
+EACH_BARS = {("etth1", "M", 96): 0.370}
+BEST_BARS = {("etth1", "M", 96): 0.360, ("etth2", "M", 96): 0.275, ("etth1", "S", 96): 0.062}
+SEARCHED_BARS = {("etth1", 96): 0.350}
+
+
+def published(dataset: str, setting: str, horizon: int) -> list[tuple[str, float, float | None]]:
+    """The published (name, MSE, MAE) rows for one table, best first."""
+    rows = [(name, *by_h[horizon]) for name, by_h in _PUBLISHED.get((dataset, setting), {}).items() if horizon in by_h]
+    return sorted(rows, key=lambda r: r[1])
 
 
 @dataclass
@@ -68,6 +125,8 @@ class Row:
     mae: list[float]
     seconds: list[float]
     epochs: list[int]  # validation epochs run (0 for the baselines, which are only tested)
+    lookback: int = 96
+    searched: dict[int, float] = field(default_factory=dict)  # lookback -> seed-0 best validation loss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,31 +135,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data_path = Path(args.data).resolve()
     invocation = time.strftime("%Y%m%d-%H%M%S")
-    for setting in args.settings:
-        experiment = f"etth1-benchmark-{setting}-H{args.horizon}"
-        rows = []
-        for model in args.models:
-            seconds = [run_one(args, data_path, setting, model, seed, experiment, invocation) for seed in args.seeds]
-            rows.append(read_row(args.tracking_uri, experiment, invocation, model, len(args.seeds), seconds))
-        table = render(setting, args.horizon, rows, args.seeds)
-        print(table, flush=True)
-        if args.output:
-            command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-            body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
-            replace_section(Path(args.output), f"accuracy-{setting}-H{args.horizon}", body)
+    searching = len(args.lookbacks) > 1
+    for horizon in args.horizons:
+        for setting in args.settings:
+            experiment = f"{args.dataset}-benchmark-{setting}-H{horizon}" + ("-searched" if searching else "")
+            rows = []
+            for model in args.models:
+                job = Job(args, data_path, setting, horizon, model, experiment, invocation)
+                rows.append(job.searched_row() if searching and model in TRAINABLE else job.row(args.lookbacks[0]))
+            table = render(args.dataset, setting, horizon, rows, args.seeds, searching)
+            print(table, flush=True)
+            if args.output:
+                command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+                body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
+                name = f"accuracy-{args.dataset}-{setting}-H{horizon}" + ("-searched" if searching else "")
+                replace_section(Path(args.output), name, body)
     return 0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=tuple(DATASETS), default="etth1")
     parser.add_argument("--settings", nargs="+", choices=("M", "S"), default=["M", "S"])
-    parser.add_argument("--horizon", type=int, choices=HORIZONS, default=96)
+    parser.add_argument("--horizons", "--horizon", nargs="+", type=int, choices=HORIZONS, default=[96])
+    parser.add_argument("--lookbacks", nargs="+", type=int, choices=LOOKBACKS, default=[96])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
-        "--data",
-        default=DEFAULT_ETTH1,
-        help=ETTH1_HELP,
+        "--data", default=None, help="the dataset's CSV (default: $TSATTN_ETTH1 / $TSATTN_ETTH2 or ../shared/data/ett/)"
     )
     parser.add_argument(
         "--tracking-uri",
@@ -111,94 +173,172 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--override", action="append", default=[], help="extra Hydra override for every run (repeatable)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.data = args.data or DATASETS[args.dataset]
+    if len(args.lookbacks) > 1 and args.settings != ["M"]:
+        parser.error("--lookbacks searches the M setting only: add --settings M")
+    return args
 
 
-def run_one(args, data_path: Path, setting: str, model: str, seed: int, experiment: str, invocation: str):
-    """One `tsattn train` process; returns its wall time in seconds."""
-    overrides = [
-        f"experiment=etth1_{model}",
-        f"seed={seed}",
-        f"data.path={data_path}",
-        f"data.horizon={args.horizon}",
-        f"logger.tracking_uri={args.tracking_uri}",
-        f"logger.experiment_name={experiment}",
-        f"logger.tags={{benchmark:'{invocation}'}}",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        *(["data.targets=[OT]"] if setting == "S" else []),
-        *args.override,
-    ]
-    command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
-    print(f"[{setting} H={args.horizon}] {model} seed {seed}: tsattn train {' '.join(overrides[:2])} ...", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise SystemExit(f"accuracy.py: {model} seed {seed} failed (exit {result.returncode}):\n{tail}")
-    print(f"    {elapsed:.0f} s", flush=True)
-    return elapsed
+@dataclass
+class Job:
+    """The runs of one model in one table."""
 
+    args: argparse.Namespace
+    data_path: Path
+    setting: str
+    horizon: int
+    model: str
+    experiment: str
+    invocation: str
 
-def read_row(tracking_uri: str, experiment: str, invocation: str, model: str, expected: int, seconds) -> Row:
-    """Test MSE and MAE and the epochs of this invocation's runs of one model, read back from MLflow."""
-    import mlflow
+    def row(self, lookback: int, seeds: list[int] | None = None, done: dict | None = None) -> Row:
+        seeds = self.args.seeds if seeds is None else seeds
+        seconds = [self.run(seed, lookback) for seed in seeds]
+        return self.read(lookback, seconds, extra=done)
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.benchmark = '{invocation}' and tags.`tsattn.model` = '{model}'",
-        max_results=1000,
-    )
-    finished = [r for r in runs if r.info.status == "FINISHED" and "test/mse" in r.data.metrics]
-    if len(finished) != expected:
-        raise SystemExit(
-            f"accuracy.py: expected {expected} finished {model} runs in {experiment}, found {len(finished)}"
+    def searched_row(self) -> Row:
+        """Seed 0 at every lookback; the rest of the seeds at the lookback with the best validation loss."""
+        first, *rest = self.args.seeds
+        losses, seconds = {}, {}
+        for lookback in self.args.lookbacks:
+            seconds[lookback] = self.run(first, lookback)
+            losses[lookback] = self.read_runs(lookback, seed=first)[0].data.metrics["val/loss_best"]
+        chosen = min(losses, key=losses.get)
+        print(f"    {self.model}: validation losses by lookback {losses}; keeping L={chosen}", flush=True)
+        row = self.row(chosen, rest, done={"seconds": seconds[chosen]})
+        row.searched = losses
+        return row
+
+    def overrides(self, seed: int, lookback: int) -> list[str]:
+        searching = len(self.args.lookbacks) > 1
+        return [
+            f"experiment={self.args.dataset}_{self.model}",
+            f"seed={seed}",
+            f"data.path={self.data_path}",
+            f"data.horizon={self.horizon}",
+            f"data.lookback={lookback}",
+            *(["model.segment_len=auto"] if searching and self.model in FORECASTERS else []),
+            *(["model.net.label_len=auto"] if searching and self.model == "transformer" else []),
+            f"logger.tracking_uri={self.args.tracking_uri}",
+            f"logger.experiment_name={self.experiment}",
+            f"logger.tags={{benchmark:'{self.invocation}'}}",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            *(["data.targets=[OT]"] if self.setting == "S" else []),
+            *self.args.override,
+        ]
+
+    def run(self, seed: int, lookback: int) -> float:
+        """One `tsattn train` process; returns its wall time in seconds."""
+        overrides = self.overrides(seed, lookback)
+        command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
+        label = f"[{self.args.dataset} {self.setting} L={lookback} H={self.horizon}] {self.model} seed {seed}"
+        print(f"{label}: tsattn train {' '.join(overrides[:2])} ...", flush=True)
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise SystemExit(f"accuracy.py: {self.model} seed {seed} failed (exit {result.returncode}):\n{tail}")
+        print(f"    {elapsed:.0f} s", flush=True)
+        return elapsed
+
+    def read_runs(self, lookback: int, seed: int | None = None):
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.args.tracking_uri)
+        found = client.get_experiment_by_name(self.experiment)
+        wanted = f"tags.benchmark = '{self.invocation}' and tags.`tsattn.model` = '{self.model}'"
+        wanted += f" and params.`data/lookback` = '{lookback}'"
+        if seed is not None:
+            wanted += f" and params.seed = '{seed}'"
+        runs = client.search_runs([found.experiment_id], filter_string=wanted, max_results=1000)
+        return [r for r in runs if r.info.status == "FINISHED" and "test/mse" in r.data.metrics]
+
+    def read(self, lookback: int, seconds: list[float], extra: dict | None = None) -> Row:
+        """Test MSE and MAE and the epochs of this invocation's runs at one lookback, read back from MLflow."""
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.args.tracking_uri)
+        finished = self.read_runs(lookback)
+        expected = len(seconds) + (1 if extra else 0)
+        if len(finished) != expected:
+            raise SystemExit(
+                f"accuracy.py: expected {expected} finished {self.model} runs at L={lookback} in "
+                f"{self.experiment}, found {len(finished)}"
+            )
+        return Row(
+            self.model,
+            mse=[r.data.metrics["test/mse"] for r in finished],
+            mae=[r.data.metrics["test/mae"] for r in finished],
+            seconds=[*([extra["seconds"]] if extra else []), *seconds],
+            epochs=[len(client.get_metric_history(r.info.run_id, "val/loss")) for r in finished],
+            lookback=lookback,
         )
-    return Row(
-        model,
-        mse=[r.data.metrics["test/mse"] for r in finished],
-        mae=[r.data.metrics["test/mae"] for r in finished],
-        seconds=list(seconds),
-        epochs=[len(client.get_metric_history(r.info.run_id, "val/loss")) for r in finished],
-    )
 
 
-def render(setting: str, horizon: int, rows: list[Row], seeds: list[int]) -> str:
+def render(dataset: str, setting: str, horizon: int, rows: list[Row], seeds: list[int], searched: bool = False) -> str:
     """The markdown table: tsattn's models (mean +- sample std over seeds), then the published figures."""
-    title = f"ETTh1 {setting}, L=96, H={horizon}: test MSE / MAE on the scaled data, mean +- std over seeds {seeds}"
+    name = dataset.upper().replace("ETTH", "ETTh")
+    window = "lookback chosen on validation" if searched else "L=96"
+    title = f"{name} {setting}, {window}, H={horizon}: test MSE / MAE on the scaled data, mean +- std over seeds "
+    title += str(seeds)
     lines = [
         f"**{title}**",
         "",
-        "| model | MSE | MAE | bar | epochs | s per run (max) |",
-        "|---|---|---|---|---|---|",
+        "| model | MSE | MAE | bar | L | epochs | s per run (max) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in sorted(rows, key=lambda r: mean(r.mse)):
-        bar = BARS.get(row.model) if (setting, horizon) == ("M", 96) else None
+        bar = EACH_BARS.get((dataset, setting, horizon)) if row.model in FORECASTERS and not searched else None
         verdict = "" if bar is None else f"<= {bar}: {_verdict(mean(row.mse), bar)}"
         lines.append(
-            f"| tsattn {row.model} | {fmt(row.mse)} | {fmt(row.mae)} | {verdict} | {mean(row.epochs):.0f} | "
-            f"{mean(row.seconds):.0f} ({max(row.seconds):.0f}) |"
+            f"| tsattn {row.model} | {fmt(row.mse)} | {fmt(row.mae)} | {verdict} | {row.lookback} | "
+            f"{mean(row.epochs):.0f} | {mean(row.seconds):.0f} ({max(row.seconds):.0f}) |"
         )
-    for name, mse, mae in PUBLISHED.get((setting, horizon), []):
-        lines.append(f"| {name} (published) | {mse:.3f} | {mae:.3f} | | | |")
-    return "\n".join([*lines, "", *summary(setting, horizon, rows)]) + "\n"
+    rows_published = PUBLISHED_SEARCHED.get((dataset, horizon), []) if searched else []
+    for label, mse in rows_published:
+        lines.append(f"| {label} (published) | {mse:.3f} | | | | | |")
+    if not searched:
+        for label, mse, mae in published(dataset, setting, horizon):
+            lines.append(f"| {label} (published) | {mse:.3f} | {'' if mae is None else f'{mae:.3f}'} | | 96 | | |")
+    return "\n".join([*lines, "", *summary(dataset, setting, horizon, rows, searched)]) + "\n"
 
 
-def summary(setting: str, horizon: int, rows: list[Row]) -> list[str]:
-    """The bars that concern the forecasters together: the best one's, and beating seasonal naive."""
+def summary(dataset: str, setting: str, horizon: int, rows: list[Row], searched: bool = False) -> list[str]:
+    """The bars that concern the forecasters together: the best one's, the published figures, the baselines."""
     forecasters = [r for r in rows if r.model in FORECASTERS]
     if not forecasters:
         return []
     lines = []
     best = min(forecasters, key=lambda r: mean(r.mse))
-    bar = BEST_BARS.get((setting, horizon))
+    bar = SEARCHED_BARS.get((dataset, horizon)) if searched else BEST_BARS.get((dataset, setting, horizon))
     if bar is not None:
         lines.append(
             f"- Best forecaster: {best.model}, {mean(best.mse):.4f}; bar <= {bar}: {_verdict(mean(best.mse), bar)}."
         )
+    if searched:
+        for row in forecasters:
+            tried = ", ".join(f"L={lookback} {loss:.4f}" for lookback, loss in row.searched.items())
+            lines.append(f"- {row.model}: seed-0 validation loss {tried}; kept L={row.lookback}.")
+        return lines
+    naive_labels = ("naive", "last value")
+    figures = [
+        (lab, mse) for lab, mse, _ in published(dataset, setting, horizon) if not any(n in lab for n in naive_labels)
+    ]
+    if figures and bar is None:
+        label, top = figures[0]
+        lines.append(
+            f"- Best forecaster: {best.model}, {mean(best.mse):.4f}; best published here: {label} {top:.3f}: "
+            + ("ahead." if mean(best.mse) < top else f"behind by {mean(best.mse) - top:.4f}.")
+        )
+    for baseline in LINEAR_BASELINES:
+        reference = next((r for r in rows if r.model == baseline), None)
+        if reference is not None:
+            worse = [r.model for r in forecasters if mean(r.mse) >= mean(reference.mse)]
+            verdict = "every one is" if not worse else f"not {', '.join(worse)}"
+            lines.append(f"- Better than tsattn's {baseline} ({mean(reference.mse):.4f}): {verdict}.")
     naive = next((r for r in rows if r.model == "seasonal_naive"), None)
     if naive is not None:
         worse = [r.model for r in forecasters if mean(r.mse) >= mean(naive.mse)]

@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 # The ETTh1 benchmark lives beside the checkout, never inside it; TSATTN_ETTH1 points elsewhere.
 DEFAULT_ETTH1 = os.environ.get("TSATTN_ETTH1", str(REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv"))
 ETTH1_HELP = "ETTh1.csv (default: $TSATTN_ETTH1 or ../shared/data/ett/ETTh1.csv)"
+DEFAULT_ETTH2 = os.environ.get("TSATTN_ETTH2", str(REPO.parent / "shared" / "data" / "ett" / "ETTh2.csv"))
+DEFAULT_M4 = os.environ.get("TSATTN_M4", str(REPO.parent / "shared" / "data" / "m4"))
 
 HEADER = """# Benchmarks
 
@@ -50,5 +52,6 @@ def missing_data(script: str, path: str) -> bool:
     resolved = Path(path).resolve()
     if resolved.is_file():
         return False
-    print(f"{script}: {resolved} not found; pass --data or set TSATTN_ETTH1", file=sys.stderr)
+    variable = "TSATTN_ETTH2" if "etth2" in resolved.name.lower() else "TSATTN_ETTH1"
+    print(f"{script}: {resolved} not found; pass --data or set {variable}", file=sys.stderr)
     return True

@@ -27,6 +27,17 @@ def etth1_path() -> Path:
     return path
 
 
+def m4_hourly_path() -> Path:
+    """The M4 hourly directory from ../shared (or $TSATTN_M4). Skips where absent, but fails under CI=true."""
+    path = Path(os.environ.get("TSATTN_M4", REPO.parent / "shared" / "data" / "m4"))
+    if not (path / "Hourly-train.csv").is_file() or not (path / "Hourly-test.csv").is_file():
+        reason = f"M4 hourly not found in {path}; set TSATTN_M4 to the folder of Hourly-train.csv and Hourly-test.csv"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def weather_path() -> Path:
     return WEATHER
@@ -131,7 +142,11 @@ def build_bundle(directory: Path, *overrides: str, fit: bool = True):
     from tsattn.inference.bundle import save_bundle
     from tsattn.training.train import Training
 
-    settings = ["logger=none", "callbacks=none", "test=false", f"train={str(fit).lower()}", *QUIET]
+    # The two-city weather data (long layout, hourly), which tests of ids, calendars and many series build
+    # on, unless the overrides choose data (or an experiment, which does).
+    chooses_data = any(o.startswith(("data=", "experiment=")) for o in overrides)
+    settings = [] if chooses_data else ["data=weather"]
+    settings += ["logger=none", "callbacks=none", "test=false", f"train={str(fit).lower()}", *QUIET]
     settings += ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
     run = Training(compose([*settings, *overrides, f"paths.log_dir={directory / 'logs'}"]), track=False)
     run.run()

@@ -11,13 +11,15 @@ import pytest
 from tests.conftest import build_bundle, run_tsattn
 from tsattn.cli import main
 
-WINDOW = ["data.lookback=48", "data.horizon=12"]
+TRANSFORMER_STEPS = ["model.net.label_len=12", "model.segment_len=1"]
+WINDOW = ["data=weather", "data.lookback=48", "data.horizon=12"]
 # Every model, with RevIN off where it has it: then nothing but the scaling statistics decides the level.
 MODELS = {
     "lstm_seq2seq": ["model=lstm_seq2seq", "model.revin=false", "model.net.hidden_size=8"],
     "attention_seq2seq": ["model=attention_seq2seq", "model.revin=false", "model.net.hidden_size=8"],
-    "transformer": ["model=transformer", "model.revin=false", "model.net.d_model=16", "model.net.label_len=12"],
-    "transformer_revin": ["model=transformer", "model.net.d_model=16", "model.net.label_len=12"],
+    # Per step (segment_len=1): label_len counts steps.
+    "transformer": ["model=transformer", "model.revin=false", "model.net.d_model=16", *TRANSFORMER_STEPS],
+    "transformer_revin": ["model=transformer", "model.net.d_model=16", *TRANSFORMER_STEPS],
     "linear": ["model=linear"],
     "seasonal_naive": ["model=seasonal_naive"],
 }

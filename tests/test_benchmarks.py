@@ -33,7 +33,7 @@ def _script(name: str, args: list[str], timeout: float = 600) -> subprocess.Comp
 def test_report_sections_replace_only_their_own_table(tmp_path):
     path = tmp_path / "BENCHMARKS.md"
     replace_section(path, "speed-cpu", "old speed")
-    replace_section(path, "accuracy-M-H96", "accuracy table")
+    replace_section(path, "accuracy-etth1-M-H96", "accuracy table")
     replace_section(path, "speed-cpu", "new speed")
     text = path.read_text()
     assert text.startswith("# Benchmarks")
@@ -45,18 +45,30 @@ def test_accuracy_table_judges_every_bar_on_the_seed_means():
     from accuracy import Row, render
 
     rows = [
-        Row("transformer", [0.370, 0.380, 0.378], [0.40] * 3, [80.0] * 3, [9] * 3),  # mean 0.376
-        Row("attention_seq2seq", [0.43] * 3, [0.41] * 3, [70.0] * 3, [8] * 3),
+        Row("transformer", [0.350, 0.360, 0.358], [0.40] * 3, [80.0] * 3, [9] * 3),  # mean 0.356
+        Row("attention_seq2seq", [0.372] * 3, [0.41] * 3, [70.0] * 3, [8] * 3),
         Row("lstm_seq2seq", [0.52] * 3, [0.45] * 3, [30.0] * 3, [8] * 3),
+        Row("rlinear", [0.386] * 3, [0.40] * 3, [10.0] * 3, [8] * 3),
         Row("seasonal_naive", [0.512] * 3, [0.433] * 3, [1.0] * 3, [0] * 3),
     ]
-    table = render("M", 96, rows, [0, 1, 2])
-    assert "| tsattn transformer | 0.3760 +- 0.0053 |" in table
-    assert "<= 0.4: met" in table and "<= 0.42: missed by 0.0100" in table and "<= 0.45: missed by 0.0700" in table
-    assert "- Best forecaster: transformer, 0.3760; bar <= 0.375: missed by 0.0010." in table
+    table = render("etth1", "M", 96, rows, [0, 1, 2])
+    assert "| tsattn transformer | 0.3560 +- 0.0053 |" in table
+    assert "<= 0.37: met" in table and "<= 0.37: missed by 0.0020" in table and "<= 0.37: missed by 0.1500" in table
+    assert "- Best forecaster: transformer, 0.3560; bar <= 0.36: met." in table
+    assert "- Better than tsattn's rlinear (0.3860): not lstm_seq2seq." in table
     assert "- Better than seasonal naive (0.5120): not lstm_seq2seq." in table
-    s_table = render("S", 96, [Row("lstm_seq2seq", [0.06] * 3, [0.18] * 3, [9.0] * 3, [5] * 3)], [0, 1, 2])
-    assert "bar <= 0.062: met" in s_table and "<= 0.45" not in s_table
+    assert "| TimeMixer++ [TM++] (published) | 0.361 |  |" in table  # published rows sorted, best first
+    assert table.index("TimeMixer++") < table.index("SegRNN [S]") < table.index("DLinear [iT]")
+    # Longer horizons: no fixed bar; the best forecaster is set against the best published figure.
+    long = render("etth2", "M", 720, rows[:3], [0, 1, 2])
+    assert "best published here: TimeMixer [TM] 0.412: ahead." in long and "<= 0.37" not in long
+    s_table = render("etth1", "S", 96, [Row("lstm_seq2seq", [0.06] * 3, [0.18] * 3, [9.0] * 3, [5] * 3)], [0, 1, 2])
+    assert "bar <= 0.062: met" in s_table and "<= 0.37" not in s_table
+    searched = Row("transformer", [0.345] * 3, [0.39] * 3, [90.0] * 3, [9] * 3, lookback=336)
+    searched.searched = {96: 0.70, 336: 0.68}
+    s_table = render("etth1", "M", 96, [searched], [0, 1, 2], searched=True)
+    assert "| tsattn transformer | 0.3450 +- 0.0000 |" in s_table and "| 336 |" in s_table
+    assert "bar <= 0.35: met" in s_table and "L=96 0.7000, L=336 0.6800; kept L=336" in s_table
 
 
 @pytest.mark.slow
@@ -74,7 +86,8 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
 
     text = output.read_text()
     for setting in ("M", "S"):
-        section = text.split(f"<!-- accuracy-{setting}-H96 -->")[1].split(f"<!-- /accuracy-{setting}-H96 -->")[0]
+        name = f"accuracy-etth1-{setting}-H96"
+        section = text.split(f"<!-- {name} -->")[1].split(f"<!-- /{name} -->")[0]
         assert "python benchmarks/accuracy.py --settings M S" in section
         assert "| tsattn last_value |" in section and "| repeat last value (published) |" in section
         # Repeating the last value has no parameters: over the protocol's 2785 scaled test windows it must
@@ -82,7 +95,7 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
         last_value = re.search(r"\| tsattn last_value \| ([0-9.]+) \|", section)
         published = {"M": 1.295, "S": 0.069}[setting]
         assert last_value and abs(float(last_value[1]) - published) < 0.0015, section
-    assert "| TimeMixer (published) | 0.375 | 0.400 |" in text
+    assert "| TimeMixer [TM] (published) | 0.375 | 0.400 | | 96 | | |" in text
     assert "| NLinear (L=336) (published) | 0.053 | 0.177 |" in text
     assert "| tsattn last_value |" in result.stdout  # the table is printed too
 
@@ -90,7 +103,7 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
     runs = client.search_runs([client.get_experiment_by_name("etth1-benchmark-S-H96").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags["tsattn.model"] == "last_value"
     assert "benchmark" in runs[0].data.tags
-    s_section = text.split("<!-- accuracy-S-H96 -->")[1]
+    s_section = text.split("<!-- accuracy-etth1-S-H96 -->")[1]
     assert f"| tsattn last_value | {runs[0].data.metrics['test/mse']:.4f} |" in s_section  # the table's is MLflow's
 
 
@@ -144,3 +157,31 @@ def test_speed_compares_tsattn_with_the_plain_loop_and_times_decoding(tmp_path, 
         times = re.search(rf"\| {re.escape(decoder)} \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", text)
         assert times, decoder
         assert float(times[3]) > float(times[1])  # 336 steps take longer than 24
+
+
+def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():
+    """The competition's own Naive2 and sNaive scores, recomputed from the files: data, sMAPE, MASE and OWA."""
+    from m4_hourly import naive2, read_m4, score, seasonal_naive
+
+    from tests.conftest import m4_hourly_path
+
+    histories, tests = read_m4(m4_hourly_path())
+    assert len(histories) == 414 and {len(t) for t in tests.values()} == {48}
+    published = {naive2: (18.383, 2.395, 1.000), seasonal_naive: (13.912, 1.193, 0.627)}
+    for method, expected in published.items():
+        got = score(histories, tests, {key: method(history) for key, history in histories.items()})
+        assert got == pytest.approx(expected, abs=0.0006), (method.__name__, got)
+    assert score(histories, tests, tests) == (0.0, 0.0, 0.0)  # the test values themselves
+    off = score(histories, tests, {key: tests[key] * 1.1 for key in histories})  # 10% high everywhere
+    assert off[0] == pytest.approx(200 * 0.1 / 2.1, rel=1e-9)
+
+
+def test_tail_split_keeps_the_end_of_each_series_for_validation_and_test():
+    from tsattn.data.split import TailSplit
+    from tsattn.errors import TsattnError
+
+    split = TailSplit(val=48, test=48)
+    assert split.borders(748).as_dict() == {"train_end": 652, "val_end": 700, "test_end": 748}
+    assert split.borders(1008).as_dict() == {"train_end": 912, "val_end": 960, "test_end": 1008}
+    with pytest.raises(TsattnError, match="a series of 96 rows leaves no training rows"):
+        split.borders(96)

@@ -271,7 +271,7 @@ CHANGES = {
     "negative": (lambda s: s["network_options"].update(hidden_size=-8), "(integers are never negative)"),
     "text_for_a_number": (lambda s: s["network_options"].update(dropout="0.1"), "dropout='0.1' is not a float"),
     "long_horizon": (lambda s: s.update(horizon=10**6), "horizon must be an integer from 1 to 20,000"),
-    "more_targets": (lambda s: s["network_options"].update(n_targets=2), "network_options.n_targets=2 but the data"),
+    "more_targets": (lambda s: s["network_options"].update(n_targets=5), "network_options.n_targets=5 but the data"),
     "segments": (lambda s: s["module_options"].update(segment_len=3), "segment_len=3 must divide data.lookback=8"),
     "quantiles": (lambda s: s.update(quantiles=[0.1, 0.9]), "network_options.quantiles=None but the data"),
     "not_a_time": (lambda s: s["training_data"]["test_start"].update(good="someday"), "is not a time"),

@@ -56,12 +56,12 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
         assert trainer.logger is None
 
 
-def test_default_is_lstm_on_bundled_weather(tmp_path, monkeypatch):
+def test_default_is_lstm_on_bundled_co2(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = compose([f"paths.log_dir={tmp_path}"])
     assert cfg.model.net._target_ == "tsattn.models.lstm_seq2seq.LSTMSeq2Seq"
-    assert cfg.data.name == "weather" and cfg.data.path.endswith("weather_temps.csv")
-    assert cfg.logger.run_name == "lstm_seq2seq-weather-seed0"
+    assert cfg.data.name == "co2" and cfg.data.path.endswith("co2_weekly.csv")
+    assert cfg.logger.run_name == "lstm_seq2seq-co2-seed0"
     assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"  # every run under paths.log_dir
 
 

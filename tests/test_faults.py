@@ -22,6 +22,7 @@ from tsattn.cli import main
 # run only matches when the random generators are restored too; one thread in every process, so the
 # runs in this process and in the victims' compute the same sums in the same order.
 RESUMABLE = [
+    "data=weather",
     "data.lookback=48",
     "data.horizon=12",
     "model.net.hidden_size=16",

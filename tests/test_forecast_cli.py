@@ -10,6 +10,7 @@ from tests.conftest import BAD_CSV_DIR, build_bundle, run_tsattn
 from tsattn.cli import main
 
 TINY = [
+    "data=weather",
     "data.horizon=12",
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=4",

@@ -15,11 +15,16 @@ import torch
 
 from tests.conftest import build_bundle
 
-WEATHER = ["data.lookback=48", "data.horizon=12"]
+WEATHER = ["data=weather", "data.lookback=48", "data.horizon=12"]
 MODELS = {
     "lstm_seq2seq": ["model=lstm_seq2seq", "model.net.hidden_size=8"],
     "attention_seq2seq": ["model=attention_seq2seq", "model.net.hidden_size=8", "model.net.score=additive"],
-    "transformer_generative": ["model=transformer", "model.net.d_model=16", "model.net.label_len=12"],
+    "transformer_generative": [
+        "model=transformer",
+        "model.net.d_model=16",
+        "model.net.label_len=12",
+        "model.segment_len=1",
+    ],
     "transformer_autoregressive": [
         "model=transformer",
         "model.net.d_model=16",

@@ -22,6 +22,7 @@ ARTIFACTS = Path(os.environ.get("TSATTN_TEST_ARTIFACTS", REPO / "test-artifacts"
 
 
 SWEEP_TINY = [
+    "data=weather",
     "data.lookback=48",
     "data.horizon=12",
     "trainer.max_epochs=2",

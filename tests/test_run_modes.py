@@ -8,6 +8,7 @@ import torch
 from tsattn.cli import main
 
 TINY = [
+    "data=weather",
     "data.lookback=48",
     "data.horizon=12",
     "model.net.hidden_size=8",
@@ -88,7 +89,8 @@ def test_resuming_needs_checkpoints(tmp_path, capsys):
 
 
 def test_a_window_longer_than_the_positional_encoding_is_one_line(tmp_path, capsys):
-    overrides = ["model=transformer", "model.net.d_model=8", "model.net.max_len=50", "logger=none"]
+    overrides = ["model=transformer", "model.segment_len=1", "model.net.d_model=8", "model.net.max_len=50"]
+    overrides.append("logger=none")
     window = [o for o in TINY if "hidden_size" not in o]
     assert main(["train", *window, *overrides, f"paths.log_dir={tmp_path}"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, build_bundle
+from tests.conftest import REPO, build_bundle, m4_hourly_path
 from tsattn.errors import TsattnError
 
 pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install 'tsattn[spark]'")
@@ -25,17 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully suppo
 
 ROWS = 200  # per series: enough for L=48, H=48 windows in each split, small enough to stay quick
 END = pd.Timestamp("2017-03-26 00:00")  # the last training hour of every series (no timestamps in M4)
-
-
-def m4_hourly_path() -> Path:
-    """The M4 hourly directory from ../shared (or $TSATTN_M4). Skips where absent, but fails under CI=true."""
-    path = Path(os.environ.get("TSATTN_M4", REPO.parent / "shared" / "data" / "m4"))
-    if not (path / "Hourly-train.csv").is_file() or not (path / "Hourly-test.csv").is_file():
-        reason = f"M4 hourly not found in {path}; set TSATTN_M4 to the folder of Hourly-train.csv and Hourly-test.csv"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
 
 
 def long_m4(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import run_tsattn
 
 TINY = [
+    "data=weather",
     "data.lookback=48",
     "data.horizon=12",
     "trainer.max_epochs=3",
@@ -99,6 +100,7 @@ def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path):
 
 
 DDP_EVAL = [
+    "data=weather",
     "data.lookback=48",
     "data.horizon=12",
     "model.net.hidden_size=16",

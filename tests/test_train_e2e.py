@@ -15,6 +15,7 @@ from tests.conftest import run_tsattn
 from tsattn.cli import main
 
 TINY = [
+    "data=weather",
     "data.lookback=48",
     "data.horizon=12",
     "model.net.hidden_size=16",

@@ -19,7 +19,7 @@ Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models
 
 commands:
   train    train and test a model from the Hydra config in conf/; arguments are Hydra overrides:
-             tsattn train                                  # LSTM seq2seq on the bundled weather data
+             tsattn train                                  # LSTM seq2seq on the bundled CO2 data
              tsattn train data=csv data.path=sales.csv data.targets=[sales] model.net.hidden_size=128
              tsattn train -m seed=0,1,2                    # a sweep
              tsattn train --cfg job                        # print the composed config

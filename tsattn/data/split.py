@@ -83,6 +83,30 @@ class RowSplit:
         return Borders(self.train_end, self.val_end, test_end)
 
 
+class TailSplit:
+    """Split each series from its own end: the last `test` rows are test, the `val` rows before them
+    validation, everything earlier training (M4's protocol: the 48 values after each history are test, and
+    the last 48 of the history validate).
+
+    Args:
+        val: rows of validation at the end of each series' history.
+        test: rows of test at the end of each series.
+    """
+
+    def __init__(self, val: int, test: int) -> None:
+        if val < 1 or test < 1:
+            raise TsattnError(f"data.split: val={val} and test={test} must be at least 1 row each")
+        self.val, self.test = val, test
+
+    def borders(self, n_rows: int) -> Borders:
+        if n_rows <= self.val + self.test:
+            raise TsattnError(
+                f"data.split: a series of {n_rows} rows leaves no training rows before its last "
+                f"{self.val} validation and {self.test} test rows; drop it or lower data.split.val"
+            )
+        return Borders(n_rows - self.val - self.test, n_rows - self.test, n_rows)
+
+
 def window_starts(borders: Borders, split: str, lookback: int, horizon: int, stride: int = 1) -> np.ndarray:
     """Row where each window of a split begins; a window is `lookback` inputs then `horizon` targets.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from torch import nn
 
 from tsattn.metrics import POINT_METRICS, HorizonErrors, pinball
 from tsattn.models.forecaster import Forecaster
-from tsattn.training.schedules import TeacherForcing
+from tsattn.training.schedules import LearningRate, TeacherForcing
 
 Batch = dict[str, torch.Tensor]
 
@@ -31,7 +32,8 @@ class ForecastModule(L.LightningModule):
         net: the network.
         optimizer: a factory taking the parameters (a `_partial_` optimizer from config); None for
             parameter-free networks, which are only tested.
-        scheduler: optional factory taking the optimizer (a `_partial_` LR scheduler); stepped per epoch on val/loss.
+        scheduler: a LearningRate (warm-up then cosine decay per step, or plateau halving), or a factory
+            taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on val/loss.
         loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
         revin, channel_independent, segment_len, n_targets: the Forecaster's views of a batch (RevIN,
@@ -44,7 +46,7 @@ class ForecastModule(L.LightningModule):
         self,
         net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        scheduler: LearningRate | Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         loss: str = "mse",
         teacher_forcing: TeacherForcing | None = None,
         revin: bool = False,
@@ -92,8 +94,26 @@ class ForecastModule(L.LightningModule):
         return pinball(y_hat, y, self.quantiles) if self.quantiles else self.point_loss(y_hat, y)
 
     def on_train_epoch_start(self) -> None:
+        self._set_scheduled_rate()  # so the logged rate is the one the epoch's first batch uses
         optimizer = self.optimizers(use_pl_optimizer=False)
         self.log("train/lr", float(optimizer.param_groups[0]["lr"]), on_step=False, on_epoch=True)
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        self._set_scheduled_rate()
+
+    def _set_scheduled_rate(self) -> None:
+        """warmup_cosine: the rate for the next optimizer step, from the step count alone."""
+        schedule = self.scheduler_factory
+        if not isinstance(schedule, LearningRate) or schedule.kind != "warmup_cosine":
+            return
+        # Known once the fit loop has its batches (asking earlier would set the data up out of turn).
+        per_epoch = self.trainer.num_training_batches
+        per_epoch = int(per_epoch) if math.isfinite(per_epoch) else 0
+        epochs = self.trainer.max_epochs
+        total = per_epoch * epochs if per_epoch and epochs and epochs > 0 else None
+        share = schedule.multiplier(self.global_step, per_epoch, total)
+        for group in self.optimizers(use_pl_optimizer=False).param_groups:
+            group["lr"] = group["initial_lr"] * share
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         ratio = self.teacher_forcing(self.current_epoch) if self.uses_teacher_forcing else 0.0
@@ -181,6 +201,12 @@ class ForecastModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
+        if isinstance(self.scheduler_factory, LearningRate):
+            if self.scheduler_factory.kind == "plateau":
+                return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory.plateau(optimizer)}
+            for group in optimizer.param_groups:  # kept in the optimizer's state: a resumed run finds it
+                group.setdefault("initial_lr", group["lr"])
+            return optimizer  # warmup_cosine: on_train_batch_start sets the rate
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,

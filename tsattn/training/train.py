@@ -12,6 +12,7 @@ import threading
 from omegaconf import DictConfig, OmegaConf
 
 from tsattn.errors import Interrupted, TsattnError
+from tsattn.training.architecture import resolve_auto
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class Training:
         self.datamodule = instantiate(cfg.data, _partial_=True)(collection=collection)
         self.datamodule.setup("fit")
         L.seed_everything(cfg.seed, workers=True)
+        data = self.datamodule
+        chosen = resolve_auto(cfg.model, data.lookback, data.horizon, data.season_length)
+        if chosen:
+            log.info("model settings left auto: %s", ", ".join(f"{k}={v}" for k, v in chosen.items()))
         self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)
         net = instantiate(cfg.model.net, **self.net_sizes)
         # Every argument the network was built with: the bundle rebuilds it from these and nothing else.
@@ -325,7 +330,8 @@ def summary(metrics: dict[str, float]) -> str:
     parts = [f"{k}={metrics[k]:.4f}" for k in headline if k in metrics]
     for key, baseline in (("test/skill_mse", "last value"), ("test/skill_snaive", "seasonal naive")):
         if key in metrics:
-            parts.append(f"skill vs {baseline} {metrics[key]:+.1%}")
+            verdict = "beats it" if metrics[key] > 0 else "does not beat it"
+            parts.append(f"skill vs {baseline} {metrics[key]:+.1%} ({verdict})")
     return ", ".join(parts) or "no test metrics"
 
 

@@ -1,0 +1,130 @@
+"""Defaults that carry: each forecaster trained on a dataset with nothing set but the file, L and H.
+
+    python benchmarks/defaults.py                         # ETTh1 and ETTh2, L=96, H=96, the three forecasters
+    python benchmarks/defaults.py --datasets etth2 --models transformer
+
+Each run is exactly what a user with a CSV would type, in its own process:
+
+    tsattn train data=csv data.path=<file> data.lookback=96 data.horizon=96 model=<name>
+
+so the split is data=csv's (70% train, 10% validation, 20% test by time) and every model setting is the
+config default (channel independence, RevIN, segments chosen from L, H and the season, warm-up and cosine
+decay, early stopping). Each run scores seasonal naive and the last value on the same test windows, which
+is the bar: every default forecaster must beat both. The epoch of the best validation loss shows whether
+training stopped at its start. Scores are read back from MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section  # noqa: E402
+
+FORECASTERS = ("lstm_seq2seq", "attention_seq2seq", "transformer")
+DATASETS = {"etth1": DEFAULT_ETTH1, "etth2": DEFAULT_ETTH2}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    paths = {name: Path(DATASETS[name]).resolve() for name in args.datasets}
+    if any(missing_data("defaults.py", str(path)) for path in paths.values()):
+        return 2
+    invocation = time.strftime("%Y%m%d-%H%M%S")
+    lines = [
+        f"**Defaults on a user's CSV: `tsattn train data=csv data.path=<file> data.lookback={args.lookback} "
+        f"data.horizon={args.horizon} model=<name>`, nothing else set (seed 0)**",
+        "",
+        "Test MSE on the scaled data over data=csv's own split (last 20% of rows), beside seasonal naive and "
+        "the last value on the same windows.",
+        "",
+        "| data | model | test MSE | seasonal naive | last value | beats both | best epoch / run | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, path in paths.items():
+        for model in args.models:
+            result = run_one(args, name, path, model, invocation)
+            beats = result["mse"] < result["snaive"] and result["mse"] < result["naive"]
+            lines.append(
+                f"| {name} | {model} | {result['mse']:.4f} | {result['snaive']:.4f} | {result['naive']:.4f} | "
+                f"{'yes' if beats else 'NO'} | {result['best_epoch']} / {result['epochs']} | {result['seconds']:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.output:
+        command = "python benchmarks/defaults.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
+        replace_section(Path(args.output), "defaults", body)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS))
+    parser.add_argument("--models", nargs="+", choices=FORECASTERS, default=list(FORECASTERS))
+    parser.add_argument("--lookback", type=int, default=96)
+    parser.add_argument("--horizon", type=int, default=96)
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}"),
+    )
+    parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
+    return parser.parse_args(argv)
+
+
+def run_one(args, name: str, path: Path, model: str, invocation: str) -> dict:
+    experiment = f"defaults-{name}"
+    overrides = [
+        "data=csv",
+        f"data.path={path}",
+        f"data.lookback={args.lookback}",
+        f"data.horizon={args.horizon}",
+        f"model={model}",
+        f"logger.tracking_uri={args.tracking_uri}",
+        f"logger.experiment_name={experiment}",
+        f"logger.tags={{benchmark:'{invocation}'}}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    print(f"[{name}] tsattn train {' '.join(overrides[:5])}", flush=True)
+    started = time.perf_counter()
+    command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise SystemExit(f"defaults.py: {model} on {name} failed (exit {result.returncode}):\n{tail}")
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    filter_string = f"tags.benchmark = '{invocation}' and tags.`tsattn.model` = '{model}'"
+    (run,) = client.search_runs([found.experiment_id], filter_string=filter_string)
+    history = client.get_metric_history(run.info.run_id, "val/loss")
+    best = min(history, key=lambda m: m.value)
+    metrics = run.data.metrics
+    return {
+        "mse": metrics["test/mse"],
+        "snaive": metrics["test/snaive_mse"],
+        "naive": metrics["test/naive_mse"],
+        "epochs": len(history),
+        "best_epoch": best.step if _steps_are_epochs(history) else history.index(best),
+        "seconds": seconds,
+    }
+
+
+def _steps_are_epochs(history) -> bool:
+    return [m.step for m in history] == list(range(len(history)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
+from tests.conftest import REPO, m4_hourly_path
 from tsattn.config import compose
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.models.registry import network_name
@@ -26,6 +31,17 @@ def shared_store(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('configs') / 'mlflow.db'}"
 
 
+@pytest.fixture(scope="module")
+def m4_long(tmp_path_factory) -> Path:
+    """The long M4 Hourly CSV that benchmarks/m4_hourly.py writes, written once for this module."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from m4_hourly import read_m4, write_long
+
+    histories, tests = read_m4(m4_hourly_path())
+    long_csv, _ = write_long(histories, tests, tmp_path_factory.mktemp("m4"))
+    return long_csv
+
+
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in _options(g)])
 def test_option_composes_and_instantiates(group, option, tmp_path, weather_path, request, shared_store):
     overrides = [f"{group}={option}", f"paths.log_dir={tmp_path}"]
@@ -33,6 +49,8 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
         overrides.append(f"data.path={request.getfixturevalue('etth1_path')}")
     if (group == "data" and option == "etth2") or (group == "experiment" and option.startswith("etth2")):
         overrides.append(f"data.path={request.getfixturevalue('etth1_path').with_name('ETTh2.csv')}")
+    if option.startswith("m4_hourly"):
+        overrides.append(f"data.path={request.getfixturevalue('m4_long')}")
     if group == "data" and option == "csv":
         overrides += [f"data.path={weather_path}", "data.id_col=city", "data.missing=interpolate"]
     cfg = compose(overrides)
@@ -42,7 +60,7 @@ def test_option_composes_and_instantiates(group, option, tmp_path, weather_path,
         cfg.logger.tracking_uri = shared_store
     datamodule, model, trainer = build_components(cfg, with_logger=True)
     assert isinstance(datamodule, ForecastDataModule)
-    parameter_free = option.removeprefix("etth1_") in ("last_value", "seasonal_naive")
+    parameter_free = re.sub(r"^(etth[12]|m4_hourly)_", "", option) in ("last_value", "seasonal_naive")
     assert model.trainable != parameter_free
     # The model's config name is its network's registry name: the name its bundles will carry.
     assert network_name(model.net) == cfg.hydra.runtime.choices.model
@@ -69,6 +87,13 @@ def test_default_is_lstm_on_bundled_co2(tmp_path, monkeypatch):
 def test_experiments_pin_the_ett_protocol_and_name_their_data(option, tmp_path):
     cfg = compose([f"experiment={option}", f"paths.log_dir={tmp_path}"])
     split = cfg.data.split
+    if option.startswith("m4_hourly_"):  # the competition's: the last 48 values test, the 48 before validate
+        assert split._target_.endswith("TailSplit") and (split.val, split.test) == (48, 48)
+        assert (cfg.data.lookback, cfg.data.horizon, cfg.data.name) == (168, 48, "m4_hourly")
+        model = option.removeprefix("m4_hourly_")
+        assert cfg.logger.run_name.startswith(f"{model}-m4_hourly-")
+        assert cfg.logger.experiment_name == "m4-hourly-protocol"
+        return
     assert (split.train_end, split.val_end, split.test_end) == (8640, 11520, 14400)
     assert (cfg.data.lookback, cfg.data.horizon, cfg.data.targets) == (96, 96, None)
     dataset, model = option.split("_", 1)  # etth2_rlinear: the ETTh2 file, the rlinear model

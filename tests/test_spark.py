@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, build_bundle, m4_hourly_path
+from tests.conftest import build_bundle, m4_hourly_path
 from tsattn.errors import TsattnError
 
 pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install 'tsattn[spark]'")

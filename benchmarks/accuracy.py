@@ -32,6 +32,7 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing_data("accuracy.py", args.data):
         return 2
     data_path = Path(args.data).resolve()
-    invocation = time.strftime("%Y%m%d-%H%M%S")
+    invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     searching = len(args.lookbacks) > 1
     for horizon in args.horizons:
         for setting in args.settings:
@@ -281,7 +282,7 @@ class Job:
 def render(dataset: str, setting: str, horizon: int, rows: list[Row], seeds: list[int], searched: bool = False) -> str:
     """The markdown table: tsattn's models (mean +- sample std over seeds), then the published figures."""
     name = dataset.upper().replace("ETTH", "ETTh")
-    window = "lookback chosen on validation" if searched else "L=96"
+    window = "lookback chosen on validation" if searched else f"L={rows[0].lookback if rows else 96}"
     title = f"{name} {setting}, {window}, H={horizon}: test MSE / MAE on the scaled data, mean +- std over seeds "
     title += str(seeds)
     lines = [

@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = {name: Path(DATASETS[name]).resolve() for name in args.datasets}
     if any(missing_data("defaults.py", str(path)) for path in paths.values()):
         return 2
-    invocation = time.strftime("%Y%m%d-%H%M%S")
+    invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     lines = [
         f"**Defaults on a user's CSV: `tsattn train data=csv data.path=<file> data.lookback={args.lookback} "
         f"data.horizon={args.horizon} model=<name>`, nothing else set (seed 0)**",
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "Test MSE on the scaled data over data=csv's own split (last 20% of rows), beside seasonal naive and "
         "the last value on the same windows.",
         "",
-        "| data | model | test MSE | seasonal naive | last value | beats both | best epoch / run | s |",
+        "| data | model | test MSE | seasonal naive | last value | beats both | best epoch (from 0) / epochs run | s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, path in paths.items():

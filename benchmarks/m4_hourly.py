@@ -33,6 +33,7 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, forecast in (("Naive2 (tsattn's)", naive2), ("seasonal naive (tsattn's)", seasonal_naive)):
         rows.append((name, *score(histories, tests, {k: forecast(v) for k, v in histories.items()}), "", ""))
-    invocation = time.strftime("%Y%m%d-%H%M%S")
+    invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     results = {}
     for model in args.models:
         per_seed = []

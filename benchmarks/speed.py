@@ -41,7 +41,8 @@ from report import DEFAULT_ETTH1, ETTH1_HELP, missing_data, replace_section  # n
 
 MODELS = ("lstm_seq2seq", "attention_seq2seq", "transformer", "lstm_seq2seq_steps")
 # Variants of an experiment: the LSTM decoding step by step over all channels, teacher-forced in training
-# (model=lstm_seq2seq's own defaults), whose free-running validation is the slowest of the three.
+# (model=lstm_seq2seq's defaults before they became channel independent and segmented), whose free-running
+# validation is the slowest of the three.
 VARIANTS = {
     "lstm_seq2seq_steps": (
         "lstm_seq2seq",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,36 @@ def test_tail_split_keeps_the_end_of_each_series_for_validation_and_test():
     assert split.borders(1008).as_dict() == {"train_end": 912, "val_end": 960, "test_end": 1008}
     with pytest.raises(TsattnError, match="a series of 96 rows leaves no training rows"):
         split.borders(96)
+
+
+def test_lookback_search_keeps_the_best_validation_loss_and_never_reads_a_test_score(monkeypatch):
+    """Seed 0 at every lookback; the other seeds where seed 0's validation loss was lowest."""
+    from types import SimpleNamespace
+
+    from accuracy import Job, parse_args
+
+    args = parse_args(
+        ["--settings", "M", "--lookbacks", "96", "336", "720", "--models", "lstm_seq2seq", "--output", ""]
+    )
+    job = Job(args, Path("ETTh1.csv"), "M", 96, "lstm_seq2seq", "experiment", "invocation")
+    validation = {96: 0.70, 336: 0.66, 720: 0.68}
+    test = {96: 0.30, 336: 0.40, 720: 0.35}  # lowest at 96: a search that peeked at test would keep 96
+    ran = []
+
+    def run(seed, lookback):
+        ran.append((seed, lookback))
+        return 1.0
+
+    def runs(lookback, seed=None):
+        done = [s for s, lb in ran if lb == lookback and (seed is None or s == seed)]
+        metrics = {"val/loss_best": validation[lookback], "test/mse": test[lookback], "test/mae": 0.4}
+        return [SimpleNamespace(data=SimpleNamespace(metrics=metrics), info=SimpleNamespace(run_id="r")) for _ in done]
+
+    monkeypatch.setattr(job, "run", run)
+    monkeypatch.setattr(job, "read_runs", runs)
+    monkeypatch.setattr("mlflow.MlflowClient", lambda **_: SimpleNamespace(get_metric_history=lambda *a: [0] * 5))
+    row = job.searched_row()
+    assert ran == [(0, 96), (0, 336), (0, 720), (1, 336), (2, 336)]
+    assert row.lookback == 336 and row.searched == validation and len(row.mse) == 3
+    overrides = job.overrides(1, 336)
+    assert "data.lookback=336" in overrides and "model.segment_len=auto" in overrides

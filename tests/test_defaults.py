@@ -70,10 +70,11 @@ def test_model_alone_gets_channel_independence_revin_and_segments_from_the_data(
     run = Training(cfg, track=False)
     options = run.model.hparams
     assert options.channel_independent and options.revin and options.segment_len == 24  # hourly: a day
-    assert cfg.model.segment_len == 24  # the config itself holds the number: logged and bundled as run
+    assert run.cfg.model.segment_len == 24  # the run's config holds the number: logged and bundled as run
+    assert cfg.model.segment_len == "auto"  # the caller's config is left as given
     assert run.model.net.n_targets == 24  # one channel of 24-step segments
     if model == "transformer":
-        assert cfg.model.net.label_len == 2 and run.model.net.label_len == 2  # half of the 4 encoder segments
+        assert run.cfg.model.net.label_len == 2 and run.model.net.label_len == 2  # half of 4 encoder segments
 
 
 def test_the_bundled_default_run_beats_seasonal_naive_and_says_so(tmp_path, caplog):

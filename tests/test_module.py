@@ -116,6 +116,10 @@ def test_both_validation_losses_and_the_schedule_are_logged_every_epoch(tmp_path
         assert {"val/loss", "val/loss_tf", "val/mse", "val/mae"} <= set(epoch)
         assert epoch["val/loss"] != epoch["val/loss_tf"]  # free-running and teacher-forced differ
     assert [e["train/teacher_forcing_ratio"] for e in recorder.epochs] == [1.0, 0.5, 0.0]
+    # 3 epochs of 3 steps: a one-epoch warm-up from 1/4 of the rate, then a cosine from the rate to 5% of it
+    # (half way down at the third epoch's first step: 0.05 + 0.95 / 2).
+    rates = [e["train/lr"] / cfg.model.optimizer.lr for e in recorder.epochs]
+    assert rates == pytest.approx([0.25, 1.0, 0.525])
 
 
 def test_pinball_is_the_quantile_loss_written_out():

@@ -32,6 +32,7 @@ def test_wheel_ships_configs_and_dataset_and_finds_them(tmp_path):
         "tsattn/conf/train.yaml",
         "tsattn/conf/model/lstm_seq2seq.yaml",
         "tsattn/bundled/weather_temps.csv",
+        "tsattn/bundled/co2_weekly.csv",
         "tsattn/conf/hparams_search/transformer_optuna.yaml",
         "hydra_plugins/tsattn_optuna_sweeper/sweeper.py",
         "tsattn/dashboards/template.html",

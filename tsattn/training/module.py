@@ -107,13 +107,16 @@ class ForecastModule(L.LightningModule):
         if not isinstance(schedule, LearningRate) or schedule.kind != "warmup_cosine":
             return
         # Known once the fit loop has its batches (asking earlier would set the data up out of turn).
-        per_epoch = self.trainer.num_training_batches
-        per_epoch = int(per_epoch) if math.isfinite(per_epoch) else 0
-        epochs = self.trainer.max_epochs
-        total = per_epoch * epochs if per_epoch and epochs and epochs > 0 else None
-        share = schedule.multiplier(self.global_step, per_epoch, total)
+        # Both count optimizer steps, as global_step does (max_steps and gradient accumulation included).
+        batches, accumulate = self.trainer.num_training_batches, self.trainer.accumulate_grad_batches
+        per_epoch = math.ceil(batches / accumulate) if math.isfinite(batches) else 0
+        total = self.trainer.estimated_stepping_batches
+        share = schedule.multiplier(self.global_step, per_epoch, int(total) if math.isfinite(total) else None)
         for group in self.optimizers(use_pl_optimizer=False).param_groups:
-            group["lr"] = group["initial_lr"] * share
+            # A checkpoint from a run without this schedule restores param groups without initial_lr.
+            base = group.get("initial_lr") or getattr(self.optimizer_factory, "keywords", {}).get("lr", group["lr"])
+            group["initial_lr"] = base
+            group["lr"] = base * share
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         ratio = self.teacher_forcing(self.current_epoch) if self.uses_teacher_forcing else 0.0

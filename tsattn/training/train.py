@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import shlex
@@ -45,7 +46,8 @@ class Training:
         from tsattn.data.io import read_configured
         from tsattn.tracking.store import check_reachable
 
-        self.cfg = cfg
+        # A copy: the `auto` model settings are filled in below, and the caller's config stays as it was given.
+        self.cfg = cfg = copy.deepcopy(cfg)
         settings = cfg.get("logger") if track else None
         if settings:
             check_reachable(settings.tracking_uri)  # seconds, not after an hour of training

@@ -3,7 +3,7 @@
 The ETTh1 experiments (conf/experiment/, chosen on validation) found one shape: one shared network per
 channel, RevIN, and the network run over segments of one season (24 hours). A user's `model=<name>` gets
 the same shape for their own L, H and season (benchmarks/defaults.py measures it on ETTh1 and ETTh2, and
-the M4 Hourly experiments use it untouched):
+the M4 Hourly experiments use it, with a longer schedule):
 
 - `model.segment_len: auto`: the longest segment that divides both L and H, is at most one season, and
   leaves the encoder at least MIN_ENCODER_STEPS steps (1, the steps themselves, when none does);

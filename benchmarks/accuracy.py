@@ -29,7 +29,6 @@ import argparse
 import math
 import os
 import shlex
-import subprocess
 import sys
 import time
 import uuid
@@ -39,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section  # noqa: E402
+from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section, train_run  # noqa: E402
 
 MODELS = (
     "transformer",
@@ -233,15 +232,9 @@ class Job:
     def run(self, seed: int, lookback: int) -> float:
         """One `tsattn train` process; returns its wall time in seconds."""
         overrides = self.overrides(seed, lookback)
-        command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
         label = f"[{self.args.dataset} {self.setting} L={lookback} H={self.horizon}] {self.model} seed {seed}"
         print(f"{label}: tsattn train {' '.join(overrides[:2])} ...", flush=True)
-        start = time.perf_counter()
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-            raise SystemExit(f"accuracy.py: {self.model} seed {seed} failed (exit {result.returncode}):\n{tail}")
+        elapsed = train_run(overrides, "accuracy.py", f"{self.model} seed {seed}")
         print(f"    {elapsed:.0f} s", flush=True)
         return elapsed
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section  # noqa: E402
+from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section, train_run  # noqa: E402
 
 FORECASTERS = ("lstm_seq2seq", "attention_seq2seq", "transformer")
 DATASETS = {"etth1": DEFAULT_ETTH1, "etth2": DEFAULT_ETTH2}
@@ -97,13 +96,7 @@ def run_one(args, name: str, path: Path, model: str, invocation: str) -> dict:
         "trainer.enable_model_summary=false",
     ]
     print(f"[{name}] tsattn train {' '.join(overrides[:5])}", flush=True)
-    started = time.perf_counter()
-    command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise SystemExit(f"defaults.py: {model} on {name} failed (exit {result.returncode}):\n{tail}")
+    seconds = train_run(overrides, "defaults.py", f"{model} on {name}")
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)

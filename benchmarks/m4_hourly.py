@@ -30,7 +30,6 @@ import csv
 import math
 import os
 import shlex
-import subprocess
 import sys
 import time
 import uuid
@@ -41,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_M4, machine, replace_section  # noqa: E402
+from report import DEFAULT_M4, machine, replace_section, train_run  # noqa: E402
 
 HORIZON, SEASON = 48, 24
 FORECASTERS = ("transformer", "attention_seq2seq", "lstm_seq2seq")
@@ -205,13 +204,7 @@ def train(args, model: str, seed: int, long_csv: Path, invocation: str) -> tuple
         *args.override,
     ]
     print(f"[M4 Hourly] {model} seed {seed}: tsattn train {' '.join(overrides[:2])} ...", flush=True)
-    started = time.perf_counter()
-    command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise SystemExit(f"m4_hourly.py: {model} seed {seed} failed (exit {result.returncode}):\n{tail}")
+    seconds = train_run(overrides, "m4_hourly.py", f"{model} seed {seed}")
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -55,3 +57,18 @@ def missing_data(script: str, path: str) -> bool:
     variable = "TSATTN_ETTH2" if "etth2" in resolved.name.lower() else "TSATTN_ETTH1"
     print(f"{script}: {resolved} not found; pass --data or set {variable}", file=sys.stderr)
     return True
+
+
+def train_run(overrides: list[str], script: str, what: str) -> float:
+    """One `tsattn train OVERRIDES` process run from the repository root; its wall time in seconds.
+
+    A failed run stops the benchmark with the run's last lines (SystemExit), naming `what` failed.
+    """
+    command = [str(Path(sys.executable).with_name("tsattn")), "train", *overrides]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise SystemExit(f"{script}: {what} failed (exit {result.returncode}):\n{tail}")
+    return elapsed

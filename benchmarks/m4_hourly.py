@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", choices=(*FORECASTERS, "linear", "rlinear"), default=list(FORECASTERS))
+    parser.add_argument("--models", nargs="+", choices=FORECASTERS, default=list(FORECASTERS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--data", default=DEFAULT_M4, help="folder of Hourly-train.csv and Hourly-test.csv")
     parser.add_argument(

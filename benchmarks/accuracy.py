@@ -142,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for model in args.models:
                 job = Job(args, data_path, setting, horizon, model, experiment, invocation)
-                rows.append(job.searched_row() if searching and model in TRAINABLE else job.row(args.lookbacks[0]))
+                if searching and model in TRAINABLE:
+                    rows.append(job.searched_row())
+                else:
+                    # The naive baselines have no weights: every seed gives the same forecast, so one run says it.
+                    seeds = None if model in TRAINABLE else args.seeds[:1]
+                    rows.append(job.row(args.lookbacks[0], seeds))
             table = render(args.dataset, setting, horizon, rows, args.seeds, searching)
             print(table, flush=True)
             if args.output:

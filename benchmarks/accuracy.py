@@ -38,7 +38,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section, train_run  # noqa: E402
+from report import (  # noqa: E402
+    DEFAULT_ETTH1,
+    DEFAULT_ETTH2,
+    find_runs,
+    hydra_quoted,
+    machine,
+    missing_data,
+    replace_section,
+    tracked_overrides,
+    train_run,
+)
 
 MODELS = (
     "transformer",
@@ -220,16 +230,12 @@ class Job:
         return [
             f"experiment={self.args.dataset}_{self.model}",
             f"seed={seed}",
-            f"data.path={self.data_path}",
+            f"data.path={hydra_quoted(self.data_path)}",
             f"data.horizon={self.horizon}",
             f"data.lookback={lookback}",
             *(["model.segment_len=auto"] if searching and self.model in FORECASTERS else []),
             *(["model.net.label_len=auto"] if searching and self.model == "transformer" else []),
-            f"logger.tracking_uri={self.args.tracking_uri}",
-            f"logger.experiment_name={self.experiment}",
-            f"logger.tags={{benchmark:'{self.invocation}'}}",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
+            *tracked_overrides(self.args.tracking_uri, self.experiment, self.invocation),
             *(["data.targets=[OT]"] if self.setting == "S" else []),
             *self.args.override,
         ]
@@ -244,16 +250,9 @@ class Job:
         return elapsed
 
     def read_runs(self, lookback: int, seed: int | None = None):
-        import mlflow
-
-        client = mlflow.MlflowClient(tracking_uri=self.args.tracking_uri)
-        found = client.get_experiment_by_name(self.experiment)
-        wanted = f"tags.benchmark = '{self.invocation}' and tags.`tsattn.model` = '{self.model}'"
-        wanted += f" and params.`data/lookback` = '{lookback}'"
-        if seed is not None:
-            wanted += f" and params.seed = '{seed}'"
-        runs = client.search_runs([found.experiment_id], filter_string=wanted, max_results=1000)
-        return [r for r in runs if r.info.status == "FINISHED" and "test/mse" in r.data.metrics]
+        params = {"lookback": lookback} if seed is None else {"lookback": lookback, "seed": seed}
+        runs = find_runs(self.args.tracking_uri, self.experiment, self.invocation, self.model, **params)
+        return [r for r in runs if "test/mse" in r.data.metrics]
 
     def read(self, lookback: int, seconds: list[float], extra: dict | None = None) -> Row:
         """Test MSE and MAE and the epochs of this invocation's runs at one lookback, read back from MLflow."""

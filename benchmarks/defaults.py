@@ -2,6 +2,7 @@
 
     python benchmarks/defaults.py                         # ETTh1 and ETTh2, L=96, H=96, the three forecasters
     python benchmarks/defaults.py --datasets etth2 --models transformer
+    python benchmarks/defaults.py --settings tuned        # only the tuned experiments on the same split
 
 Each run is exactly what a user with a CSV would type, in its own process:
 
@@ -11,7 +12,10 @@ so the split is data=csv's (70% train, 10% validation, 20% test by time) and eve
 config default (channel independence, RevIN, segments chosen from L, H and the season, warm-up and cosine
 decay, early stopping). Each run scores seasonal naive and the last value on the same test windows, which
 is the bar: every default forecaster must beat both. The epoch of the best validation loss shows whether
-training stopped at its start. Scores are read back from MLflow.
+training stopped at its start. Beside each, the tuned experiment on the same file, split and windows
+(`tsattn train experiment=<dataset>_<name> data=csv data.path=<file> ...`: the model and training settings
+chosen on the benchmark's validation split), so the table says what the defaults leave behind.
+Scores are read back from MLflow.
 """
 
 from __future__ import annotations
@@ -27,10 +31,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_ETTH1, DEFAULT_ETTH2, machine, missing_data, replace_section, train_run  # noqa: E402
+from report import (  # noqa: E402
+    DEFAULT_ETTH1,
+    DEFAULT_ETTH2,
+    find_runs,
+    hydra_quoted,
+    machine,
+    missing_data,
+    replace_section,
+    tracked_overrides,
+    train_run,
+)
 
 FORECASTERS = ("lstm_seq2seq", "attention_seq2seq", "transformer")
 DATASETS = {"etth1": DEFAULT_ETTH1, "etth2": DEFAULT_ETTH2}
+
+
+HEADINGS = {
+    "defaults": "Defaults on a user's CSV: `tsattn train data=csv data.path=<file> data.lookback={L} "
+    "data.horizon={H} model=<name>`, nothing else set (seed 0)",
+    "tuned": "The tuned experiments on the same CSV, split and windows: `tsattn train experiment=<data>_<name> "
+    "data=csv data.path=<file> data.lookback={L} data.horizon={H}` (seed 0)",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     if any(missing_data("defaults.py", str(path)) for path in paths.values()):
         return 2
     invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    for kind in args.settings:
+        table = render(
+            kind, args, [run_one(args, n, p, m, invocation, kind) for n, p in paths.items() for m in args.models]
+        )
+        print(table, flush=True)
+        if args.output:
+            command = "python benchmarks/defaults.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+            body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
+            replace_section(Path(args.output), "defaults" if kind == "defaults" else "defaults-tuned", body)
+    return 0
+
+
+def render(kind: str, args: argparse.Namespace, results: list[dict]) -> str:
     lines = [
-        f"**Defaults on a user's CSV: `tsattn train data=csv data.path=<file> data.lookback={args.lookback} "
-        f"data.horizon={args.horizon} model=<name>`, nothing else set (seed 0)**",
+        f"**{HEADINGS[kind].format(L=args.lookback, H=args.horizon)}**",
         "",
         "Test MSE on the scaled data over data=csv's own split (last 20% of rows), beside seasonal naive and "
         "the last value on the same windows.",
@@ -49,22 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         "| data | model | test MSE | seasonal naive | last value | beats both | best epoch (from 0) / epochs run | s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, path in paths.items():
-        for model in args.models:
-            result = run_one(args, name, path, model, invocation)
-            beats = result["mse"] < result["snaive"] and result["mse"] < result["naive"]
-            lines.append(
-                f"| {name} | {model} | {result['mse']:.4f} | {result['snaive']:.4f} | {result['naive']:.4f} | "
-                f"{'yes' if beats else 'NO'} | {result['best_epoch']} / {result['epochs']} | {result['seconds']:.0f} |"
-            )
-            print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        command = "python benchmarks/defaults.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
-        replace_section(Path(args.output), "defaults", body)
-    return 0
+    for result in results:
+        beats = result["mse"] < result["snaive"] and result["mse"] < result["naive"]
+        lines.append(
+            f"| {result['data']} | {result['model']} | {result['mse']:.4f} | {result['snaive']:.4f} | "
+            f"{result['naive']:.4f} | {'yes' if beats else 'NO'} | {result['best_epoch']} / {result['epochs']} | "
+            f"{result['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,36 +103,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}"),
     )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=tuple(HEADINGS),
+        default=list(HEADINGS),
+        help="the defaults, and the tuned experiments on the same split (a table each)",
+    )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
     return parser.parse_args(argv)
 
 
-def run_one(args, name: str, path: Path, model: str, invocation: str) -> dict:
-    experiment = f"defaults-{name}"
+def run_one(args, name: str, path: Path, model: str, invocation: str, kind: str = "defaults") -> dict:
+    """One run of `model` on the dataset as a user's CSV: its defaults, or (`tuned`) its experiment's settings."""
+    tuned = kind == "tuned"
+    experiment = f"defaults-{name}" + ("-tuned" if tuned else "")
     overrides = [
+        *([f"experiment={name}_{model}"] if tuned else []),
         "data=csv",
-        f"data.path={path}",
+        f"data.path={hydra_quoted(path)}",
         f"data.lookback={args.lookback}",
         f"data.horizon={args.horizon}",
-        f"model={model}",
-        f"logger.tracking_uri={args.tracking_uri}",
-        f"logger.experiment_name={experiment}",
-        f"logger.tags={{benchmark:'{invocation}'}}",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
+        *([] if tuned else [f"model={model}"]),
+        *tracked_overrides(args.tracking_uri, experiment, invocation),
     ]
-    print(f"[{name}] tsattn train {' '.join(overrides[:5])}", flush=True)
-    seconds = train_run(overrides, "defaults.py", f"{model} on {name}")
+    print(f"[{name}] tsattn train {' '.join(overrides[: 6 if tuned else 5])}", flush=True)
+    seconds = train_run(overrides, "defaults.py", f"{model} on {name}" + (" (tuned)" if tuned else ""))
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    filter_string = f"tags.benchmark = '{invocation}' and tags.`tsattn.model` = '{model}'"
-    (run,) = client.search_runs([found.experiment_id], filter_string=filter_string)
+    (run,) = find_runs(args.tracking_uri, experiment, invocation, model)
     history = client.get_metric_history(run.info.run_id, "val/loss")
     best = min(history, key=lambda m: m.value)
     metrics = run.data.metrics
     return {
+        "data": name,
+        "model": model,
         "mse": metrics["test/mse"],
         "snaive": metrics["test/snaive_mse"],
         "naive": metrics["test/naive_mse"],

@@ -27,7 +27,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import machine, replace_section  # noqa: E402
+from report import hydra_quoted, machine, replace_section  # noqa: E402
 
 MODELS = ("lstm_seq2seq", "attention_seq2seq", "transformer", "linear", "seasonal_naive", "last_value")
 
@@ -58,7 +58,7 @@ def train_bundle(model: str, csv: Path, directory: Path, lookback: int, horizon:
 
     overrides = [
         "data=csv",
-        f"data.path={csv}",
+        f"data.path={hydra_quoted(csv)}",
         "data.id_col=id",
         f"data.lookback={lookback}",
         f"data.horizon={horizon}",

@@ -40,7 +40,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_M4, machine, replace_section, train_run  # noqa: E402
+from report import (  # noqa: E402
+    DEFAULT_M4,
+    find_runs,
+    hydra_quoted,
+    machine,
+    replace_section,
+    tracked_overrides,
+    train_run,
+)
 
 HORIZON, SEASON = 48, 24
 FORECASTERS = ("transformer", "attention_seq2seq", "lstm_seq2seq")
@@ -195,22 +203,13 @@ def train(args, model: str, seed: int, long_csv: Path, invocation: str) -> tuple
     overrides = [
         f"experiment=m4_hourly_{model}",
         f"seed={seed}",
-        f"data.path={long_csv}",
-        f"logger.tracking_uri={args.tracking_uri}",
-        f"logger.experiment_name={experiment}",
-        f"logger.tags={{benchmark:'{invocation}'}}",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
+        f"data.path={hydra_quoted(long_csv)}",
+        *tracked_overrides(args.tracking_uri, experiment, invocation),
         *args.override,
     ]
     print(f"[M4 Hourly] {model} seed {seed}: tsattn train {' '.join(overrides[:2])} ...", flush=True)
     seconds = train_run(overrides, "m4_hourly.py", f"{model} seed {seed}")
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    wanted = f"tags.benchmark = '{invocation}' and tags.`tsattn.model` = '{model}' and params.seed = '{seed}'"
-    (run,) = client.search_runs([found.experiment_id], filter_string=wanted)
+    (run,) = find_runs(args.tracking_uri, experiment, invocation, model, seed=seed)
     return run.info.run_id, seconds
 
 

@@ -1,10 +1,11 @@
-"""What the benchmark scripts share: the ETTh1 file they read, and BENCHMARKS.md, where each replaces only
-its own marked section."""
+"""What the benchmark scripts share: the datasets they read, how they launch and record `tsattn train` runs
+and find them again in MLflow, and BENCHMARKS.md, where each replaces only its own marked section."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -72,3 +73,42 @@ def train_run(overrides: list[str], script: str, what: str) -> float:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise SystemExit(f"{script}: {what} failed (exit {result.returncode}):\n{tail}")
     return elapsed
+
+
+def hydra_quoted(value: object) -> str:
+    """`value` as a quoted Hydra override value that reads back unchanged.
+
+    Unquoted, a comma in a path makes a sweep, `${` an interpolation, and a space or a bracket a parse
+    error. Backslashes are doubled only where Hydra reads them as escapes: before a quote or at the end.
+    """
+    text = re.sub(r"\\+(?=')|\\+$", lambda m: m.group(0) * 2, str(value))
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
+
+
+def tracked_overrides(tracking_uri: str, experiment: str, invocation: str) -> list[str]:
+    """The overrides that record a benchmark run in `experiment`, tagged with this invocation, and keep its
+    log to the summary (no progress bar, no model table)."""
+    return [
+        f"logger.tracking_uri={hydra_quoted(tracking_uri)}",
+        f"logger.experiment_name={hydra_quoted(experiment)}",
+        f"logger.tags={{benchmark:{hydra_quoted(invocation)}}}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+
+
+def find_runs(tracking_uri: str, experiment: str, invocation: str, model: str, **params: object) -> list:
+    """The finished runs of `model` that this invocation recorded in `experiment`, with the given params
+    (`lookback=96` matches the logged `data/lookback`); a failed or unfinished run is left out."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    wanted = f"tags.benchmark = '{invocation}' and tags.`tsattn.model` = '{model}'"
+    names = {"lookback": "data/lookback"}
+    for key, value in params.items():
+        wanted += f" and params.`{names.get(key, key)}` = '{value}'"
+    runs = client.search_runs([found.experiment_id], filter_string=wanted, max_results=1000)
+    return [r for r in runs if r.info.status == "FINISHED"]

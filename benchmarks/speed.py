@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import DEFAULT_ETTH1, ETTH1_HELP, missing_data, replace_section  # noqa: E402
+from report import DEFAULT_ETTH1, ETTH1_HELP, hydra_quoted, missing_data, replace_section  # noqa: E402
 
 MODELS = ("lstm_seq2seq", "attention_seq2seq", "transformer", "lstm_seq2seq_steps")
 # Variants of an experiment: the LSTM decoding step by step over all channels, teacher-forced in training
@@ -114,7 +114,7 @@ def build(args: argparse.Namespace, model: str, timer):
     overrides = [
         f"experiment=etth1_{experiment}",
         *variant,
-        f"data.path={args.data}",
+        f"data.path={hydra_quoted(args.data)}",
         "logger=none",
         "callbacks=none",
         "model.scheduler=null",  # stepped on val/loss, which a training-only benchmark does not compute

@@ -13,7 +13,7 @@ from tests.conftest import REPO, tsattn_env
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from report import replace_section
+from report import hydra_quoted, replace_section, tracked_overrides
 
 QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2"]
 
@@ -29,6 +29,33 @@ def _script(name: str, args: list[str], timeout: float = 600) -> subprocess.Comp
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
+
+
+@pytest.mark.parametrize(
+    "value", ["/data/a,b/x.csv", "/data/${oops}/x.csv", "/data/it's here/x [1].csv", "C:\\data\\", "x=y"]
+)
+def test_benchmark_overrides_carry_any_path_unchanged(value):
+    # A comma would make a sweep of a bare override, `${` an interpolation, a quote or a space a parse error.
+    from tsattn.config import compose
+
+    cfg = compose(["data=csv", f"data.path={hydra_quoted(value)}", *tracked_overrides(value, "exp, 1", "inv")])
+    assert cfg.data.path == value and cfg.logger.tracking_uri == value
+    assert cfg.logger.experiment_name == "exp, 1" and cfg.logger.tags == {"benchmark": "inv"}
+
+
+def test_defaults_table_says_which_runs_fail_to_beat_the_naive_forecasts():
+    from defaults import parse_args, render
+
+    args = parse_args(["--output", ""])
+    common = {"data": "etth1", "snaive": 0.6, "naive": 1.5, "best_epoch": 4, "epochs": 9, "seconds": 60.0}
+    table = render(
+        "tuned",
+        args,
+        [{**common, "model": "transformer", "mse": 0.43}, {**common, "model": "lstm_seq2seq", "mse": 0.61}],
+    )
+    assert "experiment=<data>_<name> data=csv" in table
+    assert "| etth1 | transformer | 0.4300 | 0.6000 | 1.5000 | yes | 4 / 9 | 60 |" in table
+    assert "| etth1 | lstm_seq2seq | 0.6100 | 0.6000 | 1.5000 | NO |" in table
 
 
 def test_report_sections_replace_only_their_own_table(tmp_path):

@@ -282,6 +282,8 @@ def render(dataset: str, setting: str, horizon: int, rows: list[Row], seeds: lis
     window = "lookback chosen on validation" if searched else f"L={rows[0].lookback if rows else 96}"
     title = f"{name} {setting}, {window}, H={horizon}: test MSE / MAE on the scaled data, mean +- std over seeds "
     title += str(seeds)
+    if len(seeds) > 1 and any(row.model not in TRAINABLE for row in rows):
+        title += f" (the naive baselines, which have no weights, once: seed {seeds[0]})"
     lines = [
         f"**{title}**",
         "",

@@ -12,10 +12,10 @@ so the split is data=csv's (70% train, 10% validation, 20% test by time) and eve
 config default (channel independence, RevIN, segments chosen from L, H and the season, warm-up and cosine
 decay, early stopping). Each run scores seasonal naive and the last value on the same test windows, which
 is the bar: every default forecaster must beat both. The epoch of the best validation loss shows whether
-training stopped at its start. Beside each, the tuned experiment on the same file, split and windows
-(`tsattn train experiment=<dataset>_<name> data=csv data.path=<file> ...`: the model and training settings
-chosen on the benchmark's validation split), so the table says what the defaults leave behind.
-Scores are read back from MLflow.
+training stopped at its start. A second table (`--settings tuned`) runs the tuned experiment on the same
+file, split and windows (`tsattn train experiment=<dataset>_<name> data=csv data.path=<file> ...
+data.batch_size=<the experiment's>`: the model and training settings chosen on the benchmark's validation
+split), so the two say what the defaults leave behind. Scores are read back from MLflow.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from report import (  # noqa: E402
     DEFAULT_ETTH1,
     DEFAULT_ETTH2,
-    find_runs,
+    find_run,
     hydra_quoted,
     machine,
     missing_data,
@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = {name: Path(DATASETS[name]).resolve() for name in args.datasets}
     if any(missing_data("defaults.py", str(path)) for path in paths.values()):
         return 2
+    if "tuned" in args.settings:
+        for name in paths:
+            for model in args.models:
+                if problem := tuned_misfit(name, model, args.lookback, args.horizon):
+                    print(f"defaults.py: {problem}", file=sys.stderr)
+                    return 2
     invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     for kind in args.settings:
         table = render(
@@ -111,28 +117,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the defaults, and the tuned experiments on the same split (a table each)",
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for key in ("datasets", "models", "settings"):  # a name given twice would run twice and match two runs
+        setattr(args, key, list(dict.fromkeys(getattr(args, key))))
+    return args
+
+
+def tuned_misfit(name: str, model: str, lookback: int, horizon: int) -> str | None:
+    """Why the tuned experiment cannot run at this L and H (its fixed segment length must divide both)."""
+    from tsattn.config import compose
+
+    segment = compose([f"experiment={name}_{model}"]).model.get("segment_len")
+    if isinstance(segment, int) and (lookback % segment or horizon % segment):
+        return (
+            f"experiment={name}_{model} cuts L and H into segments of {segment} steps; "
+            f"--lookback {lookback} --horizon {horizon} must both be multiples of {segment}"
+        )
+    return None
+
+
+def overrides_for(args, name: str, path: Path, model: str, invocation: str, kind: str) -> list[str]:
+    """The `tsattn train` overrides of one run: the defaults (`model=<name>`), or the tuned experiment with
+    data=csv's split and its own batch size (data=csv's default, 256, is not the one it was tuned with)."""
+    tuned = kind == "tuned"
+    experiment = f"defaults-{name}" + ("-tuned" if tuned else "")
+    if tuned:
+        from tsattn.config import compose
+
+        batch_size = compose([f"experiment={name}_{model}"]).data.batch_size
+        head = [f"experiment={name}_{model}", "data=csv"]
+        tail = [f"data.batch_size={batch_size}"]
+    else:
+        head, tail = ["data=csv"], [f"model={model}"]
+    return [
+        *head,
+        f"data.path={hydra_quoted(path)}",
+        f"data.lookback={args.lookback}",
+        f"data.horizon={args.horizon}",
+        *tail,
+        *tracked_overrides(args.tracking_uri, experiment, invocation),
+    ]
 
 
 def run_one(args, name: str, path: Path, model: str, invocation: str, kind: str = "defaults") -> dict:
     """One run of `model` on the dataset as a user's CSV: its defaults, or (`tuned`) its experiment's settings."""
     tuned = kind == "tuned"
     experiment = f"defaults-{name}" + ("-tuned" if tuned else "")
-    overrides = [
-        *([f"experiment={name}_{model}"] if tuned else []),
-        "data=csv",
-        f"data.path={hydra_quoted(path)}",
-        f"data.lookback={args.lookback}",
-        f"data.horizon={args.horizon}",
-        *([] if tuned else [f"model={model}"]),
-        *tracked_overrides(args.tracking_uri, experiment, invocation),
-    ]
-    print(f"[{name}] tsattn train {' '.join(overrides[: 6 if tuned else 5])}", flush=True)
+    overrides = overrides_for(args, name, path, model, invocation, kind)
+    shown = [o for o in overrides if not o.startswith(("logger.", "trainer."))]
+    print(f"[{name}] tsattn train {' '.join(shown)}", flush=True)
     seconds = train_run(overrides, "defaults.py", f"{model} on {name}" + (" (tuned)" if tuned else ""))
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
-    (run,) = find_runs(args.tracking_uri, experiment, invocation, model)
+    run = find_run("defaults.py", args.tracking_uri, experiment, invocation, model)
     history = client.get_metric_history(run.info.run_id, "val/loss")
     best = min(history, key=lambda m: m.value)
     metrics = run.data.metrics

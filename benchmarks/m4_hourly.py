@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from report import (  # noqa: E402
     DEFAULT_M4,
-    find_runs,
+    find_run,
     hydra_quoted,
     machine,
     replace_section,
@@ -209,7 +209,7 @@ def train(args, model: str, seed: int, long_csv: Path, invocation: str) -> tuple
     ]
     print(f"[M4 Hourly] {model} seed {seed}: tsattn train {' '.join(overrides[:2])} ...", flush=True)
     seconds = train_run(overrides, "m4_hourly.py", f"{model} seed {seed}")
-    (run,) = find_runs(args.tracking_uri, experiment, invocation, model, seed=seed)
+    run = find_run("m4_hourly.py", args.tracking_uri, experiment, invocation, model, seed=seed)
     return run.info.run_id, seconds
 
 

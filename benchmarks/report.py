@@ -79,9 +79,11 @@ def hydra_quoted(value: object) -> str:
     """`value` as a quoted Hydra override value that reads back unchanged.
 
     Unquoted, a comma in a path makes a sweep, `${` an interpolation, and a space or a bracket a parse
-    error. Backslashes are doubled only where Hydra reads them as escapes: before a quote or at the end.
+    error. Backslashes are doubled where they would escape what follows: before a quote (Hydra's escape),
+    before `${` (OmegaConf's: an even run of backslashes there would turn the interpolation back on, and a
+    resolver such as oc.env would run on a path) and at the very end.
     """
-    text = re.sub(r"\\+(?=')|\\+$", lambda m: m.group(0) * 2, str(value))
+    text = re.sub(r"\\+(?=')|\\+(?=\$\{)|\\+\Z", lambda m: m.group(0) * 2, str(value))
     return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
@@ -112,3 +114,15 @@ def find_runs(tracking_uri: str, experiment: str, invocation: str, model: str, *
         wanted += f" and params.`{names.get(key, key)}` = '{value}'"
     runs = client.search_runs([found.experiment_id], filter_string=wanted, max_results=1000)
     return [r for r in runs if r.info.status == "FINISHED"]
+
+
+def find_run(script: str, tracking_uri: str, experiment: str, invocation: str, model: str, **params: object):
+    """The one finished run `find_runs` must find; a clear SystemExit, not a bare unpacking error, otherwise."""
+    runs = find_runs(tracking_uri, experiment, invocation, model, **params)
+    if len(runs) != 1:
+        wanted = ", ".join(f"{k}={v}" for k, v in params.items())
+        raise SystemExit(
+            f"{script}: expected one finished {model} run ({wanted or 'any settings'}) of invocation {invocation} "
+            f"in MLflow experiment {experiment!r}, found {len(runs)}"
+        )
+    return runs[0]

@@ -32,7 +32,19 @@ def _script(name: str, args: list[str], timeout: float = 600) -> subprocess.Comp
 
 
 @pytest.mark.parametrize(
-    "value", ["/data/a,b/x.csv", "/data/${oops}/x.csv", "/data/it's here/x [1].csv", "C:\\data\\", "x=y"]
+    "value",
+    [
+        "/data/a,b/x.csv",
+        "/data/${oops}/x.csv",
+        "/data/it's here/x [1].csv",
+        "C:\\data\\",
+        "x=y",
+        "C:\\${oc.env:HOME}\\x",  # an even run of backslashes before ${ would run the resolver
+        "a\\\\${y}",
+        "a\\'b",
+        "x'\\",
+        "line\\\n",
+    ],
 )
 def test_benchmark_overrides_carry_any_path_unchanged(value):
     # A comma would make a sweep of a bare override, `${` an interpolation, a quote or a space a parse error.
@@ -56,6 +68,24 @@ def test_defaults_table_says_which_runs_fail_to_beat_the_naive_forecasts():
     assert "experiment=<data>_<name> data=csv" in table
     assert "| etth1 | transformer | 0.4300 | 0.6000 | 1.5000 | yes | 4 / 9 | 60 |" in table
     assert "| etth1 | lstm_seq2seq | 0.6100 | 0.6000 | 1.5000 | NO |" in table
+
+
+def test_defaults_tuned_runs_are_the_experiment_on_the_users_split(tmp_path):
+    """The tuned row is the experiment's model and training settings, with data=csv's split of the file."""
+    from defaults import overrides_for, parse_args, tuned_misfit
+
+    from tsattn.config import compose
+
+    args = parse_args(["--output", "", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    tuned = compose(overrides_for(args, "etth1", Path("/data/ETTh1.csv"), "transformer", "inv", "tuned"))
+    assert tuned.data.split._target_.endswith("RatioSplit") and tuned.data.path == "/data/ETTh1.csv"
+    assert tuned.model.segment_len == 24 and tuned.data.batch_size == 128  # the experiment's, not csv's 256
+    assert tuned.logger.experiment_name == "defaults-etth1-tuned"
+    default = compose(overrides_for(args, "etth1", Path("/data/ETTh1.csv"), "transformer", "inv", "defaults"))
+    assert default.model.segment_len == "auto" and default.data.batch_size == 256
+    assert tuned_misfit("etth1", "transformer", 96, 96) is None
+    assert "multiples of 24" in tuned_misfit("etth1", "transformer", 96, 36)
+    assert parse_args(["--models", "transformer", "transformer"]).models == ["transformer"]
 
 
 def test_report_sections_replace_only_their_own_table(tmp_path):

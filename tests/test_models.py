@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -20,13 +22,25 @@ NEURAL = {
     "attention_dot": lambda dims, **kw: AttentionSeq2Seq(**dims, hidden_size=32, score="dot", **kw),
     "attention_general": lambda dims, **kw: AttentionSeq2Seq(**dims, hidden_size=32, score="general", **kw),
     "attention_additive": lambda dims, **kw: AttentionSeq2Seq(**dims, hidden_size=32, score="additive", **kw),
+    "lstm_parallel": lambda dims, **kw: LSTMSeq2Seq(**dims, hidden_size=32, decoding="parallel", **kw),
+    "attention_parallel": lambda dims, **kw: AttentionSeq2Seq(**dims, hidden_size=32, decoding="parallel", **kw),
+    "gru": lambda dims, **kw: LSTMSeq2Seq(**dims, hidden_size=32, cell="gru", **kw),
+    "gru_parallel": lambda dims, **kw: LSTMSeq2Seq(**dims, hidden_size=32, cell="gru", decoding="parallel", **kw),
     "transformer_ar": lambda dims, **kw: TransformerForecaster(**dims, d_model=32, dropout=0.0, **kw),
     "transformer_gen": lambda dims, **kw: TransformerForecaster(
         **dims, d_model=32, dropout=0.0, decoder_mode="generative", label_len=24, **kw
     ),
 }
-TEACHER_FORCED = [name for name in NEURAL if name != "transformer_gen"]
-ATTENDING = ["attention_dot", "attention_general", "attention_additive", "transformer_ar", "transformer_gen"]
+PARALLEL = ["lstm_parallel", "attention_parallel", "gru_parallel"]  # no forecast fed back: nothing to teacher-force
+TEACHER_FORCED = [name for name in NEURAL if name != "transformer_gen" and name not in PARALLEL]
+ATTENDING = [
+    "attention_dot",
+    "attention_general",
+    "attention_additive",
+    "attention_parallel",
+    "transformer_ar",
+    "transformer_gen",
+]
 BASELINES = {
     "last_value": lambda dims: LastValue(**dims),
     "seasonal_naive": lambda dims: SeasonalNaive(**dims, season_length=24),
@@ -126,6 +140,31 @@ def test_teacher_forced_step_h_sees_only_truth_before_h(weather, name, ratio):
     torch.testing.assert_close(clean[:, : k + 1], dirty[:, : k + 1], rtol=1e-5, atol=1e-5)
     # ...and later ones do, so teacher forcing really reads y and the check above could fail.
     assert not torch.allclose(clean[:, k + 1 :], dirty[:, k + 1 :])
+
+
+@pytest.mark.parametrize("name", PARALLEL)
+def test_parallel_decoding_never_reads_the_targets_even_when_teacher_forced(weather, name):
+    batch, dims = weather
+    net = build(name, dims).eval()
+    perturbed = dict(batch, y=batch["y"] + 100.0 * torch.randn_like(batch["y"]))
+    with torch.no_grad():
+        torch.testing.assert_close(net(batch, 1.0)["y_hat"], net(perturbed, 1.0)["y_hat"], rtol=0, atol=0)
+        # Each step is decoded on its own, from the same encoder state: step h does not depend on the
+        # other steps' calendar inputs, earlier or later (the recurrent decoders' later steps do).
+        calendar = batch["future_calendar"].clone()
+        calendar[:, 3] += 5.0
+        clean, dirty = net(batch)["y_hat"], net(dict(batch, future_calendar=calendar))["y_hat"]
+    changed = (clean - dirty).abs().amax(dim=(0, 2)) > 1e-6  # [H]
+    assert changed.tolist() == [h == 3 for h in range(HORIZON)]
+
+
+def test_unknown_decoding_is_refused_in_one_line(weather):
+    from tsattn.errors import TsattnError
+
+    with pytest.raises(TsattnError, match=re.escape("model.net.decoding='sideways' is not one of recurrent, parallel")):
+        LSTMSeq2Seq(**weather[1], decoding="sideways")
+    with pytest.raises(TsattnError, match=re.escape("model.net.cell='rnn' is not one of lstm, gru")):
+        LSTMSeq2Seq(**weather[1], cell="rnn")
 
 
 @pytest.mark.parametrize("name", NEURAL)

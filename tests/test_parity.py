@@ -19,6 +19,12 @@ WEATHER = ["data=weather", "data.lookback=48", "data.horizon=12"]
 MODELS = {
     "lstm_seq2seq": ["model=lstm_seq2seq", "model.net.hidden_size=8"],
     "attention_seq2seq": ["model=attention_seq2seq", "model.net.hidden_size=8", "model.net.score=additive"],
+    "gru_seq2seq_parallel": [
+        "model=lstm_seq2seq",
+        "model.net.hidden_size=8",
+        "model.net.cell=gru",
+        "model.net.decoding=parallel",
+    ],
     "transformer_generative": [
         "model=transformer",
         "model.net.d_model=16",

@@ -36,8 +36,10 @@ class AttentionSeq2Seq(LSTMSeq2Seq):
         dropout: float = 0.0,
         quantiles: Sequence[float] | None = None,
         score: str = "general",
+        decoding: str = "recurrent",
+        cell: str = "lstm",
     ) -> None:
-        super().__init__(n_features, n_targets, n_calendar, hidden_size, num_layers, dropout, quantiles)
+        super().__init__(n_features, n_targets, n_calendar, hidden_size, num_layers, dropout, quantiles, decoding, cell)
         hidden_size = self.encoder.hidden_size
         self.score = AttentionScore(score, hidden_size)
         self.combine = nn.Linear(2 * hidden_size, hidden_size)

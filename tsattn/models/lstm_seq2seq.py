@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tsattn.models.layers import ForecastHead, forecast_output, mix_truth, previous_values
+from tsattn.errors import TsattnError
+from tsattn.models.layers import ForecastHead, PositionalEncoding, forecast_output, mix_truth, previous_values
+
+DECODINGS = ("recurrent", "parallel")
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # a GRU's h, or an LSTM's (h, c)
+POSITION_SIZE = 16  # width of the sinusoidal horizon-position code a parallel decoder reads
 
 
 class LSTMSeq2Seq(nn.Module):
@@ -25,6 +31,11 @@ class LSTMSeq2Seq(nn.Module):
         num_layers: stacked LSTM layers in encoder and decoder.
         dropout: dropout between stacked layers and before the head.
         quantiles: quantile levels to forecast, or None for point forecasts.
+        decoding: "recurrent" (each step reads the previous forecast and carries the state on) or
+            "parallel" (each horizon step starts from the encoder's final state and reads only its position
+            and calendar features: no forecast is fed back, so errors cannot accumulate over the horizon and
+            all steps run at once; SegRNN's parallel multi-step forecasting, Lin et al., 2023).
+        cell: "lstm" or "gru" (SegRNN's cell: one state instead of two, a quarter fewer weights).
 
     Shape:
         batch["x"] [B, L, F], batch["future_calendar"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
@@ -42,20 +53,31 @@ class LSTMSeq2Seq(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         quantiles: Sequence[float] | None = None,
+        decoding: str = "recurrent",
+        cell: str = "lstm",
     ) -> None:
         super().__init__()
+        if decoding not in DECODINGS:
+            raise TsattnError(f"model.net.decoding={decoding!r} is not one of {', '.join(DECODINGS)}")
+        if cell not in CELLS:
+            raise TsattnError(f"model.net.cell={cell!r} is not one of {', '.join(CELLS)}")
+        recurrent = CELLS[cell]
         self.n_targets = n_targets
+        self.decoding = decoding
         between_layers = dropout if num_layers > 1 else 0.0  # nn.LSTM warns when dropout has no layer to act on
-        self.encoder = nn.LSTM(n_features, hidden_size, num_layers, batch_first=True, dropout=between_layers)
-        self.decoder = nn.LSTM(
-            n_targets + n_calendar, hidden_size, num_layers, batch_first=True, dropout=between_layers
+        self.encoder = recurrent(n_features, hidden_size, num_layers, batch_first=True, dropout=between_layers)
+        # The recurrent decoder reads the previous values, the parallel one the position of its step.
+        fed_back = n_targets if decoding == "recurrent" else POSITION_SIZE
+        self.positions = PositionalEncoding(POSITION_SIZE) if decoding == "parallel" else None
+        self.decoder = recurrent(
+            fed_back + n_calendar, hidden_size, num_layers, batch_first=True, dropout=between_layers
         )
         self.dropout = nn.Dropout(dropout)
         self.head = ForecastHead(hidden_size, n_targets, quantiles)
         self.quantiles = self.head.quantiles
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Run the encoder. Shape: x [B, L, F] -> outputs [B, L, D], (h, c) each [num_layers, B, D]."""
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Run the encoder. Shape: x [B, L, F] -> outputs [B, L, D], (h, c) (a GRU: h) each [num_layers, B, D]."""
         return self.encoder(x)
 
     def attention_keys(self, encoded: torch.Tensor) -> torch.Tensor | None:
@@ -75,7 +97,7 @@ class LSTMSeq2Seq(nn.Module):
     def decode(
         self,
         encoded: torch.Tensor,
-        state: tuple[torch.Tensor, torch.Tensor],
+        state: State,
         last_value: torch.Tensor,
         future_calendar: torch.Tensor,
         y: torch.Tensor | None = None,
@@ -85,7 +107,7 @@ class LSTMSeq2Seq(nn.Module):
 
         Args:
             encoded: the encoder outputs. [B, L, D]
-            state: the encoder's final (h, c).
+            state: the encoder's final (h, c), or h for a GRU.
             last_value: the last observed target values. [B, C]
             future_calendar: calendar features of the horizon steps. [B, H, K]
             y: the true targets, read only when teacher_forcing_ratio > 0. [B, H, C]
@@ -95,6 +117,8 @@ class LSTMSeq2Seq(nn.Module):
             {"y_hat": [B, H, C] or [B, H, C, Q], "attention": [B, H, L] when the model attends}
         """
         keys = self.attention_keys(encoded)  # once per batch, not once per decoder step
+        if self.decoding == "parallel":
+            return self._decode_parallel(encoded, state, future_calendar, keys)
         if y is not None and teacher_forcing_ratio >= 1.0:
             # Full teacher forcing: every decoder input is known, so one fused LSTM call covers all steps.
             inputs = torch.cat([previous_values(last_value, y), future_calendar], dim=-1)  # [B, H, C + K]
@@ -116,6 +140,32 @@ class LSTMSeq2Seq(nn.Module):
                 previous = mix_truth(point, y[:, h : h + 1], teacher_forcing_ratio)
         attention = torch.cat(weights, dim=1) if weights[0] is not None else None  # H x [B, 1, L] -> [B, H, L]
         return forecast_output(torch.cat(forecasts, dim=1), attention)  # H x [B, 1, ...] -> [B, H, ...]
+
+    def _decode_parallel(
+        self,
+        encoded: torch.Tensor,
+        state: State,
+        future_calendar: torch.Tensor,
+        keys: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """Every horizon step at once: one decoder step from the encoder's final state per horizon step.
+
+        Shape:
+            encoded [B, L, D], state each [num_layers, B, D], future_calendar [B, H, K]
+            -> {"y_hat": [B, H, C] or [B, H, C, Q], "attention": [B, H, L] when the model attends}
+        """
+        n_batch, horizon = future_calendar.shape[:2]
+        position = self.positions(future_calendar.new_zeros(1, horizon, POSITION_SIZE))  # [1, H, E]
+        inputs = torch.cat([position.expand(n_batch, -1, -1), future_calendar], dim=-1)  # [B, H, E + K]
+        # Each horizon step is its own sequence of length 1: [B, H, E + K] -> [B * H, 1, E + K].
+        if isinstance(state, tuple):  # LSTM (h, c); a GRU's state is h alone
+            start = tuple(part.repeat_interleave(horizon, dim=1) for part in state)  # [layers, B * H, D]
+        else:
+            start = state.repeat_interleave(horizon, dim=1)
+        decoded, _ = self.decoder(inputs.flatten(0, 1).unsqueeze(1), start)  # [B * H, 1, D]
+        decoded = decoded.view(n_batch, horizon, -1)  # [B, H, D]
+        hidden, attention = self.readout(decoded, encoded, keys)
+        return forecast_output(self.head(hidden)[0], attention)
 
     def forward(self, batch: dict[str, torch.Tensor], teacher_forcing_ratio: float = 0.0) -> dict[str, torch.Tensor]:
         x = batch["x"]

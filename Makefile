@@ -24,9 +24,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # Regenerate BENCHMARKS.md: accuracy on ETTh1 (M and S) and ETTh2 (M) at H=96, every model x 3 seeds; M4 Hourly;
-# the defaults on a user's CSV; training speed; parallel sweep jobs. About 70 minutes on 2 CPU cores (ETTh1
-# 17, ETTh2 13, M4 11, defaults 14, speed 4.5, parallel jobs 10.5); each script also runs alone, and each
-# table names its command.
+# the defaults on a user's CSV and the tuned experiments on the same split; training speed; parallel sweep
+# jobs. About 80 minutes on 2 CPU cores (ETTh1 17, ETTh2 13, M4 11, defaults 24, speed 4.5, parallel jobs
+# 10.5); each script also runs alone, and each table names its command.
 # Longer horizons: $(BIN)/python benchmarks/accuracy.py --horizons 192 336 720 --settings M [--dataset etth2]
 # Lookback chosen on validation: $(BIN)/python benchmarks/accuracy.py --settings M --lookbacks 96 192 336 512 720
 bench: $(STAMP)

@@ -25,7 +25,9 @@ NEURAL = {
     "lstm_parallel": lambda dims, **kw: LSTMSeq2Seq(**dims, hidden_size=32, decoding="parallel", **kw),
     "attention_parallel": lambda dims, **kw: AttentionSeq2Seq(**dims, hidden_size=32, decoding="parallel", **kw),
     "gru": lambda dims, **kw: LSTMSeq2Seq(**dims, hidden_size=32, cell="gru", **kw),
-    "gru_parallel": lambda dims, **kw: LSTMSeq2Seq(**dims, hidden_size=32, cell="gru", decoding="parallel", **kw),
+    "gru_parallel": lambda dims, **kw: LSTMSeq2Seq(
+        **dims, hidden_size=32, num_layers=2, dropout=0.1, cell="gru", decoding="parallel", **kw
+    ),
     "transformer_ar": lambda dims, **kw: TransformerForecaster(**dims, d_model=32, dropout=0.0, **kw),
     "transformer_gen": lambda dims, **kw: TransformerForecaster(
         **dims, d_model=32, dropout=0.0, decoder_mode="generative", label_len=24, **kw
@@ -156,6 +158,26 @@ def test_parallel_decoding_never_reads_the_targets_even_when_teacher_forced(weat
         clean, dirty = net(batch)["y_hat"], net(dict(batch, future_calendar=calendar))["y_hat"]
     changed = (clean - dirty).abs().amax(dim=(0, 2)) > 1e-6  # [H]
     assert changed.tolist() == [h == 3 for h in range(HORIZON)]
+    assert not net.uses_teacher_forcing  # so the module neither schedules nor logs a ratio for it
+
+
+@pytest.mark.parametrize("name", PARALLEL)
+def test_parallel_decoding_keeps_windows_apart_and_reads_the_position(weather, name, monkeypatch):
+    batch, dims = weather
+    net = build(name, dims).eval()
+    x = batch["x"].clone()
+    x[0] += 3.0  # window 0 only: each window's steps must come from its own encoder state
+    with torch.no_grad():
+        clean, dirty = net(batch)["y_hat"], net(dict(batch, x=x))["y_hat"]
+        assert not torch.allclose(clean[0], dirty[0])
+        torch.testing.assert_close(clean[1:], dirty[1:], rtol=0, atol=1e-6)
+        # With the same calendar at every step, only the position code tells the steps apart...
+        flat = dict(batch, future_calendar=batch["future_calendar"][:, :1].expand_as(batch["future_calendar"]))
+        assert not torch.allclose(net(flat)["y_hat"][:, 0], net(flat)["y_hat"][:, -1])
+        # ...and without it every step would be the same forecast.
+        monkeypatch.setattr(net.positions, "forward", lambda x, start=0: x)
+        same = net(flat)["y_hat"]
+        torch.testing.assert_close(same[:, 0], same[:, -1])
 
 
 def test_unknown_decoding_is_refused_in_one_line(weather):

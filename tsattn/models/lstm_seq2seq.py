@@ -22,6 +22,8 @@ class LSTMSeq2Seq(nn.Module):
     The encoder reads every input channel (targets, past covariates, calendar). The decoder starts from the
     encoder's final state and at each step h reads the previous target value (the truth while teacher
     forcing, its own point forecast otherwise) with step h's calendar features, which are known in advance.
+    With decoding="parallel" each step h instead starts from the encoder's final state and reads h's
+    position code and calendar features: nothing is fed back.
 
     Args:
         n_features: input channels per lookback step, F (targets first, then covariates and calendar).
@@ -64,6 +66,7 @@ class LSTMSeq2Seq(nn.Module):
         recurrent = CELLS[cell]
         self.n_targets = n_targets
         self.decoding = decoding
+        self.uses_teacher_forcing = decoding == "recurrent"  # a parallel decoder feeds nothing back
         between_layers = dropout if num_layers > 1 else 0.0  # nn.LSTM warns when dropout has no layer to act on
         self.encoder = recurrent(n_features, hidden_size, num_layers, batch_first=True, dropout=between_layers)
         # The recurrent decoder reads the previous values, the parallel one the position of its step.

@@ -136,12 +136,15 @@ def tuned_misfit(name: str, model: str, lookback: int, horizon: int) -> str | No
     return None
 
 
+def mlflow_experiment(name: str, kind: str) -> str:
+    """The MLflow experiment the runs of one dataset and kind are recorded in and read back from."""
+    return f"defaults-{name}" + ("-tuned" if kind == "tuned" else "")
+
+
 def overrides_for(args, name: str, path: Path, model: str, invocation: str, kind: str) -> list[str]:
     """The `tsattn train` overrides of one run: the defaults (`model=<name>`), or the tuned experiment with
     data=csv's split and its own batch size (data=csv's default, 256, is not the one it was tuned with)."""
-    tuned = kind == "tuned"
-    experiment = f"defaults-{name}" + ("-tuned" if tuned else "")
-    if tuned:
+    if kind == "tuned":
         from tsattn.config import compose
 
         batch_size = compose([f"experiment={name}_{model}"]).data.batch_size
@@ -155,14 +158,13 @@ def overrides_for(args, name: str, path: Path, model: str, invocation: str, kind
         f"data.lookback={args.lookback}",
         f"data.horizon={args.horizon}",
         *tail,
-        *tracked_overrides(args.tracking_uri, experiment, invocation),
+        *tracked_overrides(args.tracking_uri, mlflow_experiment(name, kind), invocation),
     ]
 
 
 def run_one(args, name: str, path: Path, model: str, invocation: str, kind: str = "defaults") -> dict:
     """One run of `model` on the dataset as a user's CSV: its defaults, or (`tuned`) its experiment's settings."""
     tuned = kind == "tuned"
-    experiment = f"defaults-{name}" + ("-tuned" if tuned else "")
     overrides = overrides_for(args, name, path, model, invocation, kind)
     shown = [o for o in overrides if not o.startswith(("logger.", "trainer."))]
     print(f"[{name}] tsattn train {' '.join(shown)}", flush=True)
@@ -170,7 +172,7 @@ def run_one(args, name: str, path: Path, model: str, invocation: str, kind: str 
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
-    run = find_run("defaults.py", args.tracking_uri, experiment, invocation, model)
+    run = find_run("defaults.py", args.tracking_uri, mlflow_experiment(name, kind), invocation, model)
     history = client.get_metric_history(run.info.run_id, "val/loss")
     best = min(history, key=lambda m: m.value)
     metrics = run.data.metrics

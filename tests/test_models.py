@@ -189,6 +189,20 @@ def test_unknown_decoding_is_refused_in_one_line(weather):
         LSTMSeq2Seq(**weather[1], cell="rnn")
 
 
+def test_parallel_decoder_past_its_position_code_names_itself_and_the_fix(weather):
+    from tsattn.errors import TsattnError
+
+    batch, dims = weather
+    net = build("lstm_parallel", dims).eval()
+    steps = net.positions.max_len + 1
+    calendar = batch["future_calendar"][:1, :1].expand(1, steps, -1)  # [1, 4097, K]: one window, too long
+    with pytest.raises(TsattnError) as caught, torch.no_grad():
+        net(dict(batch, x=batch["x"][:1], future_calendar=calendar, y=batch["y"][:1, :1].expand(1, steps, -1)))
+    line = str(caught.value)
+    assert f"parallel decoder reads {steps} horizon steps" in line and "Transformer" not in line
+    assert "model.segment_len or model.net.decoding=recurrent" in line and "\n" not in line
+
+
 @pytest.mark.parametrize("name", NEURAL)
 def test_future_decoder_inputs_never_reach_earlier_steps(weather, name):
     """Perturbing the decoder's calendar inputs at steps >= k leaves every output before k unchanged."""

@@ -19,9 +19,18 @@ class PositionalEncoding(nn.Module):
     Args:
         d_model: embedding width D.
         max_len: the longest sequence it can encode.
+        overflow: the one-line error for a longer sequence, naming its reader and the fix ({end}, {max_len}).
     """
 
-    def __init__(self, d_model: int, max_len: int = 4096) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        max_len: int = 4096,
+        overflow: str = (
+            "the Transformer reads {end} positions (lookback + horizon, in segments with model.segment_len) "
+            "but its positional encoding holds model.net.max_len={max_len}; raise model.net.max_len"
+        ),
+    ) -> None:
         super().__init__()
         position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)  # [T, 1]
         frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
@@ -30,16 +39,14 @@ class PositionalEncoding(nn.Module):
         pe[0, :, 1::2] = torch.cos(position * frequency[: d_model // 2])
         self.register_buffer("pe", pe, persistent=False)
         self.max_len = max_len
+        self.overflow = overflow
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Shape: x [B, T, D] -> [B, T, D]; positions start..start+T-1."""
         end = start + x.shape[1]
         if end > self.max_len:
             # Sliced past its end the table would come back short, and the addition fail deep inside torch.
-            raise TsattnError(
-                f"the Transformer reads {end} positions (lookback + horizon, in segments with model.segment_len) "
-                f"but its positional encoding holds model.net.max_len={self.max_len}; raise model.net.max_len"
-            )
+            raise TsattnError(self.overflow.format(end=end, max_len=self.max_len))
         return x + self.pe[:, start:end]
 
 

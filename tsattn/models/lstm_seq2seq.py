@@ -71,7 +71,17 @@ class LSTMSeq2Seq(nn.Module):
         self.encoder = recurrent(n_features, hidden_size, num_layers, batch_first=True, dropout=between_layers)
         # The recurrent decoder reads the previous values, the parallel one the position of its step.
         fed_back = n_targets if decoding == "recurrent" else POSITION_SIZE
-        self.positions = PositionalEncoding(POSITION_SIZE) if decoding == "parallel" else None
+        self.positions = (
+            PositionalEncoding(
+                POSITION_SIZE,
+                overflow=(
+                    "the parallel decoder reads {end} horizon steps (in segments with model.segment_len) but its "
+                    "position code holds {max_len}; use a longer model.segment_len or model.net.decoding=recurrent"
+                ),
+            )
+            if decoding == "parallel"
+            else None
+        )
         self.decoder = recurrent(
             fed_back + n_calendar, hidden_size, num_layers, batch_first=True, dropout=between_layers
         )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -126,6 +127,12 @@ def published(dataset: str, setting: str, horizon: int) -> list[tuple[str, float
     """The published (name, MSE, MAE) rows for one table, best first."""
     rows = [(name, *by_h[horizon]) for name, by_h in _PUBLISHED.get((dataset, setting), {}).items() if horizon in by_h]
     return sorted(rows, key=lambda r: r[1])
+
+
+def published_lookback(label: str) -> int:
+    """The lookback a published figure was made with: the one its label names, else the protocol's 96."""
+    named = re.search(r"\(L=(\d+)\)", label)
+    return int(named.group(1)) if named else 96
 
 
 @dataclass
@@ -302,7 +309,8 @@ def render(dataset: str, setting: str, horizon: int, rows: list[Row], seeds: lis
         lines.append(f"| {label} (published) | {mse:.3f} | | | | | |")
     if not searched:
         for label, mse, mae in published(dataset, setting, horizon):
-            lines.append(f"| {label} (published) | {mse:.3f} | {'' if mae is None else f'{mae:.3f}'} | | 96 | | |")
+            mae_text = "" if mae is None else f"{mae:.3f}"
+            lines.append(f"| {label} (published) | {mse:.3f} | {mae_text} | | {published_lookback(label)} | | |")
     return "\n".join([*lines, "", *summary(dataset, setting, horizon, rows, searched)]) + "\n"
 
 

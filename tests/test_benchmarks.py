@@ -122,6 +122,9 @@ def test_accuracy_table_judges_every_bar_on_the_seed_means():
     assert "best published here: TimeMixer [TM] 0.412: ahead." in long and "<= 0.37" not in long
     s_table = render("etth1", "S", 96, [Row("lstm_seq2seq", [0.06] * 3, [0.18] * 3, [9.0] * 3, [5] * 3)], [0, 1, 2])
     assert "bar <= 0.062: met" in s_table and "<= 0.37" not in s_table
+    # The S figures were published at L=336: their rows say so, not the protocol's 96.
+    assert "| NLinear (L=336) (published) | 0.053 | 0.177 | | 336 | | |" in s_table
+    assert "| SegRNN [S] (published) | 0.278 | 0.335 | | 96 | | |" in render("etth2", "M", 96, rows, [0, 1, 2])
     searched = Row("transformer", [0.345] * 3, [0.39] * 3, [90.0] * 3, [9] * 3, lookback=336)
     searched.searched = {96: 0.70, 336: 0.68}
     s_table = render("etth1", "M", 96, [searched], [0, 1, 2], searched=True)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench bench-full clean
 
 install: $(STAMP)
 
@@ -27,8 +27,8 @@ test: $(STAMP)
 # the defaults on a user's CSV and the tuned experiments on the same split; training speed; parallel sweep
 # jobs. About 80 minutes on 2 CPU cores (ETTh1 17, ETTh2 13, M4 11, defaults 24, speed 4.5, parallel jobs
 # 10.5); each script also runs alone, and each table names its command.
-# Longer horizons: $(BIN)/python benchmarks/accuracy.py --horizons 192 336 720 --settings M [--dataset etth2]
-# Lookback chosen on validation: $(BIN)/python benchmarks/accuracy.py --settings M --lookbacks 96 192 336 512 720
+# `make bench-full` makes the other tables of BENCHMARKS.md: H=192 to 720 (M), S at every H, the lookback searches,
+# M4 Hourly with 3 seeds; about 5 hours on 2 CPU cores (each command's time is in docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M
@@ -36,6 +36,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/defaults.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/parallel_jobs.py
+
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/accuracy.py --dataset etth1 --settings M --horizons 192 336 720
+	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M --horizons 192 336 720
+	$(BIN)/python benchmarks/accuracy.py --dataset etth1 --settings S --horizons 96 192 336 720
+	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings S --horizons 96 192 336 720
+	$(BIN)/python benchmarks/accuracy.py --dataset etth1 --settings M --lookbacks 96 192 336 512 720 --models lstm_seq2seq attention_seq2seq
+	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M --lookbacks 96 192 336 512 720 --models lstm_seq2seq attention_seq2seq
+	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2
 
 clean:
 	rm -rf $(VENV) logs .pytest_cache build dist

@@ -22,15 +22,7 @@ class PositionalEncoding(nn.Module):
         overflow: the one-line error for a longer sequence, naming its reader and the fix ({end}, {max_len}).
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        max_len: int = 4096,
-        overflow: str = (
-            "the Transformer reads {end} positions (lookback + horizon, in segments with model.segment_len) "
-            "but its positional encoding holds model.net.max_len={max_len}; raise model.net.max_len"
-        ),
-    ) -> None:
+    def __init__(self, d_model: int, max_len: int, overflow: str) -> None:
         super().__init__()
         position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)  # [T, 1]
         frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))

@@ -74,6 +74,7 @@ class LSTMSeq2Seq(nn.Module):
         self.positions = (
             PositionalEncoding(
                 POSITION_SIZE,
+                max_len=4096,
                 overflow=(
                     "the parallel decoder reads {end} horizon steps (in segments with model.segment_len) but its "
                     "position code holds {max_len}; use a longer model.segment_len or model.net.decoding=recurrent"

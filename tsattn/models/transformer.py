@@ -77,7 +77,14 @@ class TransformerForecaster(nn.Module):
         self.value_embedding = nn.Linear(n_features - n_calendar, d_model)
         self.target_embedding = nn.Linear(n_targets, d_model)
         self.calendar_embedding = nn.Linear(n_calendar, d_model, bias=False) if n_calendar else None
-        self.positional = PositionalEncoding(d_model, max_len)
+        self.positional = PositionalEncoding(
+            d_model,
+            max_len,
+            overflow=(
+                "the Transformer reads {end} positions (lookback + horizon, in segments with model.segment_len) "
+                "but its positional encoding holds model.net.max_len={max_len}; raise model.net.max_len"
+            ),
+        )
         self.dropout = nn.Dropout(dropout)
         encoder_layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(

@@ -6,6 +6,7 @@ published figures.
     python benchmarks/accuracy.py --horizons 192 336 720 --settings M
     python benchmarks/accuracy.py --models transformer linear --seeds 0
     python benchmarks/accuracy.py --settings M --lookbacks 96 192 336 512 720   # L chosen on validation
+    python benchmarks/accuracy.py --settings M --lookbacks 96 336 720 --models transformer --search-seeds 3
 
 Each run is the command a user would type, `tsattn train experiment=<dataset>_<model> seed=<s> ...`, in its
 own process, so a row of the table is reproduced by running that command. The protocol lives in
@@ -14,9 +15,11 @@ conf/data/etth1.yaml (ETTh2: the same borders) and conf/experiment/: train rows 
 every test window scored on the scaled data (2785 windows at L=96, H=96). S is OT to OT
 (`data.targets=[OT]`).
 
-With --lookbacks, each trainable model is first run with seed 0 at every lookback (segments and the
-Transformer's label length left `auto`, so they fit each L); the lookback with the best validation loss
-is kept and the other seeds run there. The test split chooses nothing.
+With --lookbacks, each trainable model is first run with seed 0 (with --search-seeds N, the first N seeds)
+at every lookback (segments and the Transformer's label length left `auto`, so they fit each L); the
+lookback with the best validation loss (the mean over those seeds) is kept and the other seeds run there.
+The test split chooses nothing. A search over some of the forecasters writes a table of its own, named
+after them, so searching the rest later adds a table instead of replacing one.
 
 Every run is recorded in MLflow (experiment `<dataset>-benchmark-<setting>-H<h>`, tagged with this
 invocation's id), and the scores are read back from there. The table goes to stdout and into
@@ -143,7 +146,8 @@ class Row:
     seconds: list[float]
     epochs: list[int]  # validation epochs run (0 for the baselines, which are only tested)
     lookback: int = 96
-    searched: dict[int, float] = field(default_factory=dict)  # lookback -> seed-0 best validation loss
+    searched: dict[int, float] = field(default_factory=dict)  # lookback -> best validation loss (seed mean)
+    search_seeds: int = 1  # how many seeds that validation loss is the mean of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,9 +174,20 @@ def main(argv: list[str] | None = None) -> int:
             if args.output:
                 command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
                 body = f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d')}, {machine()}.\n\n{table}"
-                name = f"accuracy-{args.dataset}-{setting}-H{horizon}" + ("-searched" if searching else "")
-                replace_section(Path(args.output), name, body)
+                replace_section(Path(args.output), section_name(args, setting, horizon), body)
     return 0
+
+
+def section_name(args: argparse.Namespace, setting: str, horizon: int) -> str:
+    """The BENCHMARKS.md markers of one table. A lookback search over some of the forecasters is named after
+    them: searching the others later adds its own table rather than replacing this one."""
+    name = f"accuracy-{args.dataset}-{setting}-H{horizon}"
+    if len(args.lookbacks) == 1:
+        return name
+    searched = [model for model in args.models if model in FORECASTERS]
+    if set(searched) == set(FORECASTERS):
+        return name + "-searched"
+    return name + "-searched-" + "-".join(searched)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -183,6 +198,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lookbacks", nargs="+", type=int, choices=LOOKBACKS, default=[96])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--search-seeds",
+        type=int,
+        default=1,
+        help="with --lookbacks: choose L on the mean validation loss of the first N seeds (default 1: seed 0)",
+    )
     parser.add_argument(
         "--data", default=None, help="the dataset's CSV (default: $TSATTN_ETTH1 / $TSATTN_ETTH2 or ../shared/data/ett/)"
     )
@@ -199,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.data = args.data or DATASETS[args.dataset]
     if len(args.lookbacks) > 1 and args.settings != ["M"]:
         parser.error("--lookbacks searches the M setting only: add --settings M")
+    if not 1 <= args.search_seeds <= len(args.seeds):
+        parser.error(f"--search-seeds must be between 1 and the number of --seeds ({len(args.seeds)})")
     return args
 
 
@@ -214,22 +237,26 @@ class Job:
     experiment: str
     invocation: str
 
-    def row(self, lookback: int, seeds: list[int] | None = None, done: dict | None = None) -> Row:
+    def row(self, lookback: int, seeds: list[int] | None = None, done: list[float] | None = None) -> Row:
+        """Runs `seeds` at `lookback` and reads back every run there, `done` holding the earlier ones' seconds."""
         seeds = self.args.seeds if seeds is None else seeds
-        seconds = [self.run(seed, lookback) for seed in seeds]
-        return self.read(lookback, seconds, extra=done)
+        seconds = [*(done or []), *(self.run(seed, lookback) for seed in seeds)]
+        return self.read(lookback, seconds)
 
     def searched_row(self) -> Row:
-        """Seed 0 at every lookback; the rest of the seeds at the lookback with the best validation loss."""
-        first, *rest = self.args.seeds
+        """The first --search-seeds seeds at every lookback; the rest of the seeds at the lookback whose
+        validation loss, averaged over those seeds, is lowest."""
+        count = self.args.search_seeds
+        searching, rest = self.args.seeds[:count], self.args.seeds[count:]
         losses, seconds = {}, {}
         for lookback in self.args.lookbacks:
-            seconds[lookback] = self.run(first, lookback)
-            losses[lookback] = self.read_runs(lookback, seed=first)[0].data.metrics["val/loss_best"]
+            seconds[lookback] = [self.run(seed, lookback) for seed in searching]
+            best = [self.read_runs(lookback, seed=seed)[0].data.metrics["val/loss_best"] for seed in searching]
+            losses[lookback] = mean(best)
         chosen = min(losses, key=losses.get)
         print(f"    {self.model}: validation losses by lookback {losses}; keeping L={chosen}", flush=True)
-        row = self.row(chosen, rest, done={"seconds": seconds[chosen]})
-        row.searched = losses
+        row = self.row(chosen, rest, done=seconds[chosen])
+        row.searched, row.search_seeds = losses, count
         return row
 
     def overrides(self, seed: int, lookback: int) -> list[str]:
@@ -261,13 +288,13 @@ class Job:
         runs = find_runs(self.args.tracking_uri, self.experiment, self.invocation, self.model, **params)
         return [r for r in runs if "test/mse" in r.data.metrics]
 
-    def read(self, lookback: int, seconds: list[float], extra: dict | None = None) -> Row:
+    def read(self, lookback: int, seconds: list[float]) -> Row:
         """Test MSE and MAE and the epochs of this invocation's runs at one lookback, read back from MLflow."""
         import mlflow
 
         client = mlflow.MlflowClient(tracking_uri=self.args.tracking_uri)
         finished = self.read_runs(lookback)
-        expected = len(seconds) + (1 if extra else 0)
+        expected = len(seconds)
         if len(finished) != expected:
             raise SystemExit(
                 f"accuracy.py: expected {expected} finished {self.model} runs at L={lookback} in "
@@ -277,7 +304,7 @@ class Job:
             self.model,
             mse=[r.data.metrics["test/mse"] for r in finished],
             mae=[r.data.metrics["test/mae"] for r in finished],
-            seconds=[*([extra["seconds"]] if extra else []), *seconds],
+            seconds=seconds,
             epochs=[len(client.get_metric_history(r.info.run_id, "val/loss")) for r in finished],
             lookback=lookback,
         )
@@ -329,7 +356,8 @@ def summary(dataset: str, setting: str, horizon: int, rows: list[Row], searched:
     if searched:
         for row in forecasters:
             tried = ", ".join(f"L={lookback} {loss:.4f}" for lookback, loss in row.searched.items())
-            lines.append(f"- {row.model}: seed-0 validation loss {tried}; kept L={row.lookback}.")
+            whose = "seed-0" if row.search_seeds == 1 else f"mean of {row.search_seeds} seeds'"
+            lines.append(f"- {row.model}: {whose} validation loss {tried}; kept L={row.lookback}.")
         return lines
     naive_labels = ("naive", "last value")
     figures = [

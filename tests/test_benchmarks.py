@@ -130,6 +130,9 @@ def test_accuracy_table_judges_every_bar_on_the_seed_means():
     s_table = render("etth1", "M", 96, [searched], [0, 1, 2], searched=True)
     assert "| tsattn transformer | 0.3450 +- 0.0000 |" in s_table and "| 336 |" in s_table
     assert "bar <= 0.35: met" in s_table and "L=96 0.7000, L=336 0.6800; kept L=336" in s_table
+    searched.search_seeds = 3
+    s_table = render("etth1", "M", 96, [searched], [0, 1, 2], searched=True)
+    assert "transformer: mean of 3 seeds' validation loss L=96 0.7000" in s_table
 
 
 @pytest.mark.slow
@@ -280,3 +283,39 @@ def test_lookback_search_keeps_the_best_validation_loss_and_never_reads_a_test_s
     assert row.lookback == 336 and row.searched == validation and len(row.mse) == 3
     overrides = job.overrides(1, 336)
     assert "data.lookback=336" in overrides and "model.segment_len=auto" in overrides
+
+    # --search-seeds 3: every seed at every lookback, L chosen on their mean validation loss. Seed 0 alone
+    # would keep 336; the mean keeps 720, and the row reports those same runs without training more.
+    args.search_seeds = 3
+    by_seed = {(0, 96): 0.70, (0, 336): 0.66, (0, 720): 0.68, (1, 96): 0.71, (1, 336): 0.70, (1, 720): 0.66}
+    by_seed |= {(2, 96): 0.72, (2, 336): 0.70, (2, 720): 0.67}
+    ran.clear()
+
+    def runs_by_seed(lookback, seed=None):
+        done = [s for s, lb in ran if lb == lookback and (seed is None or s == seed)]
+        return [
+            SimpleNamespace(
+                data=SimpleNamespace(metrics={"val/loss_best": by_seed[s, lookback], "test/mse": 0.3, "test/mae": 0.4}),
+                info=SimpleNamespace(run_id="r"),
+            )
+            for s in done
+        ]
+
+    monkeypatch.setattr(job, "read_runs", runs_by_seed)
+    row = job.searched_row()
+    assert ran == [(0, 96), (1, 96), (2, 96), (0, 336), (1, 336), (2, 336), (0, 720), (1, 720), (2, 720)]
+    assert row.lookback == 720 and len(row.mse) == 3 and row.search_seeds == 3
+    assert row.searched[336] == pytest.approx((0.66 + 0.70 + 0.70) / 3)
+
+
+def test_a_search_over_some_forecasters_writes_a_table_of_its_own():
+    from accuracy import parse_args, section_name
+
+    search = ["--settings", "M", "--lookbacks", "96", "336"]
+    assert section_name(parse_args(["--settings", "M"]), "M", 96) == "accuracy-etth1-M-H96"
+    assert section_name(parse_args(search), "M", 96) == "accuracy-etth1-M-H96-searched"
+    some = parse_args([*search, "--models", "lstm_seq2seq", "attention_seq2seq", "linear", "--dataset", "etth2"])
+    assert section_name(some, "M", 96) == "accuracy-etth2-M-H96-searched-lstm_seq2seq-attention_seq2seq"
+    assert section_name(parse_args([*search, "--models", "transformer"]), "M", 96).endswith("-searched-transformer")
+    with pytest.raises(SystemExit):
+        parse_args([*search, "--seeds", "0", "1", "--search-seeds", "3"])

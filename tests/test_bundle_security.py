@@ -274,6 +274,7 @@ CHANGES = {
     "more_targets": (lambda s: s["network_options"].update(n_targets=5), "network_options.n_targets=5 but the data"),
     "segments": (lambda s: s["module_options"].update(segment_len=3), "segment_len=3 must divide data.lookback=8"),
     "quantiles": (lambda s: s.update(quantiles=[0.1, 0.9]), "network_options.quantiles=None but the data"),
+    "identity": (lambda s: s["module_options"].update(channel_identity=True), "network_options.n_features="),
     "not_a_time": (lambda s: s["training_data"]["test_start"].update(good="someday"), "is not a time"),
 }
 

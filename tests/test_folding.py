@@ -33,12 +33,17 @@ def etth1(etth1_path):
     return train[torch.linspace(0, len(train) - 1, 64).long()], datamodule.dims
 
 
-def _module(name, dims, channel_independent, segment_len, seed=0):
-    sizes = network_sizes(dims, LOOKBACK, HORIZON, channel_independent, segment_len)
+def _module(name, dims, channel_independent, segment_len, seed=0, channel_identity=False):
+    sizes = network_sizes(dims, LOOKBACK, HORIZON, channel_independent, segment_len, channel_identity)
     torch.manual_seed(seed)
     net = NETS[name](sizes)
     module = ForecastModule(
-        net, revin=True, channel_independent=channel_independent, segment_len=segment_len, n_targets=dims["n_targets"]
+        net,
+        revin=True,
+        channel_independent=channel_independent,
+        segment_len=segment_len,
+        n_targets=dims["n_targets"],
+        channel_identity=channel_identity,
     )
     return module.eval()
 
@@ -59,6 +64,52 @@ def test_folds_are_exact_inverses_and_keep_each_value_in_place(etth1):
     torch.testing.assert_close(segments["x"][:, 1, c : 2 * c], batch["x"][:, SEGMENT + 1, :c], rtol=0, atol=0)
     torch.testing.assert_close(segments["x"][:, 1, SEGMENT * c : SEGMENT * c + k], batch["x"][:, SEGMENT, c:])
     torch.testing.assert_close(unfold_segments({"y_hat": segments["y"]}, SEGMENT)["y_hat"], batch["y"], rtol=0, atol=0)
+
+
+def test_the_channel_identity_rides_with_the_calendar_of_each_folded_window(etth1):
+    batch, dims = etth1
+    c, k = dims["n_targets"], dims["n_calendar"]
+    plain, coded = fold_channels(batch, c), fold_channels(batch, c, identity=True)
+    assert coded["x"].shape == (64 * c, LOOKBACK, 1 + c + k) and coded["future_calendar"].shape == (
+        64 * c,
+        HORIZON,
+        c + k,
+    )
+    # Window b * C + j: its own target and calendar as before, channel j's one-hot code between them.
+    window = 5 * c + 3
+    torch.testing.assert_close(coded["x"][window, :, 0], batch["x"][5, :, 3], rtol=0, atol=0)
+    torch.testing.assert_close(coded["x"][window, :, 1 + c :], plain["x"][window, :, 1:], rtol=0, atol=0)
+    assert torch.equal(coded["x"][window, :, 1 : 1 + c], torch.eye(c)[3].expand(LOOKBACK, c))
+    assert torch.equal(coded["future_calendar"][window, :, :c], torch.eye(c)[3].expand(HORIZON, c))
+    torch.testing.assert_close(
+        coded["future_calendar"][window, :, c:], plain["future_calendar"][window], rtol=0, atol=0
+    )
+    torch.testing.assert_close(coded["y"], plain["y"], rtol=0, atol=0)
+    sizes = network_sizes(dims, LOOKBACK, HORIZON, True, SEGMENT, channel_identity=True)
+    assert sizes == {"n_features": SEGMENT * (1 + c + k), "n_targets": SEGMENT, "n_calendar": SEGMENT * (c + k)}
+    with pytest.raises(TsattnError, match=r"model\.channel_identity=true .* set model\.channel_independent=true"):
+        network_sizes(dims, LOOKBACK, HORIZON, False, SEGMENT, channel_identity=True)
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_the_channel_identity_tells_identical_channels_apart(etth1, name):
+    """Two channels with the same history get the same forecast from a shared network, and different ones
+    once each carries its identity; each forecast still reads its own channel only."""
+    batch, dims = etth1
+    twins = batch["x"].clone()
+    twins[..., 1] = twins[..., 0]
+    twin_batch = dict(batch, x=twins)
+    blind = _module(name, dims, channel_independent=True, segment_len=SEGMENT)
+    coded = _module(name, dims, channel_independent=True, segment_len=SEGMENT, channel_identity=True)
+    with torch.no_grad():
+        same = blind(twin_batch)["y_hat"]
+        told = coded(twin_batch)["y_hat"]
+        disturbed = twins.clone()
+        disturbed[..., 2:7] += torch.randn_like(disturbed[..., 2:7])
+        still = coded(dict(batch, x=disturbed))["y_hat"]
+    torch.testing.assert_close(same[..., 0], same[..., 1], rtol=0, atol=0)
+    assert not torch.allclose(told[..., 0], told[..., 1])
+    torch.testing.assert_close(still[..., :2], told[..., :2], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(NETS))
@@ -123,7 +174,8 @@ def test_a_segment_that_does_not_divide_the_window_is_one_clear_error():
     assert network_sizes(dims, LOOKBACK, HORIZON, True, 12) == {"n_features": 108, "n_targets": 12, "n_calendar": 96}
 
 
-def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path):
+@pytest.mark.parametrize("identity", [False, True])
+def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path, identity):
     """The bundle rebuilds the folds from its config: the loaded model forecasts exactly as the trained one."""
     from tsattn.config import compose
     from tsattn.inference.bundle import load_bundle, save_bundle
@@ -145,10 +197,12 @@ def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path):
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         f"paths.log_dir={tmp_path}",
+        f"model.channel_identity={str(identity).lower()}",
     ]
     run = Training(compose(overrides), track=False)
     run.run()
     assert run.model.hparams.channel_independent and run.model.hparams.segment_len == SEGMENT
+    assert run.model.hparams.channel_identity == identity
     directory = save_bundle(
         tmp_path / "bundle", run.model, run.datamodule, run.cfg, "attention_seq2seq", run.net_options
     )

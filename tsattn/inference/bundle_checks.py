@@ -211,6 +211,7 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             horizon,
             bool(module.get("channel_independent", False)),
             int(module.get("segment_len", 1)),
+            bool(module.get("channel_identity", False)),
         )
     except TsattnError as err:
         raise TsattnError(f"{source}: {err}; the bundle is corrupt") from None

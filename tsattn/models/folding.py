@@ -5,6 +5,9 @@ them from ForecastModule:
 
 - channel folding (channel independence, Nie et al., 2023): a window of C targets becomes C windows of
   one target that share the past covariates and calendar features; one network serves every channel.
+  Optionally each folded window also carries its channel's identity, a one-hot code of C values read
+  like a calendar feature over the lookback and the horizon (SegRNN's channel embedding), so the shared
+  network can still tell the channels apart.
 - segment folding (Lin et al., 2023, SegRNN; patches in PatchTST): S consecutive steps become one step of
   S times the channels, so the network runs over L/S and H/S steps instead of L and H.
 
@@ -21,41 +24,67 @@ from tsattn.errors import TsattnError
 Batch = dict[str, torch.Tensor]
 
 
-def network_sizes(dims: dict[str, int], lookback: int, horizon: int, channel_independent: bool, segment_len: int):
+def network_sizes(
+    dims: dict[str, int],
+    lookback: int,
+    horizon: int,
+    channel_independent: bool,
+    segment_len: int,
+    channel_identity: bool = False,
+):
     """The channel counts the network is built for, given the data's and the folds applied to it.
 
     Args:
         dims: the data's n_features (C + P + K), n_targets (C) and n_calendar (K).
 
     Returns:
-        dims as the network sees them: one target when channel independent, S times every count with segments.
+        dims as the network sees them: one target when channel independent (with the channel's one-hot
+        identity, C more calendar channels), S times every count with segments.
     """
     if segment_len < 1 or lookback % segment_len or horizon % segment_len:
         raise TsattnError(
             f"model.segment_len={segment_len} must divide data.lookback={lookback} and data.horizon={horizon}"
         )
+    if channel_identity and not channel_independent:
+        raise TsattnError(
+            "model.channel_identity=true tells the channels of a channel-independent model apart; "
+            "set model.channel_independent=true as well, or drop it"
+        )
     sizes = dict(dims)
     if channel_independent:
-        sizes["n_features"] -= sizes["n_targets"] - 1
+        n_targets = sizes["n_targets"]
+        sizes["n_features"] -= n_targets - 1
         sizes["n_targets"] = 1
+        if channel_identity:
+            sizes["n_features"] += n_targets
+            sizes["n_calendar"] += n_targets
     return {key: value * segment_len for key, value in sizes.items()}
 
 
-def fold_channels(batch: Batch, n_targets: int) -> Batch:
+def fold_channels(batch: Batch, n_targets: int, identity: bool = False) -> Batch:
     """Each target channel becomes its own window.
 
+    With `identity`, window b * C + j also carries channel j's one-hot code (C values) at the head of its
+    calendar features, at every lookback and horizon step: calendar channels are known ahead, never
+    normalised, and read by every decoder step.
+
     Shape:
-        x [B, L, C + P + K] -> [B * C, L, 1 + P + K]; future_calendar [B, H, K] -> [B * C, H, K];
-        y [B, H, C] -> [B * C, H, 1]
+        x [B, L, C + P + K] -> [B * C, L, 1 + P + K] (identity: 1 + P + C + K);
+        future_calendar [B, H, K] -> [B * C, H, K] (identity: C + K); y [B, H, C] -> [B * C, H, 1]
     """
-    x = batch["x"]
+    x, calendar = batch["x"], batch["future_calendar"]
     n_batch, lookback, _ = x.shape
     targets = x[..., :n_targets].transpose(1, 2).reshape(n_batch * n_targets, lookback, 1)  # [B * C, L, 1]
     shared = x[..., n_targets:].repeat_interleave(n_targets, dim=0)  # [B * C, L, P + K]
-    folded = {
-        "x": torch.cat([targets, shared], dim=-1),
-        "future_calendar": batch["future_calendar"].repeat_interleave(n_targets, dim=0),
-    }
+    calendar = calendar.repeat_interleave(n_targets, dim=0)  # [B * C, H, K]
+    if identity:
+        codes = torch.eye(n_targets, dtype=x.dtype, device=x.device).repeat(n_batch, 1)  # [B * C, C], row b*C+j = e_j
+        n_covariates = shared.shape[-1] - calendar.shape[-1]
+        past_codes = codes.unsqueeze(1).expand(-1, lookback, -1)  # [B * C, L, C]
+        shared = torch.cat([shared[..., :n_covariates], past_codes, shared[..., n_covariates:]], dim=-1)
+        future_codes = codes.unsqueeze(1).expand(-1, calendar.shape[1], -1)  # [B * C, H, C]
+        calendar = torch.cat([future_codes, calendar], dim=-1)  # [B * C, H, C + K]
+    folded = {"x": torch.cat([targets, shared], dim=-1), "future_calendar": calendar}
     if "y" in batch:
         horizon = batch["y"].shape[1]
         folded["y"] = batch["y"].transpose(1, 2).reshape(n_batch * n_targets, horizon, 1)  # [B * C, H, 1]

@@ -35,6 +35,8 @@ class Forecaster(nn.Module):
             channels (SegRNN; patches in PatchTST): L/S encoder and H/S decoder steps. S divides L and H.
         n_targets: C, the data's target channels; needed with channel_independent, since the network
             then sees one.
+        channel_identity: with channel_independent, each channel's window also carries the channel's
+            one-hot code as C more calendar features, so the shared network can tell the channels apart.
     """
 
     def __init__(
@@ -44,12 +46,15 @@ class Forecaster(nn.Module):
         channel_independent: bool = False,
         segment_len: int = 1,
         n_targets: int | None = None,
+        channel_identity: bool = False,
     ) -> None:
         super().__init__()
         if channel_independent and not n_targets:
             raise ValueError("channel_independent=True needs n_targets, the data's number of target channels")
+        if channel_identity and not channel_independent:
+            raise ValueError("channel_identity=True needs channel_independent=True")
         self.net = net
-        self.revin, self.channel_independent = revin, channel_independent
+        self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
         self.segment_len, self.n_targets = segment_len, n_targets
         self.quantiles = getattr(net, "quantiles", None)
 
@@ -66,7 +71,7 @@ class Forecaster(nn.Module):
         for the Transformer).
         """
         if self.channel_independent:
-            folded = fold_channels(batch, self.n_targets)
+            folded = fold_channels(batch, self.n_targets, self.channel_identity)
             output = unfold_channels(self._normalised(folded, teacher_forcing_ratio, **forward_options), self.n_targets)
         else:
             output = self._normalised(batch, teacher_forcing_ratio, **forward_options)

@@ -251,6 +251,7 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
         datamodule.horizon,
         bool(model_cfg.get("channel_independent", False)),
         int(model_cfg.get("segment_len", 1)),
+        bool(model_cfg.get("channel_identity", False)),
     )
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length

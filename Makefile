@@ -32,7 +32,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M
-	$(BIN)/python benchmarks/m4_hourly.py
+	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2
 	$(BIN)/python benchmarks/defaults.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/parallel_jobs.py
@@ -46,7 +46,6 @@ bench-full: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M --lookbacks 96 192 336 512 720 --models lstm_seq2seq attention_seq2seq
 	$(BIN)/python benchmarks/accuracy.py --dataset etth1 --settings M --lookbacks 96 192 336 512 720 --models transformer --search-seeds 3
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M --lookbacks 96 192 336 512 720 --models transformer
-	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2
 
 clean:
 	rm -rf $(VENV) logs .pytest_cache build dist

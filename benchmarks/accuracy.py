@@ -184,10 +184,10 @@ def section_name(args: argparse.Namespace, setting: str, horizon: int) -> str:
     name = f"accuracy-{args.dataset}-{setting}-H{horizon}"
     if len(args.lookbacks) == 1:
         return name
-    searched = [model for model in args.models if model in FORECASTERS]
-    if set(searched) == set(FORECASTERS):
+    searched = [model for model in FORECASTERS if model in args.models]  # one order, whatever --models says
+    if searched == list(FORECASTERS):
         return name + "-searched"
-    return name + "-searched-" + "-".join(searched)
+    return name + "-searched-" + "-".join(searched or [model for model in MODELS if model in args.models])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -202,7 +202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--search-seeds",
         type=int,
         default=1,
-        help="with --lookbacks: choose L on the mean validation loss of the first N seeds (default 1: seed 0)",
+        help="with --lookbacks: choose L on the mean validation loss of the first N of --seeds (default 1)",
     )
     parser.add_argument(
         "--data", default=None, help="the dataset's CSV (default: $TSATTN_ETTH1 / $TSATTN_ETTH2 or ../shared/data/ett/)"
@@ -220,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.data = args.data or DATASETS[args.dataset]
     if len(args.lookbacks) > 1 and args.settings != ["M"]:
         parser.error("--lookbacks searches the M setting only: add --settings M")
+    if args.search_seeds > 1 and len(args.lookbacks) == 1:
+        parser.error("--search-seeds chooses among --lookbacks: give more than one lookback")
     if not 1 <= args.search_seeds <= len(args.seeds):
         parser.error(f"--search-seeds must be between 1 and the number of --seeds ({len(args.seeds)})")
     return args
@@ -251,7 +253,7 @@ class Job:
         losses, seconds = {}, {}
         for lookback in self.args.lookbacks:
             seconds[lookback] = [self.run(seed, lookback) for seed in searching]
-            best = [self.read_runs(lookback, seed=seed)[0].data.metrics["val/loss_best"] for seed in searching]
+            best = [self.read_run(lookback, seed).data.metrics["val/loss_best"] for seed in searching]
             losses[lookback] = mean(best)
         chosen = min(losses, key=losses.get)
         print(f"    {self.model}: validation losses by lookback {losses}; keeping L={chosen}", flush=True)
@@ -282,6 +284,16 @@ class Job:
         elapsed = train_run(overrides, "accuracy.py", f"{self.model} seed {seed}")
         print(f"    {elapsed:.0f} s", flush=True)
         return elapsed
+
+    def read_run(self, lookback: int, seed: int):
+        """The one finished run of a seed at a lookback; a clear SystemExit if it is missing."""
+        runs = self.read_runs(lookback, seed=seed)
+        if len(runs) != 1:
+            raise SystemExit(
+                f"accuracy.py: expected one finished {self.model} run (seed {seed}, L={lookback}) in "
+                f"{self.experiment}, found {len(runs)}"
+            )
+        return runs[0]
 
     def read_runs(self, lookback: int, seed: int | None = None):
         params = {"lookback": lookback} if seed is None else {"lookback": lookback, "seed": seed}

@@ -253,7 +253,8 @@ def test_tail_split_keeps_the_end_of_each_series_for_validation_and_test():
 
 
 def test_lookback_search_keeps_the_best_validation_loss_and_never_reads_a_test_score(monkeypatch):
-    """Seed 0 at every lookback; the other seeds where seed 0's validation loss was lowest."""
+    """Seed 0 at every lookback; the other seeds where seed 0's validation loss was lowest. With
+    --search-seeds N, the first N seeds at every lookback, choosing on their mean."""
     from types import SimpleNamespace
 
     from accuracy import Job, parse_args
@@ -315,7 +316,12 @@ def test_a_search_over_some_forecasters_writes_a_table_of_its_own():
     assert section_name(parse_args(["--settings", "M"]), "M", 96) == "accuracy-etth1-M-H96"
     assert section_name(parse_args(search), "M", 96) == "accuracy-etth1-M-H96-searched"
     some = parse_args([*search, "--models", "lstm_seq2seq", "attention_seq2seq", "linear", "--dataset", "etth2"])
-    assert section_name(some, "M", 96) == "accuracy-etth2-M-H96-searched-lstm_seq2seq-attention_seq2seq"
+    assert section_name(some, "M", 96) == "accuracy-etth2-M-H96-searched-attention_seq2seq-lstm_seq2seq"
+    reordered = parse_args([*search, "--models", "lstm_seq2seq", "attention_seq2seq", "--dataset", "etth2"])
+    assert section_name(reordered, "M", 96) == section_name(some, "M", 96)  # the same table, in any order
     assert section_name(parse_args([*search, "--models", "transformer"]), "M", 96).endswith("-searched-transformer")
+    assert section_name(parse_args([*search, "--models", "rlinear", "linear"]), "M", 96).endswith("-linear-rlinear")
     with pytest.raises(SystemExit):
         parse_args([*search, "--seeds", "0", "1", "--search-seeds", "3"])
+    with pytest.raises(SystemExit):
+        parse_args(["--settings", "M", "--search-seeds", "2"])  # nothing to choose among

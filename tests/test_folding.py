@@ -107,9 +107,24 @@ def test_the_channel_identity_tells_identical_channels_apart(etth1, name):
         disturbed = twins.clone()
         disturbed[..., 2:7] += torch.randn_like(disturbed[..., 2:7])
         still = coded(dict(batch, x=disturbed))["y_hat"]
-    torch.testing.assert_close(same[..., 0], same[..., 1], rtol=0, atol=0)
+    torch.testing.assert_close(same[..., 0], same[..., 1], rtol=1e-6, atol=1e-6)
     assert not torch.allclose(told[..., 0], told[..., 1])
     torch.testing.assert_close(still[..., :2], told[..., :2], rtol=1e-5, atol=1e-5)
+
+
+def test_the_network_reads_the_channel_codes_exactly_as_they_are_never_normalised(etth1):
+    """RevIN standardises the values of each window, not its codes: the network sees exact one-hot columns."""
+    batch, dims = etth1
+    c = dims["n_targets"]
+    module = _module("lstm", dims, channel_independent=True, segment_len=1, channel_identity=True)
+    seen = []
+    module.net.register_forward_hook(lambda net, args, output: seen.append(args[0]))
+    with torch.no_grad():
+        module(batch)
+    codes = torch.eye(c).repeat(64, 1)  # [B * C, C]
+    assert torch.equal(seen[0]["x"][..., 1 : 1 + c], codes.unsqueeze(1).expand(-1, LOOKBACK, -1))
+    assert torch.equal(seen[0]["future_calendar"][..., :c], codes.unsqueeze(1).expand(-1, HORIZON, -1))
+    assert not torch.equal(seen[0]["x"][..., 0], fold_channels(batch, c)["x"][..., 0])  # the values were standardised
 
 
 @pytest.mark.parametrize("name", list(NETS))

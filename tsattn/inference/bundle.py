@@ -100,6 +100,9 @@ def save_bundle(
     module_options = plain_options(
         dict(module.hparams), ForecastModule, directory / SCHEMA, "module_options", MODULE_OBJECTS
     )
+    if not module_options.get("channel_identity"):
+        # Written only when on: a bundle without it reads the same here and in releases that predate it.
+        module_options.pop("channel_identity", None)
     collection = datamodule.collection
     schema = {
         "format": FORMAT,

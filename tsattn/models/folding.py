@@ -48,7 +48,7 @@ def network_sizes(
     if channel_identity and not channel_independent:
         raise TsattnError(
             "model.channel_identity=true tells the channels of a channel-independent model apart; "
-            "set model.channel_independent=true as well, or drop it"
+            "set model.channel_independent=true as well, or model.channel_identity=false"
         )
     sizes = dict(dims)
     if channel_independent:
@@ -78,7 +78,9 @@ def fold_channels(batch: Batch, n_targets: int, identity: bool = False) -> Batch
     shared = x[..., n_targets:].repeat_interleave(n_targets, dim=0)  # [B * C, L, P + K]
     calendar = calendar.repeat_interleave(n_targets, dim=0)  # [B * C, H, K]
     if identity:
-        codes = torch.eye(n_targets, dtype=x.dtype, device=x.device).repeat(n_batch, 1)  # [B * C, C], row b*C+j = e_j
+        codes = torch.eye(n_targets, dtype=x.dtype, device=x.device).repeat(
+            n_batch, 1
+        )  # [B * C, C]: row b * C + j is e_j
         n_covariates = shared.shape[-1] - calendar.shape[-1]
         past_codes = codes.unsqueeze(1).expand(-1, lookback, -1)  # [B * C, L, C]
         shared = torch.cat([shared[..., :n_covariates], past_codes, shared[..., n_covariates:]], dim=-1)

@@ -23,12 +23,12 @@ JOBS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
-# Regenerate BENCHMARKS.md: accuracy on ETTh1 (M and S) and ETTh2 (M) at H=96, every model x 3 seeds; M4 Hourly;
-# the defaults on a user's CSV and the tuned experiments on the same split; training speed; parallel sweep
-# jobs. About 80 minutes on 2 CPU cores (ETTh1 17, ETTh2 13, M4 11, defaults 24, speed 4.5, parallel jobs
-# 10.5); each script also runs alone, and each table names its command.
-# `make bench-full` makes the other tables of BENCHMARKS.md (H=192 to 720 in M, S at every H, the lookback searches)
-# and remakes M4 Hourly's with 3 seeds: about 5 hours on 2 CPU cores (times per command: the README's Tests section).
+# Regenerate BENCHMARKS.md: accuracy on ETTh1 (M and S) and ETTh2 (M) at H=96, every model x 3 seeds; M4 Hourly
+# x 3 seeds; the defaults on a user's CSV and the tuned experiments on the same split; training speed; parallel
+# sweep jobs. About 95 minutes on 2 CPU cores (ETTh1 17, ETTh2 13, M4 25.5, defaults 24, speed 4.5, parallel
+# jobs 10.5); each script also runs alone, and each table names its command.
+# `make bench-full` makes the other tables of BENCHMARKS.md (H=192 to 720 in M, S at every H, the lookback
+# searches): about 6 hours on 2 CPU cores (times per command: the README's Tests section).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M

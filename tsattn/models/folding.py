@@ -78,9 +78,8 @@ def fold_channels(batch: Batch, n_targets: int, identity: bool = False) -> Batch
     shared = x[..., n_targets:].repeat_interleave(n_targets, dim=0)  # [B * C, L, P + K]
     calendar = calendar.repeat_interleave(n_targets, dim=0)  # [B * C, H, K]
     if identity:
-        codes = torch.eye(n_targets, dtype=x.dtype, device=x.device).repeat(
-            n_batch, 1
-        )  # [B * C, C]: row b * C + j is e_j
+        # Row b * C + j is e_j, the code of window b's channel j, matching the order of `targets`.
+        codes = torch.eye(n_targets, dtype=x.dtype, device=x.device).repeat(n_batch, 1)  # [B * C, C]
         n_covariates = shared.shape[-1] - calendar.shape[-1]
         past_codes = codes.unsqueeze(1).expand(-1, lookback, -1)  # [B * C, L, C]
         shared = torch.cat([shared[..., :n_covariates], past_codes, shared[..., n_covariates:]], dim=-1)

@@ -25,17 +25,19 @@ QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=fals
     [
         (96, 96, 24, 24),  # ETTh1's protocol: the experiments' segment
         (96, 720, 24, 24),
-        (512, 96, 24, 16),  # 24 does not divide 512
+        (512, 96, 24, 8),  # 24 does not divide 512, and 16 would cut across the days
+        (100, 50, 24, 2),  # 10 divides L and H but not the season
+        (36, 18, 12, 6),  # monthly data: 9 would cut across the years
         (168, 24, 24, 24),
         (156, 52, 52, 26),  # a 52-step segment would leave the encoder 3 steps
         (10, 5, 24, 1),  # nothing longer leaves 4 encoder steps
         (48, 12, 1, 1),  # no season: the steps themselves
     ],
 )
-def test_segment_length_divides_both_windows_within_a_season(lookback, horizon, season, expected):
+def test_segment_length_divides_both_windows_and_the_season(lookback, horizon, season, expected):
     chosen = segment_length(lookback, horizon, season)
     assert chosen == expected
-    assert lookback % chosen == 0 and horizon % chosen == 0 and chosen <= max(season, 1)
+    assert lookback % chosen == 0 and horizon % chosen == 0 and max(season, 1) % chosen == 0
 
 
 def test_warm_up_rises_then_the_rate_decays_to_its_floor():

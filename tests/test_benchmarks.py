@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, tsattn_env
@@ -239,6 +240,30 @@ def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():
     assert score(histories, tests, tests) == (0.0, 0.0, 0.0)  # the test values themselves
     off = score(histories, tests, {key: tests[key] * 1.1 for key in histories})  # 10% high everywhere
     assert off[0] == pytest.approx(200 * 0.1 / 2.1, rel=1e-9)
+
+
+def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside_the_seeds_mean():
+    from m4_hourly import render, score, seed_ensemble, validation_split
+
+    tests = {"H1": np.array([10.0, 20.0, 30.0]), "H2": np.array([5.0, 5.0, 6.0])}
+    histories = {key: np.arange(1.0, 60.0) for key in tests}
+    high = {key: value * 1.1 for key, value in tests.items()}
+    low = {key: value * 0.9 for key, value in tests.items()}
+    mean = seed_ensemble([high, low, tests])
+    assert set(mean) == set(tests) and all(np.allclose(mean[key], tests[key]) for key in tests)
+    assert score(histories, tests, mean) == pytest.approx((0.0, 0.0, 0.0), abs=1e-12)
+    before, last = validation_split(histories)  # what a run validates on: each history's last 48 values
+    assert all(np.array_equal(np.concatenate([before[k], last[k]]), histories[k]) for k in histories)
+    assert {len(v) for v in last.values()} == {48}
+    reference = [("seasonal naive (tsattn's)", 13.9, 1.19, 0.627, 0.7)]
+    results = {"lstm_seq2seq": [(12.0, 1.0, 0.6, 0.5, 30.0), (13.0, 1.1, 0.66, 0.7, 32.0)]}
+    table = render(reference, results, [0, 1], {"lstm_seq2seq": (11.0, 0.9, 0.55, 0.45)})
+    assert "| tsattn lstm_seq2seq | 12.500 | 1.050 | 0.630 | 0.600 | 31 |" in table
+    assert "| tsattn lstm_seq2seq, mean of the 2 seeds' forecasts | 11.000 | 0.900 | 0.550 | 0.450 | |" in table
+    assert "| seasonal naive (tsattn's) | 13.900 | 1.190 | 0.627 | 0.700 | |" in table
+    assert "Best forecaster: lstm_seq2seq, OWA 0.630; bar <= 0.44: missed by 0.190." in table
+    assert "not lstm_seq2seq." in table  # the seeds' mean score (0.630) is behind seasonal naive's 0.627
+    assert "best lstm_seq2seq, OWA 0.550, misses it by 0.110" in table
 
 
 def test_tail_split_keeps_the_end_of_each_series_for_validation_and_test():

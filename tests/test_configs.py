@@ -38,7 +38,7 @@ def m4_long(tmp_path_factory) -> Path:
     from m4_hourly import read_m4, write_long
 
     histories, tests = read_m4(m4_hourly_path())
-    long_csv, _ = write_long(histories, tests, tmp_path_factory.mktemp("m4"))
+    long_csv, *_ = write_long(histories, tests, tmp_path_factory.mktemp("m4"))
     return long_csv
 
 

@@ -8,7 +8,14 @@ import torch
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.errors import TsattnError
 from tsattn.models.attention_seq2seq import AttentionSeq2Seq
-from tsattn.models.folding import fold_channels, fold_segments, network_sizes, unfold_channels, unfold_segments
+from tsattn.models.folding import (
+    fold_channels,
+    fold_segments,
+    network_sizes,
+    spread_segment_attention,
+    unfold_channels,
+    unfold_segments,
+)
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
 from tsattn.models.transformer import TransformerForecaster
 from tsattn.training.module import ForecastModule
@@ -63,7 +70,45 @@ def test_folds_are_exact_inverses_and_keep_each_value_in_place(etth1):
     # Targets first (step-major inside the segment), calendar last, as the networks expect.
     torch.testing.assert_close(segments["x"][:, 1, c : 2 * c], batch["x"][:, SEGMENT + 1, :c], rtol=0, atol=0)
     torch.testing.assert_close(segments["x"][:, 1, SEGMENT * c : SEGMENT * c + k], batch["x"][:, SEGMENT, c:])
-    torch.testing.assert_close(unfold_segments({"y_hat": segments["y"]}, SEGMENT)["y_hat"], batch["y"], rtol=0, atol=0)
+    unfolded = unfold_segments({"y_hat": segments["y"]}, SEGMENT, HORIZON)["y_hat"]
+    torch.testing.assert_close(unfolded, batch["y"], rtol=0, atol=0)
+
+
+def test_segments_that_do_not_divide_the_window_drop_the_oldest_steps_and_round_the_horizon_up(etth1):
+    """L=46, H=20, S=12: 3 encoder segments from steps 10..45, 2 decoder segments cut back to 20 steps."""
+    full, dims = etth1
+    c, k = dims["n_targets"], dims["n_calendar"]
+    batch = {"x": full["x"][:, 2:], "future_calendar": full["future_calendar"][:, :20], "y": full["y"][:, :20]}
+    segments = fold_segments(batch, c, SEGMENT)
+    assert segments["x"].shape == (64, 3, SEGMENT * (c + k))
+    assert segments["future_calendar"].shape == (64, 2, SEGMENT * k) and segments["y"].shape == (64, 2, SEGMENT * c)
+    torch.testing.assert_close(segments["x"][:, 0, :c], batch["x"][:, 10, :c], rtol=0, atol=0)  # oldest 10 unread
+    torch.testing.assert_close(segments["x"][:, -1, -k:], batch["x"][:, -1, c:], rtol=0, atol=0)  # ends at step L
+    padded = segments["future_calendar"][:, 1].unflatten(-1, (SEGMENT, k))  # steps 12..23, of which 20..23 added
+    torch.testing.assert_close(padded[:, 8:], batch["future_calendar"][:, -1:].expand(-1, 4, -1), rtol=0, atol=0)
+    unfolded = unfold_segments({"y_hat": segments["y"]}, SEGMENT, 20)["y_hat"]
+    torch.testing.assert_close(unfolded, batch["y"], rtol=0, atol=0)
+    weights = spread_segment_attention(torch.softmax(torch.randn(64, 2, 3), dim=-1), SEGMENT, 46, 20)
+    assert weights.shape == (64, 20, 46) and not weights[..., :10].any()  # unread steps get no weight
+    torch.testing.assert_close(weights.sum(-1), torch.ones(64, 20))
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_ragged_segments_forecast_every_step_and_never_read_the_targets_or_a_later_segment(etth1, name):
+    full, dims = etth1
+    batch = {"x": full["x"][:, 2:], "future_calendar": full["future_calendar"][:, :20], "y": full["y"][:, :20]}
+    module = _module(name, dims, channel_independent=True, segment_len=SEGMENT)
+    calendar = batch["future_calendar"].clone()
+    calendar[:, SEGMENT:] += 5.0  # the second segment's calendar (the last 8 steps)
+    with torch.no_grad():
+        clean = module(batch)["y_hat"]
+        assert clean.shape == batch["y"].shape and torch.isfinite(clean).all()
+        torch.testing.assert_close(clean, module(dict(batch, y=batch["y"] + 100.0))["y_hat"], rtol=0, atol=0)
+        dirty = module(dict(batch, future_calendar=calendar))["y_hat"]
+        older = module(dict(batch, x=torch.cat([batch["x"][:, :10] + 1.0, batch["x"][:, 10:]], dim=1)))["y_hat"]
+    torch.testing.assert_close(clean[:, :SEGMENT], dirty[:, :SEGMENT], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(clean[:, SEGMENT:], dirty[:, SEGMENT:])
+    assert not torch.allclose(clean, older)  # the unread steps still set RevIN's statistics
 
 
 def test_the_channel_identity_rides_with_the_calendar_of_each_folded_window(etth1):
@@ -182,10 +227,11 @@ def test_attention_is_the_channel_mean_of_segment_weights_spread_evenly_over_ste
     torch.testing.assert_close(weights, expected)
 
 
-def test_a_segment_that_does_not_divide_the_window_is_one_clear_error():
+def test_a_segment_longer_than_the_lookback_is_one_clear_error():
     dims = {"n_features": 15, "n_targets": 7, "n_calendar": 8}
-    with pytest.raises(TsattnError, match=r"segment_len=10 must divide data\.lookback=48"):
-        network_sizes(dims, LOOKBACK, HORIZON, False, 10)
+    with pytest.raises(TsattnError, match=r"segment_len=49 must be between 1 and data\.lookback=48"):
+        network_sizes(dims, LOOKBACK, HORIZON, False, 49)
+    assert network_sizes(dims, LOOKBACK, HORIZON, False, 10)["n_features"] == 150  # need not divide L or H
     assert network_sizes(dims, LOOKBACK, HORIZON, True, 12) == {"n_features": 108, "n_targets": 12, "n_calendar": 96}
 
 

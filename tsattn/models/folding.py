@@ -9,7 +9,10 @@ them from ForecastModule:
   like a calendar feature over the lookback and the horizon (SegRNN's channel embedding), so the shared
   network can still tell the channels apart.
 - segment folding (Lin et al., 2023, SegRNN; patches in PatchTST): S consecutive steps become one step of
-  S times the channels, so the network runs over L/S and H/S steps instead of L and H.
+  S times the channels, so the network runs over L/S and H/S steps instead of L and H. S need not divide
+  L or H, so a segment can always be one season: the oldest L mod S lookback steps are left unread (RevIN
+  has already read them), and the network forecasts H rounded up to whole segments, of which the first H
+  steps are kept.
 
 Channel order is kept: targets first, then past covariates, then calendar features last, which is where
 the networks look for each.
@@ -41,9 +44,10 @@ def network_sizes(
         dims as the network sees them: one target when channel independent (with the channel's one-hot
         identity, C more calendar channels), S times every count with segments.
     """
-    if segment_len < 1 or lookback % segment_len or horizon % segment_len:
+    if not 1 <= segment_len <= lookback:
         raise TsattnError(
-            f"model.segment_len={segment_len} must divide data.lookback={lookback} and data.horizon={horizon}"
+            f"model.segment_len={segment_len} must be between 1 and data.lookback={lookback} (one season, or "
+            "auto, is the usual choice)"
         )
     if channel_identity and not channel_independent:
         raise TsattnError(
@@ -108,11 +112,16 @@ def unfold_channels(output: Batch, n_targets: int) -> Batch:
 def fold_segments(batch: Batch, n_targets: int, segment_len: int) -> Batch:
     """S consecutive steps become one step; each channel group keeps its place (targets, covariates, calendar).
 
+    With L' = S * floor(L / S) and H' = S * ceil(H / S): the lookback loses its oldest L - L' steps, and the
+    horizon gains H' - H steps at its end that repeat its last step's calendar (and y, which teacher forcing
+    reads only as the step before the next segment, and the last segment has none).
+
     Shape:
-        x [B, L, C + P + K] -> [B, L/S, S*C + S*P + S*K]; future_calendar [B, H, K] -> [B, H/S, S*K];
-        y [B, H, C] -> [B, H/S, S*C]
+        x [B, L, C + P + K] -> [B, L'/S, S*C + S*P + S*K]; future_calendar [B, H, K] -> [B, H'/S, S*K];
+        y [B, H, C] -> [B, H'/S, S*C]
     """
-    x, calendar = batch["x"], batch["future_calendar"]
+    x = batch["x"][:, batch["x"].shape[1] % segment_len :]  # [B, L, F] -> [B, L', F]
+    calendar = _pad_end(batch["future_calendar"], segment_len)  # [B, H, K] -> [B, H', K]
     n_calendar = calendar.shape[-1]
     groups = (x[..., :n_targets], x[..., n_targets : x.shape[-1] - n_calendar], x[..., x.shape[-1] - n_calendar :])
     folded = {
@@ -120,31 +129,41 @@ def fold_segments(batch: Batch, n_targets: int, segment_len: int) -> Batch:
         "future_calendar": _segments(calendar, segment_len),
     }
     if "y" in batch:
-        folded["y"] = _segments(batch["y"], segment_len)
+        folded["y"] = _segments(_pad_end(batch["y"], segment_len), segment_len)
     return folded
 
 
-def unfold_segments(output: Batch, segment_len: int) -> Batch:
-    """Undo fold_segments on the network's forecasts. Attention maps stay per segment: spread them with
-    spread_segment_attention last, after any channel averaging, so the S x S expansion runs once per
-    window instead of once per channel.
+def unfold_segments(output: Batch, segment_len: int, horizon: int) -> Batch:
+    """Undo fold_segments on the network's forecasts, keeping the first H steps. Attention maps stay per
+    segment: spread them with spread_segment_attention last, after any channel averaging, so the S x S
+    expansion runs once per window instead of once per channel.
 
     Shape:
-        y_hat [B, H/S, S*C(, Q)] -> [B, H, C(, Q)]; attention [B, ..., H/S, L/S] unchanged
+        y_hat [B, H'/S, S*C(, Q)] -> [B, H, C(, Q)]; attention [B, ..., H'/S, L'/S] unchanged
     """
     y_hat = output["y_hat"]
-    y_hat = y_hat.unflatten(2, (segment_len, -1)).flatten(1, 2)  # [B, H/S, S, C(, Q)] -> [B, H, C(, Q)]
-    return dict(output, y_hat=y_hat)
+    y_hat = y_hat.unflatten(2, (segment_len, -1)).flatten(1, 2)  # [B, H'/S, S, C(, Q)] -> [B, H', C(, Q)]
+    return dict(output, y_hat=y_hat[:, :horizon])
 
 
-def spread_segment_attention(attention: torch.Tensor, segment_len: int) -> torch.Tensor:
-    """Each horizon step gets its segment's weights, shared evenly by the S lookback steps of a segment.
+def spread_segment_attention(attention: torch.Tensor, segment_len: int, lookback: int, horizon: int) -> torch.Tensor:
+    """Each horizon step gets its segment's weights, shared evenly by the S lookback steps of a segment;
+    the L - L' oldest steps, which no segment holds, get none.
 
     Shape:
-        [B, ..., H/S, L/S] -> [B, ..., H, L], rows still summing to 1
+        [B, ..., H'/S, L'/S] -> [B, ..., H, L], rows still summing to 1
     """
     shared = attention / segment_len  # divided before the S^2-fold expansion
-    return shared.repeat_interleave(segment_len, dim=-2).repeat_interleave(segment_len, dim=-1)
+    spread = shared.repeat_interleave(segment_len, dim=-2)[..., :horizon, :].repeat_interleave(segment_len, dim=-1)
+    return torch.nn.functional.pad(spread, (lookback - spread.shape[-1], 0))  # unread steps: weight 0
+
+
+def _pad_end(values: torch.Tensor, segment_len: int) -> torch.Tensor:
+    """Repeat the last step until T is a whole number of segments. Shape: [B, T, V] -> [B, T', V]."""
+    missing = -values.shape[1] % segment_len
+    if not missing:
+        return values
+    return torch.cat([values, values[:, -1:].expand(-1, missing, -1)], dim=1)
 
 
 def _segments(values: torch.Tensor, segment_len: int) -> torch.Tensor:

@@ -32,7 +32,9 @@ class Forecaster(nn.Module):
             (Nie et al., 2023): a window of C targets becomes C windows of one target, each with the past
             covariates and calendar features. The network is then built with n_targets=1.
         segment_len: S; above 1 the network runs over segments of S steps, each one step with S times the
-            channels (SegRNN; patches in PatchTST): L/S encoder and H/S decoder steps. S divides L and H.
+            channels (SegRNN; patches in PatchTST): L/S encoder and H/S decoder steps. When S does not
+            divide them, the oldest L mod S steps are not read and H is forecast in whole segments, cut
+            back to H (tsattn.models.folding).
         n_targets: C, the data's target channels; needed with channel_independent, since the network
             then sees one.
         channel_identity: with channel_independent, each channel's window also carries the channel's
@@ -77,7 +79,9 @@ class Forecaster(nn.Module):
             output = self._normalised(batch, teacher_forcing_ratio, **forward_options)
         if "attention" in output and self.segment_len > 1:
             # Spread to steps last: averaged over channels first, the map is C times smaller.
-            output = dict(output, attention=spread_segment_attention(output["attention"], self.segment_len))
+            lookback, horizon = batch["x"].shape[1], batch["future_calendar"].shape[1]
+            spread = spread_segment_attention(output["attention"], self.segment_len, lookback, horizon)
+            output = dict(output, attention=spread)
         return output
 
     def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
@@ -103,7 +107,8 @@ class Forecaster(nn.Module):
         if self.segment_len == 1:
             return self.net(batch, teacher_forcing_ratio, **forward_options)
         folded = fold_segments(batch, self.window_targets, self.segment_len)
-        return unfold_segments(self.net(folded, teacher_forcing_ratio, **forward_options), self.segment_len)
+        output = self.net(folded, teacher_forcing_ratio, **forward_options)
+        return unfold_segments(output, self.segment_len, batch["future_calendar"].shape[1])
 
     @property
     def window_targets(self) -> int:

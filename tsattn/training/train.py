@@ -73,9 +73,19 @@ class Training:
         self.datamodule.setup("fit")
         L.seed_everything(cfg.seed, workers=True)
         data = self.datamodule
-        chosen = resolve_auto(cfg.model, data.lookback, data.horizon, data.season_length)
+        chosen = resolve_auto(cfg.model, data.lookback, data.season_length)
         if chosen:
             log.info("model settings left auto: %s", ", ".join(f"{k}={v}" for k, v in chosen.items()))
+        segment = int(cfg.model.get("segment_len") or 1)
+        if data.lookback % segment or data.horizon % segment:
+            log.info(
+                "segments of %d steps: the oldest %d of the %d lookback steps are not read (RevIN still reads "
+                "them), and the horizon of %d is forecast in whole segments and cut back",
+                segment,
+                data.lookback % segment,
+                data.lookback,
+                data.horizon,
+            )
         self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)
         net = instantiate(cfg.model.net, **self.net_sizes)
         # Every argument the network was built with: the bundle rebuilds it from these and nothing else.

@@ -85,7 +85,8 @@ def test_defaults_tuned_runs_are_the_experiment_on_the_users_split(tmp_path):
     default = compose(overrides_for(args, "etth1", Path("/data/ETTh1.csv"), "transformer", "inv", "defaults"))
     assert default.model.segment_len == "auto" and default.data.batch_size == 256
     assert tuned_misfit("etth1", "transformer", 96, 96) is None
-    assert "multiples of 24" in tuned_misfit("etth1", "transformer", 96, 36)
+    assert tuned_misfit("etth1", "transformer", 100, 36) is None  # segments need not divide L or H
+    assert "--lookback 12 must be at least 24" in tuned_misfit("etth1", "transformer", 12, 96)
     assert parse_args(["--models", "transformer", "transformer"]).models == ["transformer"]
 
 

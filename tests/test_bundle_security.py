@@ -273,6 +273,7 @@ CHANGES = {
     "long_horizon": (lambda s: s.update(horizon=10**6), "horizon must be an integer from 1 to 20,000"),
     "more_targets": (lambda s: s["network_options"].update(n_targets=5), "network_options.n_targets=5 but the data"),
     "segments": (lambda s: s["module_options"].update(segment_len=9), "segment_len=9 must be between 1 and data."),
+    "no_segment": (lambda s: s["module_options"].update(segment_len=0), "segment_len=0 must be between 1 and data."),
     "quantiles": (lambda s: s.update(quantiles=[0.1, 0.9]), "network_options.quantiles=None but the data"),
     "identity": (lambda s: s["module_options"].update(channel_identity=True), "network_options.n_features="),
     "not_a_time": (lambda s: s["training_data"]["test_start"].update(good="someday"), "is not a time"),

@@ -40,13 +40,24 @@ def etth1(etth1_path):
     return train[torch.linspace(0, len(train) - 1, 64).long()], datamodule.dims
 
 
-def _module(name, dims, channel_independent, segment_len, seed=0, channel_identity=False):
+# The decoders whose step counts and positions segments change most, for the ragged-segment tests.
+RAGGED_NETS = {
+    **NETS,
+    "lstm_parallel": lambda sizes: LSTMSeq2Seq(**sizes, hidden_size=16, decoding="parallel"),
+    "lstm_quantiles": lambda sizes: LSTMSeq2Seq(**sizes, hidden_size=16, quantiles=[0.1, 0.5, 0.9]),
+    "transformer_autoregressive": lambda sizes: TransformerForecaster(
+        **sizes, d_model=16, dropout=0.0, decoder_mode="autoregressive"
+    ),
+}
+
+
+def _module(name, dims, channel_independent, segment_len, seed=0, channel_identity=False, revin=True):
     sizes = network_sizes(dims, LOOKBACK, HORIZON, channel_independent, segment_len, channel_identity)
     torch.manual_seed(seed)
-    net = NETS[name](sizes)
+    net = RAGGED_NETS[name](sizes)
     module = ForecastModule(
         net,
-        revin=True,
+        revin=revin,
         channel_independent=channel_independent,
         segment_len=segment_len,
         n_targets=dims["n_targets"],
@@ -88,27 +99,68 @@ def test_segments_that_do_not_divide_the_window_drop_the_oldest_steps_and_round_
     torch.testing.assert_close(padded[:, 8:], batch["future_calendar"][:, -1:].expand(-1, 4, -1), rtol=0, atol=0)
     unfolded = unfold_segments({"y_hat": segments["y"]}, SEGMENT, 20)["y_hat"]
     torch.testing.assert_close(unfolded, batch["y"], rtol=0, atol=0)
-    weights = spread_segment_attention(torch.softmax(torch.randn(64, 2, 3), dim=-1), SEGMENT, 46, 20)
+    per_segment = torch.softmax(torch.randn(64, 2, 3), dim=-1)  # [B, H'/S, L'/S]
+    weights = spread_segment_attention(per_segment, SEGMENT, 46, 20)
     assert weights.shape == (64, 20, 46) and not weights[..., :10].any()  # unread steps get no weight
     torch.testing.assert_close(weights.sum(-1), torch.ones(64, 20))
+    # Step 19 is in horizon segment 1, step 11 in segment 0; lookback steps 10..21 form segment 0.
+    torch.testing.assert_close(weights[:, 19, 10:22], per_segment[:, 1, :1].expand(-1, 12) / SEGMENT)
+    torch.testing.assert_close(weights[:, 11, 34:46], per_segment[:, 0, 2:].expand(-1, 12) / SEGMENT)
 
 
-@pytest.mark.parametrize("name", list(NETS))
+def _ragged(full):
+    """L=46, H=20 windows from the L=48, H=24 ones: with S=12, 10 lookback steps unread, 4 horizon steps added."""
+    return {"x": full["x"][:, 2:], "future_calendar": full["future_calendar"][:, :20], "y": full["y"][:, :20]}
+
+
+@pytest.mark.parametrize("name", list(RAGGED_NETS))
 def test_ragged_segments_forecast_every_step_and_never_read_the_targets_or_a_later_segment(etth1, name):
     full, dims = etth1
-    batch = {"x": full["x"][:, 2:], "future_calendar": full["future_calendar"][:, :20], "y": full["y"][:, :20]}
+    batch = _ragged(full)
     module = _module(name, dims, channel_independent=True, segment_len=SEGMENT)
     calendar = batch["future_calendar"].clone()
     calendar[:, SEGMENT:] += 5.0  # the second segment's calendar (the last 8 steps)
     with torch.no_grad():
         clean = module(batch)["y_hat"]
-        assert clean.shape == batch["y"].shape and torch.isfinite(clean).all()
+        expected = (*batch["y"].shape, 3) if name == "lstm_quantiles" else batch["y"].shape
+        assert clean.shape == expected and torch.isfinite(clean).all()
         torch.testing.assert_close(clean, module(dict(batch, y=batch["y"] + 100.0))["y_hat"], rtol=0, atol=0)
         dirty = module(dict(batch, future_calendar=calendar))["y_hat"]
-        older = module(dict(batch, x=torch.cat([batch["x"][:, :10] + 1.0, batch["x"][:, 10:]], dim=1)))["y_hat"]
     torch.testing.assert_close(clean[:, :SEGMENT], dirty[:, :SEGMENT], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(clean[:, SEGMENT:], dirty[:, SEGMENT:])
-    assert not torch.allclose(clean, older)  # the unread steps still set RevIN's statistics
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer_autoregressive"])
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+def test_teacher_forcing_over_ragged_segments_reads_only_earlier_segments(etth1, name, ratio):
+    """The truth of the last segment (real steps 12..19 and the 4 added) never reaches segment 0's forecast."""
+    full, dims = etth1
+    batch = _ragged(full)
+    module = _module(name, dims, channel_independent=True, segment_len=SEGMENT)
+    later = batch["y"].clone()
+    later[:, SEGMENT:] += 50.0
+    with torch.no_grad():
+        torch.manual_seed(1)  # ratio 0.5 mixes truth and forecasts by a random draw per window
+        clean = module(batch, ratio)["y_hat"]
+        torch.manual_seed(1)
+        dirty = module(dict(batch, y=later), ratio)["y_hat"]
+        earlier = batch["y"].clone()
+        earlier[:, :SEGMENT] += 50.0
+        torch.manual_seed(1)
+        moved = module(dict(batch, y=earlier), ratio)["y_hat"]
+    torch.testing.assert_close(clean, dirty, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(clean[:, SEGMENT:], moved[:, SEGMENT:])  # segment 0's truth is read by segment 1
+
+
+def test_the_steps_a_ragged_segment_leaves_out_are_read_by_revin_alone(etth1):
+    full, dims = etth1
+    batch = _ragged(full)
+    older = dict(batch, x=torch.cat([batch["x"][:, :10] + 1.0, batch["x"][:, 10:]], dim=1))
+    with torch.no_grad():
+        plain = _module("lstm", dims, channel_independent=True, segment_len=SEGMENT, revin=False)
+        torch.testing.assert_close(plain(batch)["y_hat"], plain(older)["y_hat"], rtol=0, atol=0)
+        normalised = _module("lstm", dims, channel_independent=True, segment_len=SEGMENT)
+        assert not torch.allclose(normalised(batch)["y_hat"], normalised(older)["y_hat"])
 
 
 def test_the_channel_identity_rides_with_the_calendar_of_each_folded_window(etth1):
@@ -235,8 +287,8 @@ def test_a_segment_longer_than_the_lookback_is_one_clear_error():
     assert network_sizes(dims, LOOKBACK, HORIZON, True, 12) == {"n_features": 108, "n_targets": 12, "n_calendar": 96}
 
 
-@pytest.mark.parametrize("identity", [False, True])
-def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path, identity):
+@pytest.mark.parametrize(("identity", "lookback", "horizon"), [(False, 48, 24), (True, 48, 24), (False, 46, 20)])
+def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path, identity, lookback, horizon):
     """The bundle rebuilds the folds from its config: the loaded model forecasts exactly as the trained one."""
     from tsattn.config import compose
     from tsattn.inference.bundle import load_bundle, save_bundle
@@ -245,8 +297,8 @@ def test_a_folded_model_survives_the_bundle_round_trip(tmp_path, etth1_path, ide
     overrides = [
         "experiment=etth1_attention_seq2seq",
         f"data.path={etth1_path}",
-        f"data.lookback={LOOKBACK}",
-        f"data.horizon={HORIZON}",
+        f"data.lookback={lookback}",
+        f"data.horizon={horizon}",
         f"model.segment_len={SEGMENT}",
         "model.net.hidden_size=16",
         "logger=none",

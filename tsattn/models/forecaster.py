@@ -55,6 +55,8 @@ class Forecaster(nn.Module):
             raise ValueError("channel_independent=True needs n_targets, the data's number of target channels")
         if channel_identity and not channel_independent:
             raise ValueError("channel_identity=True needs channel_independent=True")
+        if segment_len < 1:
+            raise ValueError(f"segment_len={segment_len}; a segment holds at least one step")
         self.net = net
         self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
         self.segment_len, self.n_targets = segment_len, n_targets

@@ -18,6 +18,24 @@ from tsattn.training.architecture import resolve_auto
 log = logging.getLogger(__name__)
 
 
+def _log_ragged_segments(segment: int, lookback: int, horizon: int) -> None:
+    """Say what segments that do not divide L or H leave out or add (tsattn/models/folding.py)."""
+    if lookback % segment:
+        log.info(
+            "segments of %d steps: the oldest %d of the %d lookback steps are not read (RevIN still reads them)",
+            segment,
+            lookback % segment,
+            lookback,
+        )
+    if horizon % segment:
+        log.info(
+            "segments of %d steps: the horizon of %d is forecast as %d steps and cut back",
+            segment,
+            horizon,
+            -(-horizon // segment) * segment,
+        )
+
+
 def build_components(cfg: DictConfig, with_logger: bool = False):
     """Instantiate the datamodule (read and validated), the model and the Trainer with its callbacks.
 
@@ -76,17 +94,8 @@ class Training:
         chosen = resolve_auto(cfg.model, data.lookback, data.season_length)
         if chosen:
             log.info("model settings left auto: %s", ", ".join(f"{k}={v}" for k, v in chosen.items()))
-        segment = int(cfg.model.get("segment_len") or 1)
-        if data.lookback % segment or data.horizon % segment:
-            log.info(
-                "segments of %d steps: the oldest %d of the %d lookback steps are not read (RevIN still reads "
-                "them), and the horizon of %d is forecast in whole segments and cut back",
-                segment,
-                data.lookback % segment,
-                data.lookback,
-                data.horizon,
-            )
-        self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)
+        self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)  # refuses a segment longer than L
+        _log_ragged_segments(int(cfg.model.get("segment_len") or 1), data.lookback, data.horizon)
         net = instantiate(cfg.model.net, **self.net_sizes)
         # Every argument the network was built with: the bundle rebuilds it from these and nothing else.
         self.net_options = {**_without_target(cfg.model.net), **self.net_sizes}

@@ -152,22 +152,21 @@ def write_long(histories: dict, tests: dict, workdir: Path) -> tuple[Path, Path,
     forecast the test values), and the histories without their validation values (to forecast those)."""
     workdir.mkdir(parents=True, exist_ok=True)
     start = np.datetime64("2000-01-01T00:00")
-    paths = (workdir / "hourly_long.csv", workdir / "hourly_history.csv", workdir / "hourly_validation_history.csv")
-    for path, length in zip(paths, ("test", "history", "validation"), strict=True):
+    series = {
+        workdir / "hourly_long.csv": {key: np.concatenate([h, tests[key]]) for key, h in histories.items()},
+        workdir / "hourly_history.csv": histories,
+        workdir / "hourly_validation_history.csv": validation_split(histories)[0],
+    }
+    for path, by_id in series.items():
         temporary = path.with_name(f".{path.name}.tmp")
         with temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["id", "time", "value"])
-            for key, history in histories.items():
-                values = {
-                    "test": np.concatenate([history, tests[key]]),
-                    "history": history,
-                    "validation": history[:-HORIZON],
-                }[length]
+            for key, values in by_id.items():
                 times = start + np.arange(len(values)).astype("timedelta64[h]")
                 writer.writerows(zip([key] * len(values), np.datetime_as_string(times), values.tolist(), strict=True))
         os.replace(temporary, path)
-    return paths
+    return tuple(series)
 
 
 def seasonality_found(history: np.ndarray, season: int = SEASON) -> bool:

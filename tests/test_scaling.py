@@ -84,3 +84,54 @@ def test_a_state_loaded_before_setup_keeps_its_scaler(tmp_path, etth1_path):
     fresh = ForecastDataModule(str(tmp_path / "ETTh1.csv"), lookback=96, horizon=96, split=ETT_SPLIT)
     fresh.setup()
     assert fresh.scaler.to_dict() != trained.scaler.to_dict()  # the control: without the state, a new fit
+
+
+def _seasonal_stats(path):
+    datamodule = ForecastDataModule(str(path), lookback=96, horizon=96, split=ETT_SPLIT, scale="seasonal_difference")
+    datamodule.setup()
+    return datamodule.scaler.to_dict()
+
+
+def test_the_seasonal_difference_scale_is_maes_denominator_on_training_rows_only(tmp_path, etth1_path):
+    """data.scale=seasonal_difference divides by mean |x[t] - x[t-24]| of the training rows (MASE's scale)."""
+    state = _seasonal_stats(etth1_path)
+    assert state["scale"] == "seasonal_difference"
+    train = pd.read_csv(etth1_path).iloc[:8640, 1:].to_numpy(np.float64)
+    stats = state["stats"]["ETTh1"]
+    np.testing.assert_allclose(stats["mean"], train.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["std"], np.abs(train[24:] - train[:-24]).mean(axis=0), rtol=1e-6)
+    assert not np.allclose(stats["std"], train.std(axis=0), rtol=0.05)  # another divisor than the default's
+
+    frame = pd.read_csv(etth1_path)
+    changed, columns = frame.copy(), frame.columns[1:]
+    changed.loc[8640:, columns] = np.random.default_rng(0).normal(1000.0, 500.0, (len(frame) - 8640, len(columns)))
+    changed.to_csv(tmp_path / "ETTh1.csv", index=False)
+    assert _seasonal_stats(tmp_path / "ETTh1.csv")["stats"] == state["stats"]  # nothing after the border counts
+    changed.loc[8639, columns] += 100.0  # the last training row does: the check above can fail
+    changed.to_csv(tmp_path / "ETTh1.csv", index=False)
+    assert _seasonal_stats(tmp_path / "ETTh1.csv")["stats"]["ETTh1"]["std"] != stats["std"]
+
+
+def test_seasonal_difference_without_a_full_season_or_any_change():
+    from tsattn.data.scaling import seasonal_difference
+
+    values = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]])  # [T=3, F=2]: shorter than a season of 24
+    np.testing.assert_allclose(seasonal_difference(values, 24), [1.5, 1.0])  # lag 1; a flat channel gets 1
+    np.testing.assert_allclose(seasonal_difference(values, 2), [1.0, 1.0])  # |2 - 1| with a season of 2
+    np.testing.assert_allclose(seasonal_difference(values[:1], 24), [1.0, 1.0])  # one row: nothing to difference
+
+
+def test_the_scale_name_round_trips_and_old_states_read_as_std(etth1_path):
+    state = _seasonal_stats(etth1_path)
+    assert StandardScaler.from_json(StandardScaler.from_dict(state).to_json()).to_dict() == state
+    old = {key: value for key, value in state.items() if key != "scale"}  # a bundle saved before data.scale
+    assert StandardScaler.from_dict(old).scale == "std"
+
+
+def test_an_unknown_scale_is_one_line_naming_the_choices(etth1_path):
+    import pytest
+
+    from tsattn.errors import TsattnError
+
+    with pytest.raises(TsattnError, match=r"data\.scale='minmax' is not known; use one of std, seasonal_difference"):
+        ForecastDataModule(str(etth1_path), lookback=96, horizon=96, split=ETT_SPLIT, scale="minmax")

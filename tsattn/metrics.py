@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from tsattn.data.scaling import mean_seasonal_difference
+
 
 def mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error. Shape: y_hat, y [B, H, C] -> scalar."""
@@ -74,8 +76,7 @@ def mase_scale(insample: np.ndarray, season: int) -> np.ndarray:
     The seasonal lag falls back to 1 when the in-sample rows do not span two seasons; a flat in-sample
     series has no scale (NaN), and its MASE is left out.
     """
-    lag = season if len(insample) > season else 1
-    scale = np.abs(insample[lag:] - insample[:-lag]).mean(axis=0)
+    scale = mean_seasonal_difference(insample, season)
     return np.where(scale > 0, scale, np.nan)
 
 

@@ -30,16 +30,21 @@ def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values.mean(axis=0), np.where(std < _MIN_STD, 1.0, std)
 
 
-def seasonal_difference(values: np.ndarray, season: int) -> np.ndarray:
-    """Per-channel mean |x[t] - x[t - season]| of [T, F] values: MASE's denominator.
+def mean_seasonal_difference(values: np.ndarray, season: int) -> np.ndarray:
+    """Per-channel mean |x[t] - x[t - season]| of [T, F] values: MASE's denominator (0 where none can be taken).
 
-    With no full season (T <= season) the lag is 1; a channel that never changes gets 1.
+    With no full season (T <= season) the lag is 1.
     """
     values = values.astype(np.float64)
     lag = season if len(values) > season else 1
-    if len(values) <= lag:
-        return np.ones(values.shape[1])
-    scale = np.abs(values[lag:] - values[:-lag]).mean(axis=0)  # [F]
+    if len(values) <= lag:  # one row: no difference at all
+        return np.zeros(values.shape[1])
+    return np.abs(values[lag:] - values[:-lag]).mean(axis=0)  # [F]
+
+
+def seasonal_difference(values: np.ndarray, season: int) -> np.ndarray:
+    """mean_seasonal_difference as a divisor: a channel that never changes (or one row) gets 1."""
+    scale = mean_seasonal_difference(values, season)
     return np.where(scale < _MIN_STD, 1.0, scale)
 
 

@@ -119,12 +119,42 @@ def test_backtest_metrics_equal_a_hand_computation(daily, capsys):
         overall = metrics[name]["overall"]
         assert overall["mse"] == pytest.approx(mse) and overall["mae"] == pytest.approx(mae)
         assert overall["smape"] == pytest.approx(smape) and overall["mase"] == pytest.approx(mae / scale)
+        assert overall["crps"] == pytest.approx(mae)  # a point forecast's CRPS is its MAE
         step_one = [f - a for f, a in pairs[0::2]]
         assert metrics[name]["per_step"]["mse"][0] == pytest.approx(sum(e * e for e in step_one) / len(step_one))
     rows = pd.read_csv(out)
     assert list(rows["origin"].unique()) == [str(times[o - 1]) for o in origins]  # 2024-01-07 00:00:00
     np.testing.assert_allclose(rows["model"], [f for f, _ in expected["model"]])
     assert "seasonal naive" in printed and "MASE" in printed
+
+
+def test_a_quantile_models_crps_coverage_and_width_in_real_units(tmp_path, weather_path, capsys):
+    """Recomputed from the quantile columns the backtest writes; the median is the point forecast."""
+    overrides = ["model=lstm_seq2seq", "model.net.hidden_size=8", "model.net.quantiles=[0.1,0.5,0.9]"]
+    bundle_dir, _ = build_bundle(tmp_path, *WINDOW, *overrides)
+    out, report = tmp_path / "bt.csv", tmp_path / "bt.json"
+    args = ["backtest", str(bundle_dir), str(weather_path), "-o", str(out), "--step", "6", "--start", "earliest"]
+    assert main([*args, "--metrics-json", str(report), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    model = json.loads(report.read_text())["metrics"]["model"]
+    rows = pd.read_csv(out)
+    np.testing.assert_allclose(rows["model"], rows["model_q0.5"])
+    levels = np.array([0.1, 0.5, 0.9])
+    quantiles = rows[["model_q0.1", "model_q0.5", "model_q0.9"]].to_numpy()  # [rows, Q], real units
+    error = rows["actual"].to_numpy()[:, None] - quantiles
+    crps = (2 * np.maximum(levels * error, (levels - 1) * error)).mean(axis=1)
+    inside = (rows["actual"] >= rows["model_q0.1"]) & (rows["actual"] <= rows["model_q0.9"])
+    width = rows["model_q0.9"] - rows["model_q0.1"]
+    assert model["overall"]["crps"] == pytest.approx(crps.mean(), rel=1e-6)
+    assert model["overall"]["coverage_80"] == pytest.approx(inside.mean())
+    assert model["overall"]["width_80"] == pytest.approx(width.mean(), rel=1e-6)
+    last = rows["step"] == 12
+    assert model["per_step"]["coverage_80"][11] == pytest.approx(inside[last].mean())
+    assert model["per_step"]["crps"][11] == pytest.approx(crps[last].mean(), rel=1e-6)
+    assert 0 < model["overall"]["coverage_80"] < 1
+    assert model["overall"]["crps"] != pytest.approx(model["overall"]["mae"])  # not the median's MAE
+    assert f"model 80% interval: covers {model['overall']['coverage_80']:.1%} of the actuals (nominal 80%)" in printed
+    assert "80% covered" in printed
 
 
 def test_the_training_file_is_backtested_from_its_test_border(daily, capsys):

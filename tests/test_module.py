@@ -168,6 +168,58 @@ def test_test_metrics_and_both_baselines_equal_a_hand_computation(tmp_path):
     # Three different forecasts, so the checks above could not pass by comparing one with itself.
     assert len({round(metrics[k], 6) for k in ("test/mse", "test/naive_mse", "test/snaive_mse")}) == 3
     assert "test/mse_h13" not in metrics
+    # A point forecast's CRPS is its MAE, logged under the name quantile runs are compared on.
+    assert metrics["test/crps"] == pytest.approx(np.abs(model - truth).mean(), rel=1e-5)
+    assert metrics["test/crps_h12"] == pytest.approx(np.abs(model - truth)[:, 11].mean(), rel=1e-5)
+    assert not any(key.startswith(("test/coverage", "test/width")) for key in metrics)
+
+
+def test_interval_pairs_are_the_mirrored_levels():
+    from tsattn.metrics import interval_pairs
+
+    assert interval_pairs([0.05, 0.1, 0.5, 0.9, 0.95]) == [(0, 4, 90), (1, 3, 80)]
+    assert interval_pairs([0.25, 0.5, 0.75]) == [(0, 2, 50)]
+    assert interval_pairs([0.1, 0.5, 0.8]) == []  # 0.1 without 0.9: no central interval
+
+
+def test_quantile_runs_log_crps_coverage_and_width_equal_to_a_hand_computation(tmp_path):
+    """A quantile LSTM on the weather test split: CRPS (twice the mean pinball), the 80% and 90% intervals'
+    coverage and width, overall and per step, recomputed here from the test windows' forecasts."""
+    from tsattn.training.train import Training
+
+    levels = [0.05, 0.1, 0.5, 0.9, 0.95]
+    cfg = _cfg(
+        tmp_path,
+        "model=lstm_seq2seq",
+        "model.net.hidden_size=8",
+        f"model.net.quantiles=[{','.join(map(str, levels))}]",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=5",
+        "callbacks=none",
+    )
+    run = Training(cfg, track=False)
+    metrics = run.run()
+    dataset = run.datamodule.datasets["test"]
+    batch = dataset[torch.arange(len(dataset))]
+    with torch.no_grad():
+        y_hat = run.model.eval()(batch)["y_hat"].double().numpy()  # [W, H, 1, Q]
+    y = batch["y"].double().numpy()  # [W, H, 1]
+    q = np.array(levels)
+    error = y[..., None] - y_hat
+    crps = (2 * np.maximum(q * error, (q - 1) * error)).mean(axis=-1)  # [W, H, 1]
+    assert metrics["test/crps"] == pytest.approx(crps.mean(), rel=1e-5)
+    assert metrics["test/crps_h1"] == pytest.approx(crps[:, 0].mean(), rel=1e-5)
+    assert metrics["test/crps"] < metrics["test/naive_mae"]  # a distribution that learned something
+    for percent, (lower, upper) in ((80, (1, 3)), (90, (0, 4))):
+        inside = (y >= y_hat[..., lower]) & (y <= y_hat[..., upper])
+        width = y_hat[..., upper] - y_hat[..., lower]
+        assert metrics[f"test/coverage_{percent}"] == pytest.approx(inside.mean(), rel=1e-6)
+        assert metrics[f"test/coverage_{percent}_h12"] == pytest.approx(inside[:, 11].mean(), rel=1e-6)
+        assert metrics[f"test/width_{percent}"] == pytest.approx(width.mean(), rel=1e-5)
+        assert metrics[f"test/width_{percent}_h12"] == pytest.approx(width[:, 11].mean(), rel=1e-5)
+    assert 0 < metrics["test/coverage_80"] < metrics["test/coverage_90"] < 1  # wider interval, more covered
+    assert metrics["test/width_80"] < metrics["test/width_90"]
+    assert metrics["test/crps"] != pytest.approx(metrics["test/mae"])  # not the point forecast's MAE
 
 
 @pytest.mark.parametrize("model", ["lstm_seq2seq", "attention_seq2seq", "transformer", "linear"])

@@ -67,6 +67,67 @@ class HorizonErrors(Metric):
         return {"mse": self.squared / self.count, "mae": self.absolute / self.count}
 
 
+def interval_pairs(quantiles: Sequence[float]) -> list[tuple[int, int, int]]:
+    """The central intervals a set of quantile levels holds: (lower index, upper index, nominal %).
+
+    Each level q < 0.5 whose mirror 1 - q is also predicted makes one, e.g. 0.1 and 0.9 the 80% interval.
+    """
+    pairs = []
+    for lower, q in enumerate(quantiles):
+        upper = next((j for j, p in enumerate(quantiles) if abs(p - (1.0 - q)) < 1e-9), None)
+        if q < 0.5 and upper is not None:
+            pairs.append((lower, upper, round(100 * (1.0 - 2.0 * q))))
+    return pairs
+
+
+class QuantileErrors(Metric):
+    """CRPS and the coverage and width of each central interval, per horizon step, reduced under DDP.
+
+    CRPS is approximated from the predicted levels as the mean over levels of twice the pinball loss (the
+    usual quantile approximation; for a point forecast it is the MAE). Coverage is the share of targets
+    inside [q, 1 - q], width the mean of the upper minus the lower level.
+
+    Args:
+        horizon: H.
+        quantiles: the network's levels, ascending.
+
+    Shape:
+        update(y_hat [B, H, C, Q], y [B, H, C]);
+        compute() -> {"crps": [H], "coverage_<p>": [H], "width_<p>": [H]} for each interval of p%
+    """
+
+    full_state_update = False
+
+    def __init__(self, horizon: int, quantiles: Sequence[float]) -> None:
+        super().__init__()
+        self.quantiles = [float(q) for q in quantiles]
+        self.pairs = interval_pairs(self.quantiles)
+        intervals = len(self.pairs)
+        self.add_state("pinball", default=torch.zeros(horizon, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("covered", default=torch.zeros(intervals, horizon, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("width", default=torch.zeros(intervals, horizon, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, y_hat: torch.Tensor, y: torch.Tensor) -> None:
+        y_hat, y = y_hat.double(), y.double()
+        q = torch.tensor(self.quantiles, dtype=y_hat.dtype, device=y_hat.device)  # [Q]
+        error = y.unsqueeze(-1) - y_hat  # [B, H, C, Q]
+        loss = torch.maximum(q * error, (q - 1.0) * error)
+        self.pinball += 2.0 * loss.mean(dim=-1).sum(dim=(0, 2))  # [B, H, C, Q] -> [H]
+        for i, (lower, upper, _) in enumerate(self.pairs):
+            low, high = y_hat[..., lower], y_hat[..., upper]  # [B, H, C]
+            self.covered[i] += ((y >= low) & (y <= high)).double().sum(dim=(0, 2))
+            self.width[i] += (high - low).sum(dim=(0, 2))
+        self.count += y.shape[0] * y.shape[2]
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        scores = {"crps": self.pinball / self.count}
+        for i, (_, _, percent) in enumerate(self.pairs):
+            scores[f"coverage_{percent}"] = self.covered[i] / self.count
+            scores[f"width_{percent}"] = self.width[i] / self.count
+        return scores
+
+
 # Real-unit scores of forecasts held as numpy arrays: backtest, the Python API and the Spark engine.
 
 

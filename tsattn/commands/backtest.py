@@ -22,8 +22,10 @@ from tsattn.errors import TsattnError
 
 DESCRIPTION = """Forecast from every --step-th origin of every series in INPUT (once the model's lookback is
 available) and compare with the actuals, beside the last-value and seasonal-naive forecasts of the same
-origins. Writes one row per origin, step and target (actual, model, last_value, seasonal_naive) and prints
-MSE, MAE, sMAPE and MASE overall and per horizon step, in the data's own units. When INPUT is the file the
+origins. Writes one row per origin, step and target (actual, model, last_value, seasonal_naive, and each
+quantile of a quantile model as model_q<level>) and prints MSE, MAE, sMAPE, MASE and CRPS overall and MSE
+and MAE per horizon step, in the data's own units; a quantile model adds each central interval's coverage
+and width. When INPUT is the file the
 model was trained on, the origins start at its test border, so no forecast is scored on rows the model
 was fit or selected on; --start chooses another first origin."""
 
@@ -129,22 +131,43 @@ def first_forecast_times(start, bundle, path: Path, history, quiet: bool) -> dic
 
 
 def format_report(report: dict) -> str:
-    """The overall table, then MSE and MAE per horizon step for the model and both baselines."""
+    """The overall table, then MSE and MAE per horizon step for the model and both baselines.
+
+    A quantile model adds its CRPS per step and each central interval's coverage against its nominal level.
+    """
     metrics = report["metrics"]
     lines = [
         f"backtest: {report['series']} series, {report['windows']} origins (every {report['step']} steps), "
         f"horizon {report['horizon']}, errors in {report['units']}",
         "",
-        f"{'':16}{'MSE':>12}{'MAE':>12}{'sMAPE %':>10}{'MASE':>8}",
+        f"{'':16}{'MSE':>12}{'MAE':>12}{'sMAPE %':>10}{'MASE':>8}{'CRPS':>12}",
     ]
     for name, label in LABELS.items():
         o = metrics[name]["overall"]
-        lines.append(f"{label:16}{_num(o['mse']):>12}{_num(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}")
-    lines += ["", f"{'step':>4}" + "".join(f"{LABELS[n] + ' MSE':>20}{LABELS[n] + ' MAE':>20}" for n in LABELS)]
+        lines.append(
+            f"{label:16}{_num(o['mse']):>12}{_num(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}{_num(o['crps']):>12}"
+        )
+    model = metrics["model"]
+    intervals = sorted(int(key.split("_")[1]) for key in model["overall"] if key.startswith("coverage_"))
+    if intervals:
+        lines.append("")
+        for percent in intervals:
+            coverage, width = model["overall"][f"coverage_{percent}"], model["overall"][f"width_{percent}"]
+            lines.append(
+                f"model {percent}% interval: covers {coverage:.1%} of the actuals (nominal {percent}%), "
+                f"mean width {_num(width)}"
+            )
+    extra = [("crps", "model CRPS")] if intervals else []
+    extra += [(f"coverage_{p}", f"{p}% covered") for p in intervals]
+    header = "".join(f"{LABELS[n] + ' MSE':>20}{LABELS[n] + ' MAE':>20}" for n in LABELS)
+    lines += ["", f"{'step':>4}" + header + "".join(f"{title:>16}" for _, title in extra)]
     for h in range(report["horizon"]):
         row = "".join(
             f"{_num(metrics[n]['per_step']['mse'][h]):>20}{_num(metrics[n]['per_step']['mae'][h]):>20}" for n in LABELS
         )
+        for key, _ in extra:
+            value = model["per_step"][key][h]
+            row += f"{value:>16.1%}" if key.startswith("coverage") else f"{_num(value):>16}"
         lines.append(f"{h + 1:>4}{row}")
     return "\n".join(lines)
 

@@ -22,15 +22,18 @@ from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle import Bundle
 from tsattn.inference.windows import WindowSpec, origin_windows, predict
-from tsattn.metrics import mase_scale, scores
+from tsattn.metrics import QuantileErrors, mase_scale, scores
 
 FORECASTERS = ("model", "last_value", "seasonal_naive")
 
 
 @dataclass
 class Backtest:
-    rows: pd.DataFrame  # <id>, origin, <time>, step, target, actual, model, last_value, seasonal_naive
-    metrics: dict  # forecaster -> {"overall": {metric: value}, "per_step": {metric: [H values]}}
+    # <id>, origin, <time>, step, target, actual, model, last_value, seasonal_naive (, model_q<level>...)
+    rows: pd.DataFrame
+    # forecaster -> {"overall": {metric: value}, "per_step": {metric: [H values]}}: MSE, MAE, sMAPE, MASE and
+    # CRPS (a point forecast's is its MAE); a quantile model's also coverage_<p> and width_<p> per interval
+    metrics: dict
     windows: int
     series: int
     in_sample: int  # origins whose targets start before the model's test border (series it was trained on)
@@ -59,6 +62,8 @@ def backtest(
     spec = WindowSpec.of(bundle)
 
     parts, errors, scaled_abs, done, in_sample = [], {name: [] for name in FORECASTERS}, [], 0, 0
+    levels = schema.get("quantiles")
+    distribution = QuantileErrors(horizon, levels) if levels else None
     for series in history.series:
         first = earliest
         if start and series.id in start:
@@ -69,7 +74,7 @@ def backtest(
         if series.id in test_start:
             in_sample += int((series.time[origins] < test_start[series.id]).sum())
         values = series.values.astype(np.float64)  # [T, F], real units
-        forecast = _model_forecasts(bundle, spec, series, origins, batch_size)
+        forecast, quantiles = _model_forecasts(bundle, spec, series, origins, batch_size)
         forecasts = {
             "model": forecast,
             "last_value": np.repeat(values[origins - 1, None, :n_targets], horizon, axis=1),
@@ -78,9 +83,11 @@ def backtest(
         actual = values[origins[:, None] + np.arange(horizon)][..., :n_targets]  # [N, H, C]
         for name in FORECASTERS:
             errors[name].append((forecasts[name], actual))
+        if distribution is not None:
+            distribution.update(torch.from_numpy(quantiles), torch.from_numpy(actual))
         scale = mase_scale(values[: origins[0], :n_targets], season)  # [C], from rows before the first origin
         scaled_abs.append({name: np.abs(forecasts[name] - actual) / scale for name in FORECASTERS})
-        parts.append(_rows(series, origins, horizon, schema, actual, forecasts))
+        parts.append(_rows(series, origins, horizon, schema, actual, forecasts, quantiles))
         done += len(origins)
         if on_batch is not None:
             on_batch(done)
@@ -98,18 +105,29 @@ def backtest(
         )
         for name in FORECASTERS
     }
+    for name in FORECASTERS:  # CRPS for every forecaster: a point forecast's is its MAE
+        metrics[name]["overall"]["crps"] = metrics[name]["overall"]["mae"]
+        metrics[name]["per_step"]["crps"] = list(metrics[name]["per_step"]["mae"])
+    if distribution is not None:  # the model's predicted distribution, in real units
+        for key, per_step in distribution.compute().items():
+            metrics["model"]["overall"][key] = float(per_step.mean())
+            metrics["model"]["per_step"][key] = [float(v) for v in per_step]
     rows = pd.concat(parts, ignore_index=True)
     return Backtest(rows, metrics, len(rows) // (horizon * n_targets), len(parts), in_sample)
 
 
 def _model_forecasts(bundle: Bundle, spec: WindowSpec, series: Series, origins: np.ndarray, batch_size: int):
-    """The model's point forecasts from each origin, in real units. Shape: -> [N, H, C]."""
+    """The model's point forecasts from each origin, and its quantiles (None for a point model), in real units.
+
+    Shape: -> [N, H, C], [N, H, C, Q] or None
+    """
     windows = origin_windows(spec, series, origins)
     y_hat = torch.from_numpy(predict(bundle.forecaster, windows, batch_size))  # [N, H, C(, Q)], scaled
-    return windows.to_real(bundle.forecaster.point(y_hat).numpy())
+    quantiles = windows.to_real(y_hat.numpy()) if y_hat.ndim == 4 else None
+    return windows.to_real(bundle.forecaster.point(y_hat).numpy()), quantiles
 
 
-def _rows(series, origins, horizon, schema, actual, forecasts) -> pd.DataFrame:
+def _rows(series, origins, horizon, schema, actual, forecasts, quantiles) -> pd.DataFrame:
     targets = schema["targets"]
     n, n_targets = len(origins), len(targets)
     target_rows = origins[:, None] + np.arange(horizon)  # [N, H]
@@ -123,5 +141,7 @@ def _rows(series, origins, horizon, schema, actual, forecasts) -> pd.DataFrame:
     }
     for name in FORECASTERS:
         columns[name] = forecasts[name].reshape(-1)
+    for qi, level in enumerate(schema.get("quantiles") or ()):  # [N, H, C, Q]: one column per level
+        columns[f"model_q{level:g}"] = quantiles[..., qi].reshape(-1)
     frame = pd.DataFrame(columns)
     return frame.drop(columns="series") if schema["layout"] == "wide" else frame

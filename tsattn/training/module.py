@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from tsattn.metrics import POINT_METRICS, HorizonErrors, pinball
+from tsattn.metrics import POINT_METRICS, HorizonErrors, QuantileErrors, pinball
 from tsattn.models.forecaster import Forecaster
 from tsattn.training.schedules import LearningRate, TeacherForcing
 
@@ -153,12 +153,16 @@ class ForecastModule(L.LightningModule):
             horizon = y.shape[1]
             scored = ("model", "naive", "snaive") if "seasonal_naive" in batch else ("model", "naive")
             self.test_errors = nn.ModuleDict({name: HorizonErrors(horizon) for name in scored})
+            if self.quantiles:  # CRPS and interval coverage of the predicted distribution
+                self.test_errors["distribution"] = QuantileErrors(horizon, self.quantiles)
             self.test_errors.to(self.device)
         if padding:
             return
         n_targets = y.shape[-1]
         last_value = batch["x"][:, -1:, :n_targets].expand_as(y)  # the naive forecast of the same windows
         self.test_errors["model"].update(self.point(y_hat), y)
+        if "distribution" in self.test_errors:
+            self.test_errors["distribution"].update(y_hat, y)
         self.test_errors["naive"].update(last_value, y)
         if "snaive" in self.test_errors:  # the datamodule's seasonal-naive forecast of the same windows
             self.test_errors["snaive"].update(batch["seasonal_naive"], y)
@@ -166,7 +170,13 @@ class ForecastModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         errors = {name: metric.compute() for name, metric in self.test_errors.items()}  # synced across ranks
         model = errors.pop("model")
+        # CRPS for every run, so point and quantile runs compare on it: a point forecast's CRPS is its MAE.
+        distribution = errors.pop("distribution", None) or {"crps": model["mae"]}
         metrics = {}
+        for name, per_step in distribution.items():  # crps, and coverage_<p>, width_<p> per interval
+            metrics[f"test/{name}"] = per_step.mean()
+            for h in range(len(per_step)):
+                metrics[f"test/{name}_h{h + 1}"] = per_step[h]
         for name in ("mse", "mae"):
             metrics[f"test/{name}"] = model[name].mean()
             for h in range(len(model[name])):

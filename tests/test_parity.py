@@ -36,12 +36,6 @@ MODELS = {
         "model.net.d_model=16",
         "model.net.decoder_mode=autoregressive",
     ],
-    "lstm_mae_on_seasonal_difference_scale": [
-        "model=lstm_seq2seq",
-        "model.net.hidden_size=8",
-        "model.loss=mae",
-        "data.scale=seasonal_difference",
-    ],
     "linear": ["model=linear"],
     "rlinear": ["model=rlinear"],
     "last_value": ["model=last_value"],

@@ -13,7 +13,7 @@ import torch
 from tsattn.data.calendar import calendar_features, feature_names, season_length
 from tsattn.data.io import read_series, require_length
 from tsattn.data.regularity import fill_within_borders
-from tsattn.data.scaling import SCALES, StandardScaler
+from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
 from tsattn.data.split import SPLITS, Borders, RatioSplit, RowSplit, window_starts
 from tsattn.data.windows import WindowDataset, batch_loader
@@ -46,9 +46,6 @@ class ForecastDataModule(L.LightningDataModule):
             score is set beside (and the seasonal_naive model); inferred from the frequency when None
             (24 for hourly data, 7 for daily, 12 for monthly).
         sep: the CSV field separator.
-        scale: what each series and channel is divided by after centring on its training mean: "std" (its
-            standard deviation) or "seasonal_difference" (its mean absolute season_length-step difference,
-            MASE's denominator: with loss=mae the model then trains on a MASE-like error); fit on training rows.
         collection: the file already read (tsattn.data.io.read_configured) with its gaps unfilled; read
             from `path` when None.
     """
@@ -73,7 +70,6 @@ class ForecastDataModule(L.LightningDataModule):
         name: str = "data",
         season_length: int | None = None,
         sep: str = ",",
-        scale: str = "std",
         collection: SeriesCollection | None = None,
     ) -> None:
         super().__init__()
@@ -83,10 +79,7 @@ class ForecastDataModule(L.LightningDataModule):
             )
         if season_length is not None and season_length < 1:
             raise TsattnError(f"data.season_length={season_length} must be >= 1, or null to infer it")
-        if scale not in SCALES:
-            raise TsattnError(f"data.scale={scale!r} is not known; use one of {', '.join(SCALES)}")
         self.configured_season_length = season_length
-        self.scale = scale
         self.path, self.name = path, name
         self.read_args = dict(
             targets=None if targets is None else list(targets),
@@ -138,7 +131,7 @@ class ForecastDataModule(L.LightningDataModule):
                     "resume with the data the checkpoint was trained on"
                 )
         else:
-            self.scaler = StandardScaler.fit(self.collection, train_ends, self.scale, self.season_length)
+            self.scaler = StandardScaler.fit(self.collection, train_ends)
             self.calendar_names = feature_names(collection.freq, self.calendar)
         self._build_datasets()
 

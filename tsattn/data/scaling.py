@@ -1,12 +1,7 @@
-"""Scaling per series and channel, fit on training rows only.
+"""Standard scaling per series and channel, fit on training rows only.
 
 The statistics come from rows [0, train_end) of each series, so nothing after the training border can leak
 into the inputs through the scaler. They are plain numbers, saved as JSON beside a trained model.
-
-Every series is centred on its mean and divided by one number per channel: its standard deviation (`std`,
-the default), or its mean absolute seasonal difference (`seasonal_difference`, the denominator of MASE).
-The divisor is what a squared or absolute error in scaled units is measured against, so with the second
-an MAE loss weighs each series' errors the way MASE does, however smooth or noisy the series.
 """
 
 from __future__ import annotations
@@ -20,7 +15,6 @@ from tsattn.data.series import SeriesCollection
 
 # A channel that barely moves in the training rows is divided by 1 instead of by ~0.
 _MIN_STD = 1e-8
-SCALES = ("std", "seasonal_difference")
 
 
 def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,24 +22,6 @@ def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = values.astype(np.float64)
     std = values.std(axis=0)
     return values.mean(axis=0), np.where(std < _MIN_STD, 1.0, std)
-
-
-def mean_seasonal_difference(values: np.ndarray, season: int) -> np.ndarray:
-    """Per-channel mean |x[t] - x[t - season]| of [T, F] values: MASE's denominator (0 where none can be taken).
-
-    With no full season (T <= season) the lag is 1.
-    """
-    values = values.astype(np.float64)
-    lag = season if len(values) > season else 1
-    if len(values) <= lag:  # one row: no difference at all
-        return np.zeros(values.shape[1])
-    return np.abs(values[lag:] - values[:-lag]).mean(axis=0)  # [F]
-
-
-def seasonal_difference(values: np.ndarray, season: int) -> np.ndarray:
-    """mean_seasonal_difference as a divisor: a channel that never changes (or one row) gets 1."""
-    scale = mean_seasonal_difference(values, season)
-    return np.where(scale < _MIN_STD, 1.0, scale)
 
 
 def expanding_mean_and_std(values: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,35 +61,25 @@ class StandardScaler:
 
     Args:
         columns: channel names, targets first.
-        stats: series id -> {"mean": [F], "std": [F]}; "std" is the divisor, whichever `scale` chose it.
-        scale: how the divisor was fit, one of SCALES (recorded with the statistics, for the reader).
+        stats: series id -> {"mean": [F], "std": [F]}.
     """
 
-    def __init__(
-        self, columns: Sequence[str], stats: Mapping[str, Mapping[str, Sequence[float]]], scale: str = "std"
-    ) -> None:
+    def __init__(self, columns: Sequence[str], stats: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
         self.columns = list(columns)
-        self.scale = scale
         self.stats = {
             sid: {"mean": np.asarray(s["mean"], dtype=np.float64), "std": np.asarray(s["std"], dtype=np.float64)}
             for sid, s in stats.items()
         }
 
     @classmethod
-    def fit(
-        cls, collection: SeriesCollection, train_ends: Mapping[str, int], scale: str = "std", season: int = 1
-    ) -> StandardScaler:
-        """Fit on each series' rows before its training border; `season` is read by scale="seasonal_difference"."""
-        if scale not in SCALES:
-            raise ValueError(f"scale={scale!r} is not one of {SCALES}")
+    def fit(cls, collection: SeriesCollection, train_ends: Mapping[str, int]) -> StandardScaler:
+        """Fit on each series' rows before its training border."""
         stats = {}
         for s in collection.series:
             train = s.values[: train_ends[s.id]].astype(np.float64)  # [T_train, F]
             mean, std = mean_and_std(train)
-            if scale == "seasonal_difference":
-                std = seasonal_difference(train, season)
             stats[s.id] = {"mean": mean, "std": std}
-        return cls(collection.columns, stats, scale)
+        return cls(collection.columns, stats)
 
     def transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
         """Scale a series' values. Shape: [T, F] -> [T, F], float32."""
@@ -132,13 +98,12 @@ class StandardScaler:
     def to_dict(self) -> dict:
         return {
             "columns": self.columns,
-            "scale": self.scale,
             "stats": {sid: {k: v.tolist() for k, v in s.items()} for sid, s in self.stats.items()},
         }
 
     @classmethod
     def from_dict(cls, state: Mapping) -> StandardScaler:
-        return cls(state["columns"], state["stats"], state.get("scale", "std"))  # bundles before `scale`: std
+        return cls(state["columns"], state["stats"])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

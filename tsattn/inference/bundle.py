@@ -3,7 +3,7 @@
     weights.safetensors   the network's tensors (safetensors: a JSON header and raw bytes, no code)
     schema.json           what loading reads: the network's registry name and options, the module's
                           options, the data's columns, frequency, calendar features, L, H, series
-    scaler.json           per-series, per-channel mean and divisor (data.scale) fit on the training rows
+    scaler.json           per-series, per-channel mean and std fit on the training rows
     config.yaml           the run's resolved model and data config, for people; loading never reads it
 
 Loading maps the network name to a class through tsattn's registry (tsattn/models/registry.py) and passes
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tsattn import __version__
-from tsattn.data.scaling import SCALES, StandardScaler
+from tsattn.data.scaling import StandardScaler
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle_checks import (
     MAX_ID,
@@ -329,7 +329,6 @@ def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:
     require(data.get("columns") == columns, path, "columns", "the schema's targets then covariates")
     stats = data.get("stats")
     require(isinstance(stats, dict) and bool(stats), path, "stats", "a mapping of series to statistics")
-    require(data.get("scale", "std") in SCALES, path, "scale", f"one of {', '.join(SCALES)}")
 
     def numbers(values, positive: bool) -> bool:
         return (

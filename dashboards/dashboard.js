@@ -34,11 +34,12 @@ function formatNumber(value) {
   return value.toPrecision(4);
 }
 
-// A line chart: series = [{name, points: [[x, y], ...], color, dash, width}]
+// A line chart: series = [{name, points: [[x, y], ...], color, dash, width}]; a series with
+// band: true has points [[x, lower, upper], ...] and is drawn as a shaded area under the lines.
 function lineChart(series, { width = 440, height = 220, xLabel = "", yLabel = "", xIsTime = false } = {}) {
   const margin = { left: 52, right: 10, top: 8, bottom: 30 };
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
-  const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => Number.isFinite(y));
+  const ys = series.flatMap((s) => s.points.flatMap((p) => p.slice(1))).filter((y) => Number.isFinite(y));
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "chart" });
   if (!xs.length || !ys.length) return svg;
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
@@ -66,7 +67,18 @@ function lineChart(series, { width = 440, height = 220, xLabel = "", yLabel = ""
   const ylabel = svgEl("text", { x: 10, y: margin.top + 8 });
   ylabel.textContent = yLabel;
   svg.appendChild(ylabel);
-  for (const s of series) {
+  for (const s of series.filter((b) => b.band)) {
+    const points = s.points.filter((p) => Number.isFinite(p[1]) && Number.isFinite(p[2]));
+    if (!points.length) continue;
+    const upper = points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[2]).toFixed(1)}`).join("");
+    const lower = points.slice().reverse().map((p) => `L${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
+    const area = svgEl("path", { d: upper + lower + "Z", fill: s.color, "fill-opacity": 0.18, stroke: "none", class: "band" });
+    const title = svgEl("title");
+    title.textContent = s.name;
+    area.appendChild(title);
+    svg.appendChild(area);
+  }
+  for (const s of series.filter((line) => !line.band)) {
     const points = s.points.filter((p) => Number.isFinite(p[1]));
     if (!points.length) continue;
     const d = points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
@@ -192,7 +204,13 @@ function renderForecasts(forecasts) {
         { name: "actual", points: times.map((t, i) => [t, window.actual[i]]), color: "#111827", width: 1.4 },
         { name: "forecast", points: times.map((t, i) => [t, window.forecast[i]]), color: "#1f77b4", width: 2 },
       ];
-      const keys = legend([{ name: "actual", color: "#111827" }, { name: "forecast", color: "#1f77b4" }]);
+      const items = [{ name: "actual", color: "#111827" }, { name: "forecast", color: "#1f77b4" }];
+      if (window.band) {  // a quantile model: its widest central interval
+        const { label, lower, upper } = window.band;
+        series.push({ name: label, band: true, points: times.map((t, i) => [t, lower[i], upper[i]]), color: "#1f77b4" });
+        items.push({ name: label, color: "rgba(31, 119, 180, 0.3)" });
+      }
+      const keys = legend(items);
       body.appendChild(panel(`${model}: ${entry.run}, ${window.title}`, keys, lineChart(series, { xIsTime: true, yLabel: window.target })));
     }
   }

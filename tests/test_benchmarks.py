@@ -174,7 +174,7 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
     assert f"| tsattn last_value | {runs[0].data.metrics['test/mse']:.4f} |" in s_section  # the table's is MLflow's
 
 
-@pytest.mark.parametrize("script", ["accuracy.py", "speed.py"])
+@pytest.mark.parametrize("script", ["accuracy.py", "speed.py", "calibration.py"])
 def test_benchmarks_refuse_a_missing_dataset_in_one_line(tmp_path, script):
     output = tmp_path / "BENCHMARKS.md"
     result = subprocess.run(
@@ -192,6 +192,18 @@ def test_benchmarks_refuse_a_missing_dataset_in_one_line(tmp_path, script):
     assert result.returncode == 2 and f"{script}: {tmp_path / 'none.csv'} not found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not output.exists()
+
+
+def test_calibration_table_sets_each_intervals_coverage_beside_its_level():
+    from calibration import render
+
+    metrics = {"test/crps": 0.31, "test/mae": 0.42, "test/naive_crps": 0.55}
+    for percent, covered, width in ((50, 0.47, 0.8), (80, 0.755, 1.6), (90, 0.861, 2.1)):
+        metrics |= {f"test/coverage_{percent}": covered, f"test/width_{percent}": width}
+    table = render([("ETTh1 (M, L=96, H=96)", "lstm_seq2seq", 0, metrics, 61.2)])
+    row = "| ETTh1 (M, L=96, H=96) | lstm_seq2seq | 0 | 0.3100 | 0.4200 | 0.5500 | 47.0% (50%) | 75.5% (80%) | "
+    assert row + "86.1% (90%) | 0.800 | 1.600 | 2.100 | 61 |" in table
+    assert table.splitlines()[2].count("|") == table.splitlines()[3].count("|") == table.splitlines()[4].count("|")
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from tsattn.data.scaling import mean_seasonal_difference
+from tsattn.intervals import interval_pairs
 
 
 def mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,19 +65,6 @@ class HorizonErrors(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         return {"mse": self.squared / self.count, "mae": self.absolute / self.count}
-
-
-def interval_pairs(quantiles: Sequence[float]) -> list[tuple[int, int, int]]:
-    """The central intervals a set of quantile levels holds: (lower index, upper index, nominal %).
-
-    Each level q < 0.5 whose mirror 1 - q is also predicted makes one, e.g. 0.1 and 0.9 the 80% interval.
-    """
-    pairs = []
-    for lower, q in enumerate(quantiles):
-        upper = next((j for j, p in enumerate(quantiles) if abs(p - (1.0 - q)) < 1e-9), None)
-        if q < 0.5 and upper is not None:
-            pairs.append((lower, upper, round(100 * (1.0 - 2.0 * q))))
-    return pairs
 
 
 class QuantileErrors(Metric):
@@ -137,7 +124,8 @@ def mase_scale(insample: np.ndarray, season: int) -> np.ndarray:
     The seasonal lag falls back to 1 when the in-sample rows do not span two seasons; a flat in-sample
     series has no scale (NaN), and its MASE is left out.
     """
-    scale = mean_seasonal_difference(insample, season)
+    lag = season if len(insample) > season else 1
+    scale = np.abs(insample[lag:] - insample[:-lag]).mean(axis=0)
     return np.where(scale > 0, scale, np.nan)
 
 

@@ -79,6 +79,7 @@ def main(argv: list[str]) -> None:
         "step": step,
         "horizon": bundle.horizon,
         "units": "the data's own units",
+        "quantiles": bundle.schema.get("quantiles"),
         "metrics": result.metrics,
     }
     from tsattn.inference.output import TableWriter, is_parquet
@@ -157,7 +158,7 @@ def format_report(report: dict) -> str:
                 f"model {percent}% interval: covers {coverage:.1%} of the actuals (nominal {percent}%), "
                 f"mean width {_num(width)}"
             )
-    extra = [("crps", "model CRPS")] if intervals else []
+    extra = [("crps", "model CRPS")] if report.get("quantiles") else []  # a point model's CRPS is its MAE
     extra += [(f"coverage_{p}", f"{p}% covered") for p in intervals]
     header = "".join(f"{LABELS[n] + ' MSE':>20}{LABELS[n] + ' MAE':>20}" for n in LABELS)
     lines += ["", f"{'step':>4}" + header + "".join(f"{title:>16}" for _, title in extra)]

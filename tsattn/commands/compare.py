@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tsattn.commands.common import ArgumentParser, atomic_output, check_output
 from tsattn.errors import TsattnError
-from tsattn.reporting.compare import SKILL_COLUMNS
+from tsattn.reporting.compare import SKILL_COLUMNS, ordering
 
 DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a
 test metric over their seeds, with the standard deviation, the number of runs, and two baselines of the
@@ -22,7 +22,13 @@ FORMATS = ("table", "csv", "markdown", "json")
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tsattn compare", description=DESCRIPTION)
     parser.add_argument("--experiment", required=True, help="the MLflow experiment (tsattn names them after the data)")
-    parser.add_argument("--metric", default="test/mse", help="metric to rank by (default test/mse; lower is better)")
+    parser.add_argument(
+        "--metric",
+        default="test/mse",
+        help="metric to rank by (default test/mse; lower is better; skills higher; "
+        "test/crps for distributions, test/coverage_80 ranks closest to 0.80 first; test/width_80 ranks the "
+        "narrowest first, so read it beside the coverage)",
+    )
     parser.add_argument("--group-by", default="model,data", help="tags or params to group by (default model,data)")
     parser.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"params.data/lookback = '96'\"")
     parser.add_argument("--format", choices=FORMATS, default="table")
@@ -94,9 +100,8 @@ def _rows(board) -> tuple[list[str], list[list[str]]]:
 
 def _title(board, experiment: str) -> str:
     runs = sum(len(g.values) for g in board.groups)
-    order = "higher" if "skill" in board.metric else "lower"
     return (
-        f"experiment {experiment}: {board.metric} ({order} is better), mean and std over seeds, "
+        f"experiment {experiment}: {board.metric} ({ordering(board.metric)}), mean and std over seeds, "
         f"{runs} runs in {len(board.groups)} groups; baselines on the same test windows: last value and "
         "seasonal naive, with the skill against each (above 0: better than it)"
     )

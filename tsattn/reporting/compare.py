@@ -10,6 +10,7 @@ seasonal naive forecast is the bar a model must clear to be worth anything there
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -83,11 +84,33 @@ class Leaderboard:
         ]
 
 
+def nominal_coverage(metric: str) -> float | None:
+    """test/coverage_80 (or a step of it, test/coverage_80_h3) -> 0.8, the level it should reach; else None."""
+    match = re.fullmatch(r"test/coverage_(\d+)(_h\d+)?", metric)
+    return int(match.group(1)) / 100 if match else None
+
+
+def ordering(metric: str) -> str:
+    """How `metric` ranks, in words: skills higher, coverages closest to their level, the rest lower."""
+    nominal = nominal_coverage(metric)
+    if nominal is not None:
+        return f"closest to {nominal:.2f} is better"
+    return "higher is better" if "skill" in metric else "lower is better"
+
+
+def rank_key(metric: str):
+    nominal = nominal_coverage(metric)
+    if nominal is not None:
+        return lambda value: abs(value - nominal)
+    return (lambda value: -value) if "skill" in metric else (lambda value: value)
+
+
 def baseline_metrics(metric: str) -> dict[str, str]:
     """test/mse -> {last_value: test/naive_mse, seasonal_naive: test/snaive_mse}: the same score of each
-    baseline on the same windows; empty for metrics that have none (validation, skills, baselines)."""
+    baseline on the same windows; empty for metrics that have none (validation, skills, baselines, and the
+    intervals of a predicted distribution, which point baselines do not have)."""
     prefix, _, name = metric.rpartition("/")
-    if prefix != "test" or name.startswith(("naive_", "snaive_", "skill_")):
+    if prefix != "test" or name.startswith(("naive_", "snaive_", "skill_", "coverage_", "width_")):
         return {}
     return {baseline: f"{prefix}/{infix}{name}" for baseline, infix in BASELINES.items()}
 
@@ -97,7 +120,8 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
 
     Args:
         runs: the runs of an experiment; sweep parent runs are skipped.
-        metric: the metric to rank by; lower is better, except for skill metrics.
+        metric: the metric to rank by; lower is better, except for skills (higher) and interval coverages
+            (closest to their nominal level: test/coverage_80 to 0.80).
         group_by: tsattn tags (model, data, seed...) or params (model/net/hidden_size) to group by.
     """
     baseline_names = baseline_metrics(metric)
@@ -126,8 +150,8 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         for baseline, name in baseline_names.items():
             if name in run.data.metrics:  # runs from before a baseline was logged leave it out
                 group.baselines.setdefault(baseline, []).append(run.data.metrics[name])
-    higher_is_better = "skill" in metric
-    ranked = sorted(groups.values(), key=lambda g: -g.mean if higher_is_better else g.mean)
+    rank = rank_key(metric)
+    ranked = sorted(groups.values(), key=lambda g: rank(g.mean))
     return Leaderboard(metric=metric, group_by=list(group_by), groups=ranked, apart=apart)
 
 

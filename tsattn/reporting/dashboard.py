@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tsattn.reporting.compare import BASELINES, SKILL_COLUMNS, Leaderboard, leaderboard
+from tsattn.reporting.compare import BASELINES, SKILL_COLUMNS, Leaderboard, leaderboard, rank_key
 from tsattn.resources import dashboard_dir
 
 CURVES = ("train/loss", "val/loss", "val/loss_tf")
@@ -34,8 +34,9 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
     for run in finished:
         if metric in run.data.metrics:
             by_model[run.data.tags.get("tsattn.model", "?")].append(run)
+    rank = rank_key(metric)
     for model_runs in by_model.values():
-        model_runs.sort(key=lambda r: r.data.metrics[metric], reverse="skill" in metric)
+        model_runs.sort(key=lambda r: rank(r.data.metrics[metric]))
     best = {model: model_runs[0] for model, model_runs in by_model.items()}
     curves = {m: _curves(client, model_runs[:MAX_CURVE_RUNS]) for m, model_runs in by_model.items()}
     with tempfile.TemporaryDirectory(prefix="tsattn-dashboard-") as tmp:
@@ -117,7 +118,7 @@ def _curves(client, runs) -> list[dict]:
 
 def _horizon(by_model: dict[str, list], metric: str) -> dict:
     name = metric.rpartition("/")[2]
-    name = name if name in ("mse", "mae") else "mse"
+    name = name if name in ("mse", "mae", "crps") else "mse"
     models, every_run = {}, []
     for model, runs in by_model.items():
         steps = _per_step([r.data.metrics for r in runs], f"test/{name}_h")
@@ -152,18 +153,42 @@ def _forecast_windows(client, run, tmp: Path) -> dict | None:
     target, series = frame["target"].iloc[0], frame["series"].iloc[0]
     rows = frame[(frame["target"] == target) & (frame["series"] == series)]
     origins = rows["origin"].drop_duplicates().to_list()
+    band = _widest_interval(frame.columns)
     for index in np.unique(np.linspace(0, len(origins) - 1, min(FORECAST_WINDOWS, len(origins))).astype(int)):
         window = rows[rows["origin"] == origins[index]]
-        entry["windows"].append(
-            {
-                "title": f"{series} / {target} from {origins[index]}",
-                "target": str(target),
-                "time": window["time"].astype(str).to_list(),
-                "actual": window["actual"].to_list(),
-                "forecast": window["forecast"].to_list(),
-            }
-        )
+        drawn = {
+            "title": f"{series} / {target} from {origins[index]}",
+            "target": str(target),
+            "time": window["time"].astype(str).to_list(),
+            "actual": window["actual"].to_list(),
+            "forecast": window["forecast"].to_list(),
+        }
+        if band is not None:  # a quantile model: its widest central interval, drawn as a band
+            lower, upper, percent = band
+            coverage = run.data.metrics.get(f"test/coverage_{percent}")
+            label = f"{percent}% interval" + ("" if coverage is None else f" (covers {coverage:.0%} of the test split)")
+            drawn["band"] = {"label": label, "lower": window[lower].to_list(), "upper": window[upper].to_list()}
+        entry["windows"].append(drawn)
     return entry
+
+
+def _widest_interval(columns) -> tuple[str, str, int] | None:
+    """The q<level> columns of test_forecasts.csv that bound the widest central interval, and its percent."""
+    from tsattn.intervals import interval_pairs
+
+    named = {}
+    for column in columns:
+        if column.startswith("q"):
+            try:
+                named[float(column[1:])] = column
+            except ValueError:
+                continue
+    levels = sorted(named)
+    pairs = interval_pairs(levels)
+    if not pairs:
+        return None
+    lower, upper, percent = max(pairs, key=lambda pair: pair[2])
+    return named[levels[lower]], named[levels[upper]], percent
 
 
 def _attention(client, run, tmp: Path) -> dict | None:

@@ -1,0 +1,21 @@
+"""Central prediction intervals held by a set of quantile levels: shared by the test metrics and the dashboard.
+
+Kept free of torch so that reading runs (the dashboard, the leaderboard) never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def interval_pairs(quantiles: Sequence[float]) -> list[tuple[int, int, int]]:
+    """The central intervals a set of quantile levels holds: (lower index, upper index, nominal %).
+
+    Each level q < 0.5 whose mirror 1 - q is also predicted makes one, e.g. 0.1 and 0.9 the 80% interval.
+    """
+    pairs = []
+    for lower, q in enumerate(quantiles):
+        upper = next((j for j, p in enumerate(quantiles) if abs(p - (1.0 - q)) < 1e-9), None)
+        if q < 0.5 and upper is not None:
+            pairs.append((lower, upper, round(100 * (1.0 - 2.0 * q))))
+    return pairs

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
+
+from tsattn.config import hydra_quoted
 
 REPO = Path(__file__).resolve().parents[1]
 # The ETTh1 benchmark lives beside the checkout, never inside it; TSATTN_ETTH1 points elsewhere.
@@ -73,18 +74,6 @@ def train_run(overrides: list[str], script: str, what: str) -> float:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise SystemExit(f"{script}: {what} failed (exit {result.returncode}):\n{tail}")
     return elapsed
-
-
-def hydra_quoted(value: object) -> str:
-    """`value` as a quoted Hydra override value that reads back unchanged.
-
-    Unquoted, a comma in a path makes a sweep, `${` an interpolation, and a space or a bracket a parse
-    error. Backslashes are doubled where they would escape what follows: before a quote (Hydra's escape),
-    before `${` (OmegaConf's: an even run of backslashes there would turn the interpolation back on, and a
-    resolver such as oc.env would run on a path) and at the very end.
-    """
-    text = re.sub(r"\\+(?=')|\\+(?=\$\{)|\\+\Z", lambda m: m.group(0) * 2, str(value))
-    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def tracked_overrides(tracking_uri: str, experiment: str, invocation: str) -> list[str]:

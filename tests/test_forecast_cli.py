@@ -284,7 +284,8 @@ def test_the_readme_python_example_runs_as_written(long_model, weather_path, mon
     from tests.conftest import REPO
 
     workdir, _, run = long_model
-    (block,) = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    (block,) = [b for b in blocks if 'tsattn.load("runs:/<run id>")' in b]  # the fit example: tests/test_fit.py
     assert 'tsattn.load("runs:/<run id>")' in block and "data/weather_temps.csv" in block
     code = block.replace("<run id>", run.info.run_id).replace("data/weather_temps.csv", str(weather_path))
     monkeypatch.chdir(workdir)  # where logs/mlflow/mlflow.db is, as after `make train`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,3 +91,15 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
         cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def hydra_quoted(value: object) -> str:
+    """`value` as a quoted Hydra override value that reads back unchanged.
+
+    Unquoted, a comma in a path makes a sweep, `${` an interpolation, and a space or a bracket a parse
+    error. Backslashes are doubled where they would escape what follows: before a quote (Hydra's escape),
+    before `${` (OmegaConf's: an even run of backslashes there would turn the interpolation back on, and a
+    resolver such as oc.env would run on a path) and at the very end.
+    """
+    text = re.sub(r"\\+(?=')|\\+(?=\$\{)|\\+\Z", lambda m: m.group(0) * 2, str(value))
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"

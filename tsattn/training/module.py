@@ -185,6 +185,9 @@ class ForecastModule(L.LightningModule):
                 metrics[f"test/{baseline}_{name}"] = per_step[name].mean()
                 for h in range(len(per_step[name])):
                     metrics[f"test/{baseline}_{name}_h{h + 1}"] = per_step[name][h]
+        for baseline in errors:  # point forecasts, whose CRPS is their MAE: `compare --metric test/crps` has them
+            for key in [k for k in metrics if k.startswith(f"test/{baseline}_mae")]:
+                metrics[key.replace("_mae", "_crps", 1)] = metrics[key]
         # Skill: the share of a baseline's squared error the model removes (above 0: better than it).
         metrics["test/skill_mse"] = 1.0 - metrics["test/mse"] / metrics["test/naive_mse"]
         if "snaive" in errors:

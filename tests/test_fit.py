@@ -1,0 +1,90 @@
+"""`tsattn.fit`: training from Python composes the config `tsattn train` runs, so the same overrides and
+seed give the same metrics, from a CSV path or a DataFrame; the Run holds the id, metrics and bundle."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import tsattn
+from tsattn.cli import main
+from tsattn.errors import TsattnError
+
+WEATHER = [
+    "data.id_col=city",
+    "data.targets=[temperature]",
+    "data.missing=interpolate",
+    "data.lookback=48",
+    "data.horizon=12",
+    "model.net.hidden_size=8",
+    "seed=3",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+COMPARED = ("test/mse", "test/mae", "test/crps", "test/naive_mse", "val/loss_best")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, weather_path):
+    root = tmp_path_factory.mktemp("fit")
+    overrides = [*WEATHER, f"paths.log_dir={root / 'logs'}"]
+    run = tsattn.fit(weather_path, model="lstm_seq2seq", overrides=overrides)
+    return root, overrides, run
+
+
+def test_fit_gives_the_metrics_of_tsattn_train_for_the_same_overrides_and_seed(fitted, weather_path):
+    from mlflow import MlflowClient
+
+    root, overrides, run = fitted
+    assert main(["train", "data=csv", f"data.path={weather_path}", "model=lstm_seq2seq", *overrides]) == 0
+    client = MlflowClient(run.tracking_uri)
+    assert run.tracking_uri == f"sqlite:///{root / 'logs' / 'mlflow' / 'mlflow.db'}"  # the CLI's default store
+    experiment = client.get_experiment_by_name("csv").experiment_id
+    runs = {r.info.run_id: r for r in client.search_runs([experiment])}
+    assert len(runs) == 2 and run.run_id in runs
+    cli = next(r for run_id, r in runs.items() if run_id != run.run_id)
+    fitted_run = runs[run.run_id]
+    for key in COMPARED:
+        assert run.metrics[key] == pytest.approx(cli.data.metrics[key], rel=1e-6), key
+        assert fitted_run.data.metrics[key] == pytest.approx(cli.data.metrics[key], rel=1e-6), key
+    assert fitted_run.data.tags["tsattn.model"] == cli.data.tags["tsattn.model"] == "lstm_seq2seq"
+    assert fitted_run.info.status == "FINISHED"
+
+
+def test_the_run_holds_its_bundle_and_model(fitted, weather_path):
+    _, _, run = fitted
+    assert (run.bundle_path / "schema.json").is_file() and (run.bundle_path / "weights.safetensors").is_file()
+    history = pd.read_csv(weather_path)
+    future = run.model.forecast(history)
+    assert len(future) == 12 * history["city"].nunique()
+    assert run.model is run.model  # loaded once
+
+
+def test_a_dataframe_trains_the_same_model_as_its_csv(fitted, weather_path, tmp_path):
+    _, _, run = fitted
+    overrides = [*WEATHER, f"paths.log_dir={tmp_path / 'logs'}"]
+    from_frame = tsattn.fit(pd.read_csv(weather_path), model="lstm_seq2seq", overrides=overrides)
+    for key in COMPARED:
+        assert from_frame.metrics[key] == pytest.approx(run.metrics[key], rel=1e-6), key
+    written = list((tmp_path / "logs" / "data").glob("frame-*.csv"))  # the file the run names
+    assert len(written) == 1 and pd.read_csv(written[0]).equals(pd.read_csv(weather_path))
+
+
+@pytest.mark.parametrize(
+    ("data", "overrides", "message"),
+    [
+        (123, [], "fit(data=...) takes a CSV path or a pandas DataFrame, not int"),
+        ("no-such.csv", [], "no-such.csv: no such CSV file"),
+        ("WEATHER", ["data=etth1"], "data, data.path, model and logger are fit's own arguments"),
+        ("WEATHER", ["model.net.hidden_sise=8"], "hidden_sise"),
+    ],
+)
+def test_mistakes_raise_one_clear_error(data, overrides, message, weather_path, tmp_path):
+    data = weather_path if data == "WEATHER" else data
+    with pytest.raises(TsattnError, match=None) as raised:
+        tsattn.fit(data, overrides=[*overrides, f"paths.log_dir={tmp_path}"])
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert not (tmp_path / "mlflow").exists()  # nothing was recorded

@@ -78,7 +78,7 @@ def test_a_dataframe_trains_the_same_model_as_its_csv(fitted, weather_path, tmp_
     [
         (123, [], "fit(data=...) takes a CSV path or a pandas DataFrame, not int"),
         ("no-such.csv", [], "no-such.csv: no such CSV file"),
-        ("WEATHER", ["data=etth1"], "data, data.path, model and logger are fit's own arguments"),
+        ("WEATHER", ["data=etth1"], "data, model and the tracking store are fit's own arguments"),
         ("WEATHER", ["model.net.hidden_sise=8"], "hidden_sise"),
     ],
 )

@@ -325,3 +325,18 @@ def test_attention_scores_match_their_definitions(kind):
     expected = torch.softmax(expected, dim=-1)
     torch.testing.assert_close(score(queries, keys), expected)
     torch.testing.assert_close(score(queries, keys, score.project_keys(keys)), expected)
+
+
+def test_quantile_levels_must_make_intervals_with_whole_percent_names():
+    """Test metrics name intervals test/coverage_<percent>: a 97.5% interval or a repeated level is refused
+    when the network is built, not after training."""
+    from tsattn.models.layers import ForecastHead
+
+    head = ForecastHead(8, 1, [0.975, 0.025, 0.1, 0.5, 0.9])  # 95% and 80% intervals
+    assert head.quantiles == [0.025, 0.1, 0.5, 0.9, 0.975]
+    with pytest.raises(ValueError, match=r"levels 0\.0125 and 0\.9875 make a 97\.5% interval"):
+        ForecastHead(8, 1, [0.0125, 0.5, 0.9875])
+    with pytest.raises(ValueError, match="a level is given twice"):
+        ForecastHead(8, 1, [0.1, 0.1, 0.5, 0.9])
+    with pytest.raises(ValueError, match="every level must lie in"):
+        ForecastHead(8, 1, [0.0, 0.5])

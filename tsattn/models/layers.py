@@ -92,6 +92,23 @@ class AttentionScore(nn.Module):
         return torch.softmax(scores, dim=-1)
 
 
+def _check_interval_names(quantiles: Sequence[float]) -> None:
+    """Test metrics name each central interval by its whole percent (test/coverage_80): two intervals may not
+    share a name, and a pair such as 0.0125 and 0.9875 (a 97.5% interval) has none."""
+    percents = []
+    for q in quantiles:
+        if q < 0.5 and any(abs(p - (1.0 - q)) < 1e-9 for p in quantiles):
+            exact = 100 * (1.0 - 2.0 * q)
+            if abs(exact - round(exact)) > 1e-6:
+                raise ValueError(
+                    f"model.net.quantiles: levels {q:g} and {1 - q:g} make a {exact:g}% interval; intervals are "
+                    "scored by whole percents, so choose levels in steps of 0.005 (0.025 and 0.975: 95%)"
+                )
+            percents.append(round(exact))
+    if len(set(percents)) != len(percents):
+        raise ValueError(f"model.net.quantiles={list(quantiles)}: a level is given twice")
+
+
 class ForecastHead(nn.Module):
     """Linear map from a hidden state to each target's point or quantile forecasts.
 
@@ -112,6 +129,8 @@ class ForecastHead(nn.Module):
         self.quantiles = sorted(float(q) for q in quantiles) if quantiles else None
         if self.quantiles and not all(0.0 < q < 1.0 for q in self.quantiles):
             raise ValueError(f"model.net.quantiles={list(quantiles)}: every level must lie in (0, 1)")
+        if self.quantiles:
+            _check_interval_names(self.quantiles)
         self.n_targets = n_targets
         self.n_quantiles = len(self.quantiles) if self.quantiles else 1
         self.median_index = (

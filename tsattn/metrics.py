@@ -31,9 +31,18 @@ def pinball(y_hat: torch.Tensor, y: torch.Tensor, quantiles: Sequence[float]) ->
     Shape:
         y_hat [B, H, C, Q], y [B, H, C] -> scalar
     """
+    return torch.mean(pinball_terms(y_hat, y, quantiles))
+
+
+def pinball_terms(y_hat: torch.Tensor, y: torch.Tensor, quantiles: Sequence[float]) -> torch.Tensor:
+    """The pinball loss of every element and level: under-forecasts cost q, over-forecasts 1 - q.
+
+    Shape:
+        y_hat [B, H, C, Q], y [B, H, C] -> [B, H, C, Q]
+    """
     q = torch.tensor(quantiles, dtype=y_hat.dtype, device=y_hat.device)  # [Q]
     error = y.unsqueeze(-1) - y_hat  # [B, H, C, Q]
-    return torch.mean(torch.maximum(q * error, (q - 1.0) * error))
+    return torch.maximum(q * error, (q - 1.0) * error)
 
 
 POINT_METRICS = {"mse": mse, "mae": mae}
@@ -97,10 +106,8 @@ class QuantileErrors(Metric):
 
     def update(self, y_hat: torch.Tensor, y: torch.Tensor) -> None:
         y_hat, y = y_hat.double(), y.double()
-        q = torch.tensor(self.quantiles, dtype=y_hat.dtype, device=y_hat.device)  # [Q]
-        error = y.unsqueeze(-1) - y_hat  # [B, H, C, Q]
-        loss = torch.maximum(q * error, (q - 1.0) * error)
-        self.pinball += 2.0 * loss.mean(dim=-1).sum(dim=(0, 2))  # [B, H, C, Q] -> [H]
+        loss = pinball_terms(y_hat, y, self.quantiles)  # [B, H, C, Q]
+        self.pinball += 2.0 * loss.mean(dim=-1).sum(dim=(0, 2))  # -> [H]
         for i, (lower, upper, _) in enumerate(self.pairs):
             low, high = y_hat[..., lower], y_hat[..., upper]  # [B, H, C]
             self.covered[i] += ((y >= low) & (y <= high)).double().sum(dim=(0, 2))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tsattn.errors import TsattnError
+from tsattn.intervals import interval_pairs
 
 
 class PositionalEncoding(nn.Module):
@@ -95,16 +96,16 @@ class AttentionScore(nn.Module):
 def _check_interval_names(quantiles: Sequence[float]) -> None:
     """Test metrics name each central interval by its whole percent (test/coverage_80): two intervals may not
     share a name, and a pair such as 0.0125 and 0.9875 (a 97.5% interval) has none."""
-    percents = []
-    for q in quantiles:
-        if q < 0.5 and any(abs(p - (1.0 - q)) < 1e-9 for p in quantiles):
-            exact = 100 * (1.0 - 2.0 * q)
-            if abs(exact - round(exact)) > 1e-6:
-                raise ValueError(
-                    f"model.net.quantiles: levels {q:g} and {1 - q:g} make a {exact:g}% interval; intervals are "
-                    "scored by whole percents, so choose levels in steps of 0.005 (0.025 and 0.975: 95%)"
-                )
-            percents.append(round(exact))
+    pairs = interval_pairs(quantiles)
+    for lower, _, _ in pairs:
+        q = quantiles[lower]
+        exact = 100 * (1.0 - 2.0 * q)
+        if abs(exact - round(exact)) > 1e-6:
+            raise ValueError(
+                f"model.net.quantiles: levels {q:g} and {1 - q:g} make a {exact:g}% interval; intervals are "
+                "scored by whole percents, so choose levels in steps of 0.005 (0.025 and 0.975: 95%)"
+            )
+    percents = [percent for _, _, percent in pairs]
     if len(set(percents)) != len(percents):
         raise ValueError(f"model.net.quantiles={list(quantiles)}: a level is given twice")
 

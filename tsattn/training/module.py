@@ -173,21 +173,20 @@ class ForecastModule(L.LightningModule):
         # CRPS for every run, so point and quantile runs compare on it: a point forecast's CRPS is its MAE.
         distribution = errors.pop("distribution", None) or {"crps": model["mae"]}
         metrics = {}
-        for name, per_step in distribution.items():  # crps, and coverage_<p>, width_<p> per interval
-            metrics[f"test/{name}"] = per_step.mean()
+
+        def overall_and_per_step(key: str, per_step: torch.Tensor) -> None:  # [H] -> key, key_h1 ... key_hH
+            metrics[key] = per_step.mean()
             for h in range(len(per_step)):
-                metrics[f"test/{name}_h{h + 1}"] = per_step[h]
+                metrics[f"{key}_h{h + 1}"] = per_step[h]
+
+        for name, per_step in distribution.items():  # crps, and coverage_<p>, width_<p> per interval
+            overall_and_per_step(f"test/{name}", per_step)
         for name in ("mse", "mae"):
-            metrics[f"test/{name}"] = model[name].mean()
-            for h in range(len(model[name])):
-                metrics[f"test/{name}_h{h + 1}"] = model[name][h]
+            overall_and_per_step(f"test/{name}", model[name])
             for baseline, per_step in errors.items():  # naive: last value; snaive: seasonal naive
-                metrics[f"test/{baseline}_{name}"] = per_step[name].mean()
-                for h in range(len(per_step[name])):
-                    metrics[f"test/{baseline}_{name}_h{h + 1}"] = per_step[name][h]
-        for baseline in errors:  # point forecasts, whose CRPS is their MAE: `compare --metric test/crps` has them
-            for key in [k for k in metrics if k.startswith(f"test/{baseline}_mae")]:
-                metrics[key.replace("_mae", "_crps", 1)] = metrics[key]
+                overall_and_per_step(f"test/{baseline}_{name}", per_step[name])
+        for baseline, per_step in errors.items():  # point forecasts: `compare --metric test/crps` has them too
+            overall_and_per_step(f"test/{baseline}_crps", per_step["mae"])
         # Skill: the share of a baseline's squared error the model removes (above 0: better than it).
         metrics["test/skill_mse"] = 1.0 - metrics["test/mse"] / metrics["test/naive_mse"]
         if "snaive" in errors:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import shlex
 import sys
@@ -45,6 +44,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from report import (  # noqa: E402
     DEFAULT_ETTH1,
     DEFAULT_ETTH2,
+    DEFAULT_TRACKING_URI,
     find_runs,
     hydra_quoted,
     machine,
@@ -209,7 +209,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}"),
+        default=DEFAULT_TRACKING_URI,
         help="MLflow store the runs are recorded in (default: the project's logs/mlflow store)",
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")

@@ -16,7 +16,6 @@ The last value's CRPS (its MAE: a point forecast) on the same windows is the ref
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -28,6 +27,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from report import (  # noqa: E402
     DEFAULT_ETTH1,
     DEFAULT_M4,
+    DEFAULT_TRACKING_URI,
     find_run,
     hydra_quoted,
     machine,
@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--m4", default=DEFAULT_M4, help="folder of Hourly-train.csv and Hourly-test.csv")
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}"),
+        default=DEFAULT_TRACKING_URI,
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
     return parser.parse_args(argv)

@@ -21,7 +21,6 @@ split), so the two say what the defaults leave behind. Scores are read back from
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from report import (  # noqa: E402
     DEFAULT_ETTH1,
     DEFAULT_ETTH2,
+    DEFAULT_TRACKING_URI,
     find_run,
     hydra_quoted,
     machine,
@@ -107,7 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--horizon", type=int, default=96)
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}"),
+        default=DEFAULT_TRACKING_URI,
     )
     parser.add_argument(
         "--settings",

@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from report import (  # noqa: E402
     DEFAULT_M4,
+    DEFAULT_TRACKING_URI,
     find_run,
     hydra_quoted,
     machine,
@@ -120,7 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", default=DEFAULT_M4, help="folder of Hourly-train.csv and Hourly-test.csv")
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}"),
+        default=DEFAULT_TRACKING_URI,
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
     parser.add_argument("--override", action="append", default=[], help="extra Hydra override for every run")

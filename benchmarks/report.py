@@ -19,6 +19,8 @@ DEFAULT_ETTH1 = os.environ.get("TSATTN_ETTH1", str(REPO.parent / "shared" / "dat
 ETTH1_HELP = "ETTh1.csv (default: $TSATTN_ETTH1 or ../shared/data/ett/ETTh1.csv)"
 DEFAULT_ETTH2 = os.environ.get("TSATTN_ETTH2", str(REPO.parent / "shared" / "data" / "ett" / "ETTh2.csv"))
 DEFAULT_M4 = os.environ.get("TSATTN_M4", str(REPO.parent / "shared" / "data" / "m4"))
+# Where benchmark runs are recorded: MLFLOW_TRACKING_URI, else the store `tsattn train` uses in this checkout.
+DEFAULT_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'logs' / 'mlflow' / 'mlflow.db'}")
 
 HEADER = """# Benchmarks
 

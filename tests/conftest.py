@@ -43,6 +43,19 @@ def weather_path() -> Path:
     return WEATHER
 
 
+@pytest.fixture(scope="session")
+def ett_long_path(etth1_path, tmp_path_factory) -> Path:
+    """ETTh1's first 4,000 hours as two series of a long file (id, date, the 7 columns): a real long table
+    with columns to give as future covariates (the loads), for tests of --future and of parity."""
+    import pandas as pd
+
+    frame = pd.read_csv(etth1_path, nrows=4000)
+    frame.insert(0, "id", ["first"] * 2000 + ["second"] * 2000)
+    path = tmp_path_factory.mktemp("ett_long") / "ett_long.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def tsattn_env(threads: str | None = "inherit") -> dict[str, str]:
     """The caller's environment without MLflow and Hydra settings that would redirect a run.
 

@@ -47,6 +47,7 @@ def _check_parity(bundle_dir, run, frame_of, picks: int = 3) -> int:
     """Cut every series at `picks` test origins, forecast, and compare with the module on the test windows."""
     from tsattn.inference.bundle import load_bundle
     from tsattn.inference.forecast import forecast, history_from_frame
+    from tsattn.inference.future import future_from_frame
 
     bundle = load_bundle(bundle_dir)
     datamodule = run.datamodule
@@ -64,7 +65,14 @@ def _check_parity(bundle_dir, run, frame_of, picks: int = 3) -> int:
         with torch.no_grad():
             scored = run.model.eval()(batch)["y_hat"]  # [B, H, C(, Q)], scaled, as the test step scores it
         history = pd.concat([frame_of(series, cut[series.id]) for series in collection.series], ignore_index=True)
-        result = forecast(bundle, history_from_frame(bundle, history))
+        validated = history_from_frame(bundle, history)
+        future = None
+        if collection.future_covariates:  # the table a user hands --future: the H rows after each cut
+            horizon = datamodule.horizon
+            ahead = [frame_of(s, cut[s.id] + horizon).iloc[cut[s.id] :] for s in collection.series]
+            table = pd.concat(ahead, ignore_index=True).drop(columns=collection.targets + collection.covariates)
+            future = future_from_frame(bundle.schema, validated, table, "future")
+        result = forecast(bundle, validated, future=future)
         for row, series in enumerate(collection.series):
             expected = datamodule.scaler.inverse_transform(series.id, run.model.point(scored[row]).numpy())  # [H, C]
             got = result if collection.id_col is None else result[result[collection.id_col] == series.id]
@@ -111,3 +119,32 @@ def test_parity_holds_through_channel_folds_segments_and_quantiles(tmp_path, ett
         return pd.DataFrame(columns)
 
     assert _check_parity(bundle_dir, run, wide_frame, picks=4) == 4
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "lstm_seq2seq",
+        "attention_seq2seq",
+        "gru_seq2seq_parallel",
+        "transformer_generative",
+        "transformer_autoregressive",
+    ],
+)
+def test_parity_holds_with_future_covariates(model, tmp_path, ett_long_path):
+    """Two loads given as future covariates (beside a past covariate) reach every decoder the same way in
+    training and in forecast(future=...), which takes their horizon rows from the --future table."""
+    overrides = [
+        "data=csv",
+        f"data.path={ett_long_path}",
+        "data.id_col=id",
+        "data.targets=[MUFL]",
+        "data.covariates=[OT]",
+        "data.future_covariates=[HUFL,HULL]",
+        "data.lookback=48",
+        "data.horizon=12",
+    ]
+    bundle_dir, run = build_bundle(tmp_path, *overrides, *MODELS[model])
+    collection = run.datamodule.collection
+    assert collection.columns == ["MUFL", "OT", "HUFL", "HULL"]
+    assert _check_parity(bundle_dir, run, _long_frame(collection)) == 3 * 2

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tsattn.data.calendar import calendar_features
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.data.split import SPLITS, RatioSplit, RowSplit
 
@@ -123,3 +124,49 @@ def test_every_rank_gets_as_many_batches_and_evaluation_scores_each_window_once(
     if not shuffle:  # evaluation: the windows that are scored are every window, exactly once
         scored = torch.cat([b for r in per_rank for b in r if not isinstance(b, Padding)])
         assert sorted(scored.tolist()) == list(range(size))
+
+
+def test_future_covariates_are_known_channels_of_the_lookback_and_the_horizon(ett_long_path):
+    """A window's inputs are [targets, past covariates, calendar, future covariates] over its lookback rows,
+    and its horizon block is [calendar, future covariates] over the rows it forecasts, each scaled with its
+    series' training statistics; no target or past covariate reaches the horizon block."""
+    datamodule = ForecastDataModule(
+        str(ett_long_path),
+        targets=["MUFL"],
+        covariates=["OT"],
+        future_covariates=["HUFL", "HULL"],
+        id_col="id",
+        lookback=24,
+        horizon=12,
+        split=RatioSplit(0.7, 0.1),
+    )
+    datamodule.setup()
+    frame = pd.read_csv(ett_long_path)
+    n_calendar = datamodule.dims["n_calendar"] - 2
+    assert datamodule.dims == {"n_features": 2 + n_calendar + 2, "n_targets": 1, "n_calendar": n_calendar + 2}
+    dataset = datamodule.datasets["test"]
+    picks = [0, len(dataset) // 2, len(dataset) - 1]
+    batch = dataset[picks]
+    for row, window in enumerate(picks):
+        series_id = datamodule.collection.series[int(dataset.series[window])].id
+        rows = frame[frame["id"] == series_id].reset_index(drop=True)
+        origin = int(dataset.first_target[window])
+        stats = datamodule.scaler.stats[series_id]
+        scaled = (rows[["MUFL", "OT", "HUFL", "HULL"]].to_numpy() - stats["mean"]) / stats["std"]  # [T, 4]
+        past, ahead = scaled[origin - 24 : origin], scaled[origin : origin + 12]
+        x, future = batch["x"][row].numpy(), batch["future_calendar"][row].numpy()
+        np.testing.assert_allclose(x[:, :2], past[:, :2], rtol=1e-5, atol=1e-5)  # values: MUFL, OT
+        np.testing.assert_allclose(x[:, -2:], past[:, 2:], rtol=1e-5, atol=1e-5)  # known: HUFL, HULL
+        np.testing.assert_allclose(future[:, -2:], ahead[:, 2:], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(batch["y"][row].numpy()[:, 0], ahead[:, 0], rtol=1e-5, atol=1e-5)
+        # The calendar channels of the horizon are those of the forecast steps, beside the covariates.
+        times = pd.DatetimeIndex(pd.to_datetime(rows["date"])[origin : origin + 12])
+        np.testing.assert_allclose(
+            future[:, :n_calendar], calendar_features(times, datamodule.calendar_names), atol=1e-6
+        )
+    # Scaling statistics come from training rows only, for future covariates as for targets.
+    first = frame[frame["id"] == "first"]
+    train_end = datamodule.borders["first"].train_end
+    np.testing.assert_allclose(
+        datamodule.scaler.stats["first"]["mean"][2:], first[["HUFL", "HULL"]].iloc[:train_end].mean(), rtol=1e-6
+    )

@@ -128,30 +128,30 @@ def check_short(path: Path, short: list[str], total: int, min_rows: int, skip_sh
         print(f"tsattn: skipped {len(short)} series shorter than {min_rows} rows: {names}", file=sys.stderr)
 
 
-def read_input(path: Path, sep: str):
+def read_input(path: Path, sep: str, option: str = "the INPUT argument"):
     """The INPUT table: Parquet (a .parquet file, or a directory of them) typed as stored, else CSV as text."""
     from tsattn.data.io import read_frame
     from tsattn.inference.output import reads_as_parquet
 
     if reads_as_parquet(path):
-        return read_parquet(path)
-    return read_frame(path, option="the INPUT argument", sep=sep, sep_option="--sep")
+        return read_parquet(path, option)
+    return read_frame(path, option=option, sep=sep, sep_option="--sep")
 
 
-def read_parquet(path: Path):
+def read_parquet(path: Path, option: str = "the INPUT argument"):
     """A Parquet file or directory as a DataFrame; anything unreadable is one line."""
     import pandas as pd
     import pyarrow as pa
 
     if not path.exists():
-        raise TsattnError(f"{path}: no such file; check the INPUT argument")
+        raise TsattnError(f"{path}: no such file; check {option}")
     try:
         frame = pd.read_parquet(path)
     except (pa.ArrowException, OSError, ValueError) as err:
         detail = " ".join(str(err).split())[:160]
         raise TsattnError(f"{path} is not a readable Parquet file ({detail})") from None
     if frame.empty:
-        raise TsattnError(f"{path} has no rows; it needs the history of every series to forecast")
+        raise TsattnError(f"{path} has no rows; it needs the rows of every series to forecast")
     return frame
 
 

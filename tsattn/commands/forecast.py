@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from tsattn.commands.common import (
     ArgumentParser,
@@ -15,19 +16,26 @@ from tsattn.commands.common import (
     load_model,
     progress,
     read_history,
+    read_input,
 )
 
 DESCRIPTION = """Forecast the steps after the end of every series in INPUT with a trained model, in the
 data's own units. One output row per series and future timestamp: the id column (long files), the time
 column, step (1..horizon), a point forecast per target and, for quantile models, <target>_q<level>.
 A long file whose series each come in one block of rows, in time order and without gaps, is streamed:
-memory holds a block of rows and a batch of series, whatever the file's size. Other files are read whole."""
+memory holds a block of rows and a batch of series, whatever the file's size. Other files are read whole.
+A model trained with data.future_covariates needs their values over the horizon: --future FUTURE.csv."""
+
+FUTURE_HELP = """the future covariates of a model trained with data.future_covariates: a CSV (or Parquet) with
+the id column (long files), the time column and every future covariate, one row for each of the trained
+horizon's steps after each series' last row (rows further ahead are ignored)"""
 
 
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tsattn forecast", description=DESCRIPTION)
     add_model_and_io_arguments(parser)
     parser.add_argument("--horizon", type=int, help="steps to forecast, at most the trained horizon (default: it)")
+    parser.add_argument("--future", type=Path, help=FUTURE_HELP)
     parser.add_argument(
         "--engine",
         choices=("local", "spark"),
@@ -49,6 +57,9 @@ def main(argv: list[str]) -> None:
         return
     check_output(args.output)
     bundle = load_model(args)
+    from tsattn.inference.future import require_future_choice
+
+    require_future_choice(bundle.schema, args.future is not None)
     if args.horizon is not None:
         from tsattn.inference.forecast import check_horizon
 
@@ -73,6 +84,7 @@ def _on_spark(args, started: float) -> None:
         "--skip-short": args.skip_short,
         "--device": args.device != "auto",
         "--batch-size": args.batch_size != 1024,
+        "--future": args.future is not None,
     }
     for option, given in unsupported.items():
         if given:
@@ -104,6 +116,8 @@ def run(bundle, args) -> Result:
     sep = bundle.schema["sep"] if args.sep is None else args.sep
     parquet = is_parquet(args.output)
     with atomic_output(args.output) as temporary:
+        if args.future is not None:  # two tables to join by series: read whole
+            return _read_whole(bundle, args, horizon, temporary, parquet)
         try:
             with progress(None, args.quiet) as bar, TableWriter(temporary, parquet) as writer:
                 on_series = lambda done: bar.update(done - bar.n)  # noqa: E731
@@ -124,10 +138,17 @@ def _read_whole(bundle, args, horizon: int, temporary, parquet: bool) -> Result:
 
     clock = time.perf_counter()
     history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet, args.sep, "whole")
+    future = None
+    if args.future is not None:
+        from tsattn.inference.future import future_from_frame
+
+        sep = bundle.schema["sep"] if args.sep is None else args.sep
+        table = read_input(args.future, sep, option="--future")
+        future = future_from_frame(bundle.schema, history, table, str(args.future), skipped_ok=args.skip_short)
     reading = time.perf_counter() - clock
     with progress(len(history.series), args.quiet) as bar:
         on_batch = lambda done: bar.update(done - bar.n)  # noqa: E731
-        frame = forecast(bundle, history, horizon, args.batch_size, on_batch=on_batch)
+        frame = forecast(bundle, history, horizon, args.batch_size, on_batch=on_batch, future=future)
     forward = time.perf_counter() - clock - reading
     clock = time.perf_counter()
     with TableWriter(temporary, parquet) as writer:

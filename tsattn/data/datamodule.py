@@ -29,6 +29,9 @@ class ForecastDataModule(L.LightningDataModule):
         path: the CSV file (wide or long, see tsattn.data.io.read_series).
         targets: columns to forecast; None takes every value column.
         covariates: past covariates, fed to the encoder only.
+        future_covariates: columns known ahead (planned prices, holidays, a weather forecast): scaled like
+            the targets, they join the calendar features as known channels, read by the encoder over the
+            lookback and by every decoder at each horizon step.
         time_col: timestamp column; detected when None.
         id_col: series id column of a long file; None for a wide file.
         missing: "error", "interpolate" or "ffill" for gaps and empty cells.
@@ -71,6 +74,7 @@ class ForecastDataModule(L.LightningDataModule):
         season_length: int | None = None,
         sep: str = ",",
         collection: SeriesCollection | None = None,
+        future_covariates: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
@@ -84,6 +88,7 @@ class ForecastDataModule(L.LightningDataModule):
         self.read_args = dict(
             targets=None if targets is None else list(targets),
             covariates=list(covariates or []),
+            future_covariates=list(future_covariates or []),
             time_col=time_col,
             id_col=id_col,
             missing=missing,
@@ -136,15 +141,21 @@ class ForecastDataModule(L.LightningDataModule):
         self._build_datasets()
 
     def _build_datasets(self) -> None:
-        """Scaled values and calendar features of every series, and each split's window starts."""
+        """Scaled values and known channels of every series, and each split's window starts.
+
+        The known channels are the calendar features then the scaled future covariates: windows give the
+        model their lookback rows beside the values and their horizon rows as `future_calendar`.
+        """
         collection = self.collection
+        observed = collection.n_observed  # C + P: the rest of the columns are future covariates
         values, calendar, offsets = [], [], []
         starts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
         series_of: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
         offset = 0
         for i, s in enumerate(collection.series):
-            values.append(self.scaler.transform(s.id, s.values))
-            calendar.append(calendar_features(s.time, self.calendar_names))
+            scaled = self.scaler.transform(s.id, s.values)  # [T, C + P + U]
+            values.append(scaled[:, :observed])
+            calendar.append(np.concatenate([calendar_features(s.time, self.calendar_names), scaled[:, observed:]], 1))
             offsets.append(offset)
             for split in SPLITS:
                 stride = self.stride if split == "train" else 1  # every evaluation window is scored
@@ -154,7 +165,7 @@ class ForecastDataModule(L.LightningDataModule):
             offset += len(s.time)
 
         values_t = torch.from_numpy(np.concatenate(values))  # [N, C + P]
-        calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]
+        calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]: calendar features and future covariates
         offsets_t = torch.tensor(offsets, dtype=torch.long)  # [S]
         season = self.season_length
         for split in SPLITS:
@@ -199,12 +210,15 @@ class ForecastDataModule(L.LightningDataModule):
 
     @property
     def dims(self) -> dict[str, int]:
-        """Sizes the network needs: n_features (F + K input channels), n_targets (C), n_calendar (K)."""
+        """Sizes the network needs: n_features (C + P + K input channels), n_targets (C), n_calendar (K).
+
+        K counts every known channel: two per calendar feature, one per future covariate.
+        """
         if self.collection is None:
             raise RuntimeError("ForecastDataModule.setup() must run before dims are known")
-        n_calendar = 2 * len(self.calendar_names)
+        n_calendar = 2 * len(self.calendar_names) + len(self.collection.future_covariates)
         return {
-            "n_features": len(self.collection.columns) + n_calendar,
+            "n_features": self.collection.n_observed + n_calendar,
             "n_targets": len(self.collection.targets),
             "n_calendar": n_calendar,
         }

@@ -31,7 +31,7 @@ TIME_COLUMN_NAMES = ("time", "timestamp", "datetime", "date", "ds")
 
 
 # The data config's settings that decide how a file is read (the rest shape windows and batches).
-READ_SETTINGS = ("targets", "covariates", "time_col", "id_col", "missing", "freq", "sep")
+READ_SETTINGS = ("targets", "covariates", "future_covariates", "time_col", "id_col", "missing", "freq", "sep")
 
 
 def read_series(
@@ -44,6 +44,7 @@ def read_series(
     freq: str | None = None,
     sep: str = ",",
     fill: bool = True,
+    future_covariates: Sequence[str] = (),
 ) -> SeriesCollection:
     """Read, validate and regularise the series in a CSV file.
 
@@ -51,6 +52,7 @@ def read_series(
         path: the CSV file.
         targets: the columns to forecast; None takes every column that is not time, id or covariate.
         covariates: past covariates, known up to the forecast origin only.
+        future_covariates: columns known ahead of time, read over the horizon as well as the lookback.
         time_col: the timestamp column; detected from its name or content when None.
         id_col: the series id column of a long file; None reads the file as one wide series.
         missing: what to do with missing timestamps and empty values: "error", "interpolate" or "ffill".
@@ -65,7 +67,17 @@ def read_series(
     path = Path(path)
     frame = read_frame(path, sep=sep)
     return series_from_frame(
-        frame, str(path), path.stem, targets, covariates, time_col, id_col, missing, freq, fill=fill
+        frame,
+        str(path),
+        path.stem,
+        targets,
+        covariates,
+        time_col,
+        id_col,
+        missing,
+        freq,
+        fill=fill,
+        future_covariates=future_covariates,
     )
 
 
@@ -95,6 +107,7 @@ def series_from_frame(
     freq: str | None = None,
     reject_constant: bool = True,
     fill: bool = True,
+    future_covariates: Sequence[str] = (),
 ) -> SeriesCollection:
     """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
 
@@ -126,29 +139,29 @@ def series_from_frame(
     time_col = time_col if time_col is not None else _detect_time_column(frame, name)
     for role, column in (("data.time_col", time_col), ("data.id_col", id_col)):
         if column is not None:
-            _require_columns(frame, [column], role, name)
-    covariates = list(covariates or [])
-    _require_columns(frame, covariates, "data.covariates", name)
+            require_columns(frame, [column], role, name)
+    covariates, future_covariates = list(covariates or []), list(future_covariates or [])
+    require_columns(frame, covariates, "data.covariates", name)
+    require_columns(frame, future_covariates, "data.future_covariates", name)
     if targets is None:
-        reserved = {time_col, id_col, *covariates}
+        reserved = {time_col, id_col, *covariates, *future_covariates}
         targets = [c for c in frame.columns if c not in reserved]
         if not targets:
             raise TsattnError(f"{name} has no value columns besides time and id; add the series to forecast")
     targets = list(targets)
-    _require_columns(frame, targets, "data.targets", name)
-    overlap = sorted(set(targets) & set(covariates))
-    if overlap:
-        raise TsattnError(f"{name}: {overlap} listed as both target and covariate; keep each column in one list")
+    require_columns(frame, targets, "data.targets", name)
+    roles = {"data.targets": targets, "data.covariates": covariates, "data.future_covariates": future_covariates}
+    _require_one_role(roles, name)
 
-    columns = [*targets, *covariates]
-    values = {c: _numeric_column(frame[c], c, name) for c in columns}
+    columns = [*targets, *covariates, *future_covariates]
+    values = {c: numeric_column(frame[c], c, name) for c in columns}
     for column, numbers in values.items():
         if np.isnan(numbers).all():
             raise TsattnError(
                 f"{name}: column {column!r} is empty in every row; delete it from the file or leave it out "
-                f"({_without(column, targets, covariates)}); filling gaps cannot invent a whole column"
+                f"({_without(column, roles)}); filling gaps cannot invent a whole column"
             )
-    times = _parse_times(frame[time_col], time_col, name)
+    times = parse_times(frame[time_col], time_col, name)
     ids = frame[id_col].astype(str).str.strip() if id_col is not None else pd.Series(default_id, index=frame.index)
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
@@ -165,14 +178,27 @@ def series_from_frame(
         freq=offset,
         time_col=time_col,
         id_col=id_col,
+        future_covariates=future_covariates,
     )
 
 
-def _without(column: str, targets: Sequence[str], covariates: Sequence[str]) -> str:
+def _require_one_role(roles: Mapping[str, Sequence[str]], name: str) -> None:
+    """Each column is a target, a past covariate or a future covariate, never two of them (nor twice one)."""
+    seen: dict[str, str] = {}
+    for role, columns in roles.items():
+        for column in columns:
+            if column in seen:
+                where = role if seen[column] == role else f"{seen[column]} and {role}"
+                raise TsattnError(f"{name}: column {column!r} is listed twice ({where}); keep each column in one list")
+            seen[column] = role
+
+
+def _without(column: str, roles: Mapping[str, Sequence[str]]) -> str:
     """The setting that leaves `column` out, spelled for the command line."""
-    if column in covariates:
-        return "data.covariates=[" + ",".join(c for c in covariates if c != column) + "]"
-    kept = [c for c in targets if c != column]
+    for role, columns in roles.items():
+        if column in columns and role != "data.targets":
+            return f"{role}=[" + ",".join(c for c in columns if c != column) + "]"
+    kept = [c for c in roles["data.targets"] if c != column]
     return "data.targets=[" + ",".join(kept) + "]" if kept else "choose other data.targets"
 
 
@@ -276,7 +302,7 @@ def _read_with_pyarrow(raw: bytes, sep: str) -> pd.DataFrame | None:
         return None
 
 
-def _require_columns(frame: pd.DataFrame, wanted: Sequence[str], role: str, name: str) -> None:
+def require_columns(frame: pd.DataFrame, wanted: Sequence[str], role: str, name: str) -> None:
     for column in wanted:
         if column not in frame.columns:
             raise TsattnError(
@@ -301,7 +327,7 @@ def _detect_time_column(frame: pd.DataFrame, name: str) -> str:
     )
 
 
-def _parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
+def parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column):  # a DataFrame from Python or Parquet: already times
         missing = column.isna()
         if missing.any():
@@ -365,7 +391,7 @@ def _parse_changing_offsets(text: pd.Series, col_name: str, name: str) -> pd.Ser
     return parsed.dt.tz_localize(None)
 
 
-def _numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
+def numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
         raise TsattnError(f"{name}: column {col_name!r} holds {column.dtype} values, not numbers")
     if pd.api.types.is_numeric_dtype(column):  # typed already: only infinities to refuse
@@ -398,5 +424,5 @@ def _reject_constant_columns(series: Series, columns: Sequence[str], name: str) 
             value = series.values[0, columns.index(column)]
             raise TsattnError(
                 f"{name}: column {column!r} of series {series.id!r} is constant (every value is {value:g}); "
-                "it carries no signal, remove it from data.targets / data.covariates"
+                "it carries no signal, remove it from data.targets / data.covariates / data.future_covariates"
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -10,11 +10,11 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Series:
-    """One regular series. `values` holds the targets first, then the past covariates."""
+    """One regular series. `values` holds the targets first, then the past covariates, then the future ones."""
 
     id: str
     time: pd.DatetimeIndex  # [T], strictly increasing on a regular grid
-    values: np.ndarray  # [T, C + P] float32
+    values: np.ndarray  # [T, C + P + U] float32
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,15 @@ class SeriesCollection:
     freq: pd.DateOffset
     time_col: str | None = None  # the file's column names, so forecasts can be written back in them
     id_col: str | None = None
+    # Columns known ahead (a planned price, a weather forecast): read over the lookback and the horizon.
+    future_covariates: list[str] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:
-        return [*self.targets, *self.covariates]
+        """Every value column, in the order of `Series.values`: targets, past covariates, future covariates."""
+        return [*self.targets, *self.covariates, *self.future_covariates]
+
+    @property
+    def n_observed(self) -> int:
+        """C + P: the leading columns known up to the forecast origin only (targets and past covariates)."""
+        return len(self.targets) + len(self.covariates)

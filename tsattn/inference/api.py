@@ -3,6 +3,7 @@
     import tsattn
     model = tsattn.load("runs:/<run id>", tracking_uri="sqlite:///logs/mlflow/mlflow.db")
     future = model.forecast(history)            # history: the training file's columns, any number of series
+    # a model trained with data.future_covariates also takes future=<their values after each series' end>
     result = model.backtest(history, step=24)   # result.rows, result.metrics
 
 The same validation, windows and forward pass as `tsattn forecast` and `tsattn backtest`; nothing here
@@ -45,24 +46,38 @@ class Model:
         """The bundle's schema: columns, layout, frequency, L, H, the series it was trained on."""
         return self.bundle.schema
 
-    def forecast(self, history: pd.DataFrame, horizon: int | None = None, batch_size: int = 1024) -> pd.DataFrame:
+    def forecast(
+        self,
+        history: pd.DataFrame,
+        horizon: int | None = None,
+        batch_size: int = 1024,
+        future: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
         """The `horizon` steps (default: the trained horizon) after each series' last row, in real units.
 
         Args:
             history: the training file's layout: its time column (datetime or text), its id column for a
                 long model, its targets and covariates; at least `lookback` rows per series.
+            future: for a model trained with future covariates (required then, refused otherwise): the
+                time column, the id column of a long model and each future covariate, one row for each of
+                the trained horizon's steps after each series' last row.
 
         Returns:
             The same table `tsattn forecast` writes: id (long models), time, step, one column per target,
             and `<target>_q<level>` columns for quantile models.
         """
         from tsattn.inference.forecast import check_horizon, forecast, history_from_frame
+        from tsattn.inference.future import future_from_frame, require_future_choice
 
         horizon = None if horizon is None else _whole(horizon, "horizon")
         if horizon is not None:
             check_horizon(self.bundle, horizon)
+        require_future_choice(self.schema, future is not None, option="future=")
         collection = history_from_frame(self.bundle, _frame(history), name="history")
-        return forecast(self.bundle, collection, horizon, batch_size)
+        ahead = (
+            None if future is None else future_from_frame(self.schema, collection, _frame(future, "future"), "future")
+        )
+        return forecast(self.bundle, collection, horizon, batch_size, future=ahead)
 
     def backtest(
         self,
@@ -116,10 +131,10 @@ def load(model: str | Path, tracking_uri: str | None = None, device: str = "cpu"
         return Model.from_directory(directory, device=choose_device(device))
 
 
-def _frame(history: Any) -> pd.DataFrame:
-    if not isinstance(history, pd.DataFrame):
-        raise TsattnError(f"history must be a pandas DataFrame, not {type(history).__name__}")
-    return history
+def _frame(table: Any, name: str = "history") -> pd.DataFrame:
+    if not isinstance(table, pd.DataFrame):
+        raise TsattnError(f"{name} must be a pandas DataFrame, not {type(table).__name__}")
+    return table
 
 
 def _whole(value: Any, name: str) -> int:

@@ -2,7 +2,8 @@
 
     weights.safetensors   the network's tensors (safetensors: a JSON header and raw bytes, no code)
     schema.json           what loading reads: the network's registry name and options, the module's
-                          options, the data's columns, frequency, calendar features, L, H, series
+                          options, the data's columns (targets, past and future covariates),
+                          frequency, calendar features, L, H, series
     scaler.json           per-series, per-channel mean and std fit on the training rows
     config.yaml           the run's resolved model and data config, for people; loading never reads it
 
@@ -103,6 +104,8 @@ def save_bundle(
     if not module_options.get("channel_identity"):
         # Written only when on: a bundle without it reads the same here and in releases that predate it.
         module_options.pop("channel_identity", None)
+    if not module_options.get("n_future"):  # likewise: written only for a model with future covariates
+        module_options.pop("n_future", None)
     collection = datamodule.collection
     schema = {
         "format": FORMAT,
@@ -117,6 +120,7 @@ def save_bundle(
         "id_col": collection.id_col,
         "targets": collection.targets,
         "covariates": collection.covariates,
+        "future_covariates": collection.future_covariates,
         "freq": collection.freq.freqstr,
         "calendar": datamodule.calendar_names,
         "lookback": datamodule.lookback,
@@ -228,7 +232,7 @@ def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
     """Forecast one window of zeros: options that build but cannot run are refused now, in one line."""
     import torch
 
-    n_calendar = 2 * len(schema["calendar"])
+    n_calendar = known_channels(schema)
     n_values = len(schema["targets"]) + len(schema["covariates"])
     device = next(module.parameters(), torch.empty(0)).device
     window = {
@@ -241,6 +245,16 @@ def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
     except _BUILD_ERRORS as err:
         detail = " ".join(str(err).split())[:200]
         raise TsattnError(f"{source}: the network does not run on one window of its own shape ({detail})") from None
+
+
+def value_columns(schema: Mapping[str, Any]) -> list[str]:
+    """The value columns a model reads, in its order: targets, past covariates, future covariates."""
+    return [*schema["targets"], *schema["covariates"], *schema.get("future_covariates", [])]
+
+
+def known_channels(schema: Mapping[str, Any]) -> int:
+    """K: the known channels of each step, two per calendar feature and one per future covariate."""
+    return 2 * len(schema["calendar"]) + len(schema.get("future_covariates", []))
 
 
 def _test_starts(datamodule) -> dict[str, str]:
@@ -286,6 +300,11 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     require(is_name(schema.get("id_col")) if long else schema.get("id_col") is None, source, "id_col", "fit layout")
     require(is_names(schema.get("targets")) and bool(schema["targets"]), source, "targets", "column names")
     require(is_names(schema.get("covariates")), source, "covariates", "a list of column names")
+    # Bundles written before future covariates existed have none.
+    schema.setdefault("future_covariates", [])
+    require(is_names(schema["future_covariates"]), source, "future_covariates", "a list of column names")
+    columns = value_columns(schema)
+    require(len(set(columns)) == len(columns), source, "targets", "columns with one role each")
     series_ids = is_names(schema.get("series"), limit=None, length=MAX_ID)
     require(series_ids and bool(schema["series"]), source, "series", "a list of series ids")
     require(is_names(schema.get("calendar")), source, "calendar", "a list of calendar feature names")
@@ -325,8 +344,8 @@ def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:
     import math
 
     data = read_json(path, "scaler")
-    columns = [*schema["targets"], *schema["covariates"]]
-    require(data.get("columns") == columns, path, "columns", "the schema's targets then covariates")
+    columns = value_columns(schema)
+    require(data.get("columns") == columns, path, "columns", "the schema's targets, covariates, future covariates")
     stats = data.get("stats")
     require(isinstance(stats, dict) and bool(stats), path, "stats", "a mapping of series to statistics")
 

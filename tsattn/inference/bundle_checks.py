@@ -202,7 +202,8 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
     lookback, horizon = schema["lookback"], schema["horizon"]
     module = schema["module_options"]
     n_targets = len(schema["targets"])
-    n_calendar = 2 * len(schema["calendar"])
+    # K: two channels per calendar feature, one per future covariate (as ForecastDataModule.dims counts them)
+    n_calendar = 2 * len(schema["calendar"]) + len(schema.get("future_covariates", []))
     dims = {"n_features": n_targets + len(schema["covariates"]) + n_calendar, "n_targets": n_targets}
     try:
         sizes = network_sizes(
@@ -225,6 +226,8 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
                 f"{source}: network_options.{name}={str(given[name])[:40]} but the data described in the "
                 f"schema makes it {str(value)[:40]}; the bundle is corrupt or was tampered with"
             )
+    if module.get("n_future", 0) != len(schema.get("future_covariates", [])):
+        raise TsattnError(f"{source}: module_options.n_future does not match the schema's future_covariates; refused")
     if module.get("n_targets") not in (None, n_targets):
         raise TsattnError(f"{source}: module_options.n_targets does not match the schema's targets; refused")
 

@@ -37,6 +37,7 @@ def history_from_frame(
         default_id=schema["series"][0] if schema["layout"] == "wide" else "series",
         targets=schema["targets"],
         covariates=schema["covariates"],
+        future_covariates=schema["future_covariates"],
         time_col=schema["time_col"],
         id_col=schema["id_col"],
         missing=schema["missing"],
@@ -68,6 +69,7 @@ def forecast(
     horizon: int | None = None,
     batch_size: int = 1024,
     on_batch: Callable[[int], None] | None = None,
+    future: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The next `horizon` steps after every series' last timestamp.
 
@@ -78,6 +80,9 @@ def forecast(
         horizon: steps to forecast, at most the trained horizon; the trained horizon when None.
         batch_size: series per forward pass.
         on_batch: called with the number of series done after each batch (progress bars).
+        future: a model with future covariates: their values over the trained horizon after each series'
+            end, real units, in the order of history.series (tsattn.inference.future.future_from_frame).
+            Shape: [S, H, U].
 
     Returns:
         One row per series and future timestamp: the id column (long layouts), time, step (1..horizon), a
@@ -94,10 +99,13 @@ def forecast(
             f"reads (first: {short[0]!r}); give each series at least {lookback} rows"
         )
     spec = WindowSpec.of(bundle)
+    if spec.n_future and (future is None or future.shape != (len(history.series), bundle.horizon, spec.n_future)):
+        raise ValueError("forecast: a model with future covariates needs their values ([S, H, U]) for every series")
     frames, done = [], 0
     for start in range(0, len(history.series), batch_size):
         chunk = history.series[start : start + batch_size]
-        windows = last_windows(spec, chunk)
+        ahead = None if future is None else future[start : start + batch_size]  # [B, H, U]
+        windows = last_windows(spec, chunk, ahead)
         y_hat = predict(bundle.forecaster, windows, batch_size)  # [B, H, C(, Q)], scaled
         frames.append(forecast_rows(bundle, [s.id for s in chunk], windows, y_hat, horizon))
         done += len(chunk)

@@ -7,6 +7,12 @@ tests/test_parity.py holds the two equal.
 
 Scaling: a series the model was trained on uses its training statistics; a series it never saw uses the
 statistics of its own rows before each origin, never a row after it.
+
+Future covariates are the last U value columns. Over the lookback they come from the history; over the
+horizon from the caller (`tsattn forecast --future`) or, for origins inside a history, from the rows after
+the origin (they are known ahead by definition). Scaled like the other columns, they follow the calendar
+features in the known channels: inputs [values (C + P), calendar, future covariates], and the horizon's
+[calendar, future covariates].
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class WindowSpec:
         stats: training statistics by series id.
         single_series: the model was trained on one wide series: its statistics serve the one series of
             any wide input, whatever the file is called.
+        n_future: U, the future covariates: the last U value columns.
     """
 
     lookback: int
@@ -44,6 +51,7 @@ class WindowSpec:
     freq: pd.DateOffset
     stats: Mapping[str, Statistics]
     single_series: bool = False
+    n_future: int = 0
 
     @classmethod
     def of(cls, bundle) -> WindowSpec:
@@ -56,6 +64,7 @@ class WindowSpec:
             freq=pd.tseries.frequencies.to_offset(schema["freq"]),
             stats=stats,
             single_series=schema["layout"] == "wide" and len(stats) == 1,
+            n_future=len(schema["future_covariates"]),
         )
 
     def known(self, series_id: str) -> Statistics | None:
@@ -76,8 +85,8 @@ def training_statistics(scaler) -> dict[str, Statistics]:
 class Windows:
     """Model inputs for N windows and what maps their forecasts back to real units."""
 
-    x: np.ndarray  # [N, L, F + K] float32: scaled values, then calendar features
-    future_calendar: np.ndarray  # [N, H, K] float32
+    x: np.ndarray  # [N, L, C + P + K] float32: scaled values, then known channels (calendar, future covariates)
+    future_calendar: np.ndarray  # [N, H, K] float32: the known channels of the horizon
     future_times: np.ndarray  # [N, H] datetime64: the times the forecast steps fall on
     mean: np.ndarray  # [N, F] float64
     std: np.ndarray  # [N, F] float64
@@ -94,40 +103,51 @@ class Windows:
         return scaled.astype(np.float64) * std + mean
 
 
-def last_windows(spec: WindowSpec, chunk: Sequence[Series]) -> Windows:
+def last_windows(spec: WindowSpec, chunk: Sequence[Series], future: np.ndarray | None = None) -> Windows:
     """The window ending at each series' last row, for forecasting the steps after it.
 
     Every series needs at least L rows; the caller checks (and names the short ones).
+
+    Args:
+        future: the future covariates of the H steps after each series' end, real units [B, H, U]; required
+            when the model has any (spec.n_future), None otherwise.
     """
     lookback = spec.lookback
     values = np.stack([s.values[-lookback:] for s in chunk])  # [B, L, F]
     past_times = np.stack([s.time[-lookback:].to_numpy() for s in chunk])  # [B, L]
     stats = [spec.known(s.id) or mean_and_std(s.values) for s in chunk]
     mean, std = np.stack([m for m, _ in stats]), np.stack([s for _, s in stats])  # [B, F] each
-    return tail_windows(spec, values, past_times, mean, std)
+    return tail_windows(spec, values, past_times, mean, std, future)
 
 
 def tail_windows(
-    spec: WindowSpec, values: np.ndarray, past_times: np.ndarray, mean: np.ndarray, std: np.ndarray
+    spec: WindowSpec,
+    values: np.ndarray,
+    past_times: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    future: np.ndarray | None = None,
 ) -> Windows:
     """Windows from the last L rows of B series, already gathered (the streaming reader gathers them itself).
 
-    Shapes: values [B, L, F] real units, past_times [B, L] datetime64, mean and std [B, F].
+    Shapes: values [B, L, F] real units, past_times [B, L] datetime64, mean and std [B, F], future [B, H, U]
+    real units (see last_windows).
     """
     lookback, horizon = spec.lookback, spec.horizon
-    future_times = _future_grid(past_times[:, -1], spec.freq, horizon)  # [B, H]
+    future_times = future_grid(past_times[:, -1], spec.freq, horizon)  # [B, H]
     times = np.concatenate([past_times, future_times], axis=1)  # [B, L + H]
     # Series of one file mostly share their timestamps: the calendar of each distinct time, computed once.
     distinct, where = np.unique(times.reshape(-1), return_inverse=True)
     calendar = calendar_features(pd.DatetimeIndex(distinct), spec.calendar)[where]
     calendar = calendar.reshape(len(values), lookback + horizon, -1)  # [B, L + H, K]
-    return _assemble(values, mean, std, calendar, future_times, lookback)
+    return _assemble(spec, values, future, mean, std, calendar, future_times)
 
 
 def origin_windows(spec: WindowSpec, series: Series, origins: np.ndarray) -> Windows:
     """The windows of one series that forecast from each origin: rows [o - L, o) in, rows [o, o + H) out.
 
-    An origin may be len(series), the step after the last row: its forecast steps lie on the future grid.
+    An origin may be len(series), the step after the last row: its forecast steps lie on the future grid
+    (not for a model with future covariates: their values after the last row are not in the series).
     Each origin needs at least L rows before it.
     """
     lookback, horizon = spec.lookback, spec.horizon
@@ -138,23 +158,41 @@ def origin_windows(spec: WindowSpec, series: Series, origins: np.ndarray) -> Win
     else:
         mean, std = expanding_mean_and_std(values, origins)  # each origin: its rows before it only
     beyond = max(int(origins.max()) + horizon - len(series.time), 0)  # future steps past the last row
+    if beyond and spec.n_future:
+        raise ValueError("origin_windows: a model with future covariates forecasts from origins inside the series")
     times = series.time.to_numpy()
     if beyond:
-        times = np.concatenate([times, _future_grid(times[-1:], spec.freq, beyond)[0]])
+        times = np.concatenate([times, future_grid(times[-1:], spec.freq, beyond)[0]])
     first = int(origins.min()) - lookback  # the calendar of the rows any window touches, computed once
     calendar = calendar_features(pd.DatetimeIndex(times[first:]), spec.calendar)  # [T', K]
     rows = origins[:, None] + np.arange(-lookback, horizon)  # [N, L + H]
-    return _assemble(values[rows[:, :lookback]], mean, std, calendar[rows - first], times[rows[:, lookback:]], lookback)
+    # The future covariates after each origin are rows of the series itself: known ahead, observed here.
+    future = values[rows[:, lookback:], values.shape[1] - spec.n_future :] if spec.n_future else None  # [N, H, U]
+    past = values[rows[:, :lookback]]  # [N, L, F]
+    return _assemble(spec, past, future, mean, std, calendar[rows - first], times[rows[:, lookback:]])
 
 
-def _assemble(values, mean, std, calendar, future_times, lookback: int) -> Windows:
-    """Shapes: values [N, L, F], mean/std [N, F], calendar [N, L + H, K], future_times [N, H]."""
-    scaled = ((values - mean[:, None]) / std[:, None]).astype(np.float32)  # [N, L, F]
-    x = np.concatenate([scaled, calendar[:, :lookback]], axis=-1)  # [N, L, F + K]
+def _assemble(spec: WindowSpec, values, future, mean, std, calendar, future_times) -> Windows:
+    """Scale and lay out the model's inputs.
+
+    Shapes: values [N, L, F] and future [N, H, U] (or None when U = 0), real units; mean/std [N, F];
+    calendar [N, L + H, K']; future_times [N, H].
+    """
+    lookback, n_future = spec.lookback, spec.n_future
+    observed = values.shape[-1] - n_future  # C + P
+    if n_future:
+        if future is None or future.shape != (len(values), spec.horizon, n_future):
+            raise ValueError(f"the model reads {n_future} future covariates over {spec.horizon} steps per window")
+        # [N, L, U] ++ [N, H, U] -> [N, L + H, U], scaled with the same statistics as the history
+        known = np.concatenate([values[..., observed:], future], axis=1)
+        known = (known - mean[:, None, observed:]) / std[:, None, observed:]
+        calendar = np.concatenate([calendar, known.astype(np.float32)], axis=-1)  # [N, L + H, K' + U]
+    scaled = ((values[..., :observed] - mean[:, None, :observed]) / std[:, None, :observed]).astype(np.float32)
+    x = np.concatenate([scaled, calendar[:, :lookback]], axis=-1)  # [N, L, C + P + K]
     return Windows(x, np.ascontiguousarray(calendar[:, lookback:]), future_times, mean, std)
 
 
-def _future_grid(last: np.ndarray, freq: pd.DateOffset, steps: int) -> np.ndarray:
+def future_grid(last: np.ndarray, freq: pd.DateOffset, steps: int) -> np.ndarray:
     """The `steps` stamps after each of `last` on the data's grid. Shape: [N] -> [N, steps] datetime64."""
     if isinstance(freq, pd.offsets.Tick | pd.offsets.Day):  # a fixed step on naive times: arithmetic
         return last[:, None] + np.arange(1, steps + 1) * np.timedelta64(int(pd.Timedelta(freq).value), "ns")

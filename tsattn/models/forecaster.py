@@ -39,6 +39,10 @@ class Forecaster(nn.Module):
             then sees one.
         channel_identity: with channel_independent, each channel's window also carries the channel's
             one-hot code as C more calendar features, so the shared network can tell the channels apart.
+        n_future: U, the future covariates: the last U known channels of every step. With RevIN they are
+            standardised by their own lookback statistics, over the lookback and the horizon alike, so a
+            covariate that moves with a target keeps its relation to it once both are normalised; a
+            covariate that hardly moves over the lookback (an event flag) is only centred.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class Forecaster(nn.Module):
         segment_len: int = 1,
         n_targets: int | None = None,
         channel_identity: bool = False,
+        n_future: int = 0,
     ) -> None:
         super().__init__()
         if channel_independent and not n_targets:
@@ -57,9 +62,11 @@ class Forecaster(nn.Module):
             raise ValueError("channel_identity=True needs channel_independent=True")
         if segment_len < 1:
             raise ValueError(f"segment_len={segment_len}; a segment holds at least one step")
+        if n_future < 0:
+            raise ValueError(f"n_future={n_future}; it counts future covariates")
         self.net = net
         self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
-        self.segment_len, self.n_targets = segment_len, n_targets
+        self.segment_len, self.n_targets, self.n_future = segment_len, n_targets, n_future
         self.quantiles = getattr(net, "quantiles", None)
 
     @property
@@ -95,6 +102,8 @@ class Forecaster(nn.Module):
         n_targets = self.window_targets
         mean, std = window_statistics(x[..., :n_values])  # [B, 1, V] each
         normalised = dict(batch, x=torch.cat([(x[..., :n_values] - mean) / std, x[..., n_values:]], dim=-1))
+        if self.n_future:
+            normalised.update(_future_covariates_normalised(normalised["x"], batch["future_calendar"], self.n_future))
         target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
         if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
             normalised["y"] = (batch["y"] - target_mean) / target_std
@@ -122,3 +131,24 @@ class Forecaster(nn.Module):
     def point(self, y_hat: torch.Tensor) -> torch.Tensor:
         """The point forecast: y_hat itself, or its median quantile. Shape: -> [B, H, C]."""
         return y_hat[..., self.net.head.median_index] if self.quantiles else y_hat
+
+
+# Below this std over the lookback (in units of the training std, which the scaler made 1) a future
+# covariate is taken as flat there, an event flag say, and only centred: dividing by ~0 would blow up its
+# values in the horizon.
+FLAT_COVARIATE_STD = 0.1
+
+
+def _future_covariates_normalised(x: torch.Tensor, future: torch.Tensor, n_future: int) -> Batch:
+    """The last U known channels standardised by their lookback statistics, in the inputs and the horizon.
+
+    Shape:
+        x [B, L, F], future [B, H, K] -> {"x": [B, L, F], "future_calendar": [B, H, K]}
+    """
+    past = x[..., -n_future:]  # [B, L, U]
+    mean, std = window_statistics(past)  # [B, 1, U] each
+    std = torch.where(std < FLAT_COVARIATE_STD, torch.ones_like(std), std)
+    return {
+        "x": torch.cat([x[..., :-n_future], (past - mean) / std], dim=-1),
+        "future_calendar": torch.cat([future[..., :-n_future], (future[..., -n_future:] - mean) / std], dim=-1),
+    }

@@ -53,6 +53,7 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
         "source": datamodule.collection.source,
         "targets": datamodule.collection.targets,
         "covariates": datamodule.collection.covariates,
+        "future_covariates": datamodule.collection.future_covariates,
         "series": [s.id for s in datamodule.collection.series],
         "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
         "season_length": datamodule.season_length,
@@ -118,6 +119,7 @@ def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFram
         calendar=datamodule.calendar_names,
         freq=collection.freq,
         stats=training_statistics(scaler),
+        n_future=len(collection.future_covariates),
     )
     targets, horizon, n_targets = collection.targets, datamodule.horizon, len(collection.targets)
     forecaster = module.forecaster

@@ -36,9 +36,9 @@ class ForecastModule(L.LightningModule):
             taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on val/loss.
         loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
-        revin, channel_independent, segment_len, n_targets, channel_identity: the Forecaster's views of a
-            batch (RevIN, one window per target channel, segments of steps, each channel's one-hot code);
-            see tsattn.models.forecaster.Forecaster.
+        revin, channel_independent, segment_len, n_targets, channel_identity, n_future: the Forecaster's
+            views of a batch (RevIN, one window per target channel, segments of steps, each channel's one-hot
+            code, the future covariates RevIN standardises); see tsattn.models.forecaster.Forecaster.
         teacher_forced_validation: also log val/loss_tf, the teacher-forced validation loss, for decoders
             that can be teacher-forced. Off by default: it runs the decoder over every window twice.
     """
@@ -56,6 +56,7 @@ class ForecastModule(L.LightningModule):
         n_targets: int | None = None,
         teacher_forced_validation: bool = False,
         channel_identity: bool = False,
+        n_future: int = 0,
     ) -> None:
         super().__init__()
         if loss not in POINT_METRICS:
@@ -64,7 +65,9 @@ class ForecastModule(L.LightningModule):
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])
         # Everything inference needs lives in the Forecaster; this module adds the loss, the optimizer and the loops.
-        self.forecaster = Forecaster(net, revin, channel_independent, segment_len, n_targets, channel_identity)
+        self.forecaster = Forecaster(
+            net, revin, channel_independent, segment_len, n_targets, channel_identity, n_future
+        )
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.point_loss = POINT_METRICS[loss]
         self.teacher_forcing = teacher_forcing or TeacherForcing()

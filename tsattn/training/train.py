@@ -99,7 +99,8 @@ class Training:
         net = instantiate(cfg.model.net, **self.net_sizes)
         # Every argument the network was built with: the bundle rebuilds it from these and nothing else.
         self.net_options = {**_without_target(cfg.model.net), **self.net_sizes}
-        self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"])
+        n_future = len(self.datamodule.collection.future_covariates)
+        self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
         self.pruning = None
         trial = cfg.get("optuna_trial")

@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M
 	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2
 	$(BIN)/python benchmarks/calibration.py
+	$(BIN)/python benchmarks/future_covariates.py
 	$(BIN)/python benchmarks/defaults.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/parallel_jobs.py

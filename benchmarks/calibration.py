@@ -2,6 +2,7 @@
 
     python benchmarks/calibration.py                                    # LSTM seq2seq, ETTh1 and M4 Hourly, seed 0
     python benchmarks/calibration.py --models lstm_seq2seq transformer --seeds 0 1 2
+    python benchmarks/calibration.py --no-conformal                     # the intervals as trained only
 
 Each run is a dataset's own experiment with quantile outputs, trained with the pinball loss:
 
@@ -11,6 +12,9 @@ Each run is a dataset's own experiment with quantile outputs, trained with the p
 The run scores its own test split, in scaled units: CRPS (the mean over levels of twice the pinball loss),
 the median's MAE, and for the 50%, 80% and 90% intervals the share of actuals inside and the mean width.
 The last value's CRPS (its MAE: a point forecast) on the same windows is the reference.
+
+Each run is made twice, as trained and with `model.conformal=true` (the same training, then each interval
+widened by its conformal offset on the validation windows): the coverage before and after calibration.
 """
 
 from __future__ import annotations
@@ -66,18 +70,29 @@ def main(argv: list[str] | None = None) -> int:
         tag = f"{invocation}-{dataset}"  # runs are found again by model and seed within one dataset's tag
         for model in args.models:
             for seed in args.seeds:
-                overrides = [
-                    f"experiment={dataset}_{model}",
-                    f"seed={seed}",
-                    f"data.path={hydra_quoted(path)}",
-                    f"model.net.quantiles=[{','.join(map(str, LEVELS))}]",
-                    *tracked_overrides(args.tracking_uri, EXPERIMENT, tag),
-                ]
-                print(f"[calibration] {dataset} {model} seed {seed} ...", flush=True)
-                seconds = train_run(overrides, "calibration.py", f"{dataset} {model} seed {seed}")
-                run = find_run("calibration.py", args.tracking_uri, EXPERIMENT, tag, model, seed=seed)
-                rows.append((label, model, seed, run.data.metrics, seconds))
-                print("    " + _summary(run.data.metrics), flush=True)
+                for conformal in (False, True) if args.conformal else (False,):
+                    overrides = [
+                        f"experiment={dataset}_{model}",
+                        f"seed={seed}",
+                        f"data.path={hydra_quoted(path)}",
+                        f"model.net.quantiles=[{','.join(map(str, LEVELS))}]",
+                        f"model.conformal={str(conformal).lower()}",
+                        *tracked_overrides(args.tracking_uri, EXPERIMENT, tag),
+                    ]
+                    what = f"{dataset} {model} seed {seed}{' conformal' if conformal else ''}"
+                    print(f"[calibration] {what} ...", flush=True)
+                    seconds = train_run(overrides, "calibration.py", what)
+                    run = find_run(
+                        "calibration.py",
+                        args.tracking_uri,
+                        EXPERIMENT,
+                        tag,
+                        model,
+                        seed=seed,
+                        **{"model/conformal": str(conformal)},
+                    )
+                    rows.append((label, model, seed, conformal, run.data.metrics, seconds))
+                    print("    " + _summary(run.data.metrics), flush=True)
     table = render(rows)
     print(table, flush=True)
     if args.output:
@@ -94,17 +109,18 @@ def _summary(metrics: dict) -> str:
 
 def render(rows: list) -> str:
     """One row per run: CRPS beside the median's MAE and the last value's CRPS, then coverage and width."""
-    header = "| data | model | seed | CRPS | median MAE | last value CRPS |"
+    header = "| data | model | seed | conformal | CRPS | median MAE | last value CRPS |"
     header += "".join(f" {p}% covered |" for p in INTERVALS) + "".join(f" {p}% width |" for p in INTERVALS)
     header += " s per run |"
     lines = [
         "**Calibration of quantile forecasts (levels " + ", ".join(map(str, LEVELS)) + "): test split, scaled units**",
         "",
         header,
-        "|" + "---|" * (6 + 2 * len(INTERVALS) + 1),
+        "|" + "---|" * (7 + 2 * len(INTERVALS) + 1),
     ]
-    for label, model, seed, m, seconds in rows:
-        cells = [label, model, str(seed), *(f"{m[f'test/{key}']:.4f}" for key in ("crps", "mae", "naive_crps"))]
+    for label, model, seed, conformal, m, seconds in rows:
+        cells = [label, model, str(seed), "yes" if conformal else "no"]
+        cells += [f"{m[f'test/{key}']:.4f}" for key in ("crps", "mae", "naive_crps")]
         cells += [f"{m[f'test/coverage_{p}']:.1%} ({p}%)" for p in INTERVALS]
         cells += [f"{m[f'test/width_{p}']:.3f}" for p in INTERVALS]
         cells.append(f"{seconds:.0f}")
@@ -117,6 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", choices=("etth1", "m4_hourly"), default=["etth1", "m4_hourly"])
     parser.add_argument("--models", nargs="+", choices=FORECASTERS, default=["lstm_seq2seq"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--no-conformal", dest="conformal", action="store_false", help="only the intervals as trained")
     parser.add_argument("--data", default=DEFAULT_ETTH1, help="ETTh1.csv")
     parser.add_argument("--m4", default=DEFAULT_M4, help="folder of Hourly-train.csv and Hourly-test.csv")
     parser.add_argument(

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = Path(args.data).resolve()
     invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    results = []  # (model, variant, seed, metrics, seconds)
+    results = []  # (model, variant, seed, metrics); run times are in the speed tables, not here
     for model in args.models:
         for v, (variant, extra) in enumerate(VARIANTS.items()):
             tag = f"{invocation}-{v}"
@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 what = f"{model} {variant} seed {seed}"
                 print(f"[future covariates] {what} ...", flush=True)
-                seconds = train_run(overrides, "future_covariates.py", what)
+                train_run(overrides, "future_covariates.py", what)
                 metrics = find_run(
                     "future_covariates.py", args.tracking_uri, EXPERIMENT, tag, model, seed=seed
                 ).data.metrics
-                results.append((model, variant, seed, metrics, seconds))
+                results.append((model, variant, seed, metrics))
                 print(f"    val {metrics['val/loss_best']:.4f}, test {metrics['test/mse']:.4f}", flush=True)
     table = render(results, args.seeds, args.horizon)
     print(table, flush=True)
@@ -90,8 +90,8 @@ def render(results: list, seeds: list[int], horizon: int) -> str:
     lines = [
         f"**ETTh1, target MUFL, L=96, H={horizon}: MSE in scaled units, mean over seeds {', '.join(map(str, seeds))}**",
         "",
-        "| model | HUFL | val MSE | test MSE | test MSE per seed | last value | seasonal naive | s per run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | HUFL | val MSE | test MSE | test MSE per seed | last value | seasonal naive |",
+        "|---|---|---|---|---|---|---|",
     ]
     for model in dict.fromkeys(r[0] for r in results):
         for variant in VARIANTS:
@@ -109,7 +109,6 @@ def render(results: list, seeds: list[int], horizon: int) -> str:
                 " / ".join(f"{t:.4f}" for t in test),
                 f"{first['test/naive_mse']:.4f}",
                 f"{first['test/snaive_mse']:.4f}",
-                f"{statistics.mean(r[4] for r in runs):.0f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -46,11 +46,14 @@ def weather_path() -> Path:
 @pytest.fixture(scope="session")
 def ett_long_path(etth1_path, tmp_path_factory) -> Path:
     """ETTh1's first 4,000 hours as two series of a long file (id, date, the 7 columns): a real long table
-    with columns to give as future covariates (the loads), for tests of --future and of parity."""
+    with columns to give as future covariates (the loads), for tests of --future and of parity; and two
+    static columns, a site (a level) and a capacity (a number) per series."""
     import pandas as pd
 
     frame = pd.read_csv(etth1_path, nrows=4000)
     frame.insert(0, "id", ["first"] * 2000 + ["second"] * 2000)
+    frame["site"] = ["north"] * 2000 + ["south"] * 2000
+    frame["capacity"] = [40.0] * 2000 + [25.0] * 2000
     path = tmp_path_factory.mktemp("ett_long") / "ett_long.csv"
     frame.to_csv(path, index=False)
     return path

@@ -90,10 +90,9 @@ def test_mistakes_raise_one_clear_error(data, overrides, message, weather_path, 
     assert not (tmp_path / "mlflow").exists()  # nothing was recorded
 
 
-def test_the_readme_fit_example_runs_and_its_compare_command_ranks_both_runs(
-    weather_path, tmp_path, monkeypatch, capsys
-):
-    """The README's fit block, with short training added and the data path filled in, then its compare command."""
+def test_the_readme_fit_example_runs_and_its_compare_command_ranks_both_runs(etth1_path, tmp_path, monkeypatch, capsys):
+    """The README's fit block (ETTh1's MUFL alone and with HUFL known ahead), with short training added and
+    the data path filled in, then its compare command."""
     import json
     import re
 
@@ -101,16 +100,21 @@ def test_the_readme_fit_example_runs_and_its_compare_command_ranks_both_runs(
 
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
     (block,) = [b for b in blocks if "tsattn.fit(" in b]
-    assert '"seed=1"]' in block and "data/weather_temps.csv" in block
-    quick = '"seed=1", "data.lookback=48", "data.horizon=12", "trainer.max_epochs=1", "+trainer.limit_train_batches=3"'
-    code = block.replace('"seed=1"', quick).replace("data/weather_temps.csv", str(weather_path))
+    assert '"seed=1"]' in block and 'pd.read_csv("ETTh1.csv")' in block
+    quick = '"seed=1", "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2"'
+    code = block.replace('"seed=1"', quick).replace('"ETTh1.csv"', repr(str(etth1_path)))
     monkeypatch.chdir(tmp_path)  # the runs go to ./logs, as from a notebook started here
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # our own README, with short training
-    future = namespace["future"]
-    assert {"temperature", "temperature_q0.1", "temperature_q0.9"} <= set(future.columns) and len(future) == 2 * 12
-    assert 0 < namespace["quantiles"].metrics["test/coverage_80"] <= 1
+    forecast, planned = namespace["forecast"], namespace["planned"]
+    assert list(forecast.columns) == ["date", "step", "MUFL"] and len(forecast) == 24
+    assert list(pd.to_datetime(forecast["date"])) == list(pd.to_datetime(planned["date"]))
+    known = namespace["known"]
+    assert (
+        known.model.schema["future_covariates"] == ["HUFL"]
+        and namespace["alone"].model.schema["future_covariates"] == []
+    )
     capsys.readouterr()
     command = re.search(r"`tsattn (compare --experiment csv [^`]*)`", (REPO / "README.md").read_text()).group(1)
     uri = f"sqlite:///{tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}"

@@ -70,7 +70,8 @@ def _check_parity(bundle_dir, run, frame_of, picks: int = 3) -> int:
         if collection.future_covariates:  # the table a user hands --future: the H rows after each cut
             horizon = datamodule.horizon
             ahead = [frame_of(s, cut[s.id] + horizon).iloc[cut[s.id] :] for s in collection.series]
-            table = pd.concat(ahead, ignore_index=True).drop(columns=collection.targets + collection.covariates)
+            observed = collection.targets + collection.covariates + collection.static_covariates
+            table = pd.concat(ahead, ignore_index=True).drop(columns=observed)
             future = future_from_frame(bundle.schema, validated, table, "future")
         result = forecast(bundle, validated, future=future)
         for row, series in enumerate(collection.series):
@@ -87,6 +88,7 @@ def _long_frame(collection):
     def frame_of(series, end):
         columns = {collection.id_col: series.id, collection.time_col: series.time[:end].astype(str)}
         columns.update({name: series.values[:end, i] for i, name in enumerate(collection.columns)})
+        columns.update({name: collection.static[series.id][name] for name in collection.static_covariates})
         return pd.DataFrame(columns)
 
     return frame_of
@@ -99,7 +101,7 @@ def test_forecast_from_a_cut_history_equals_the_test_predictions(model, tmp_path
 
 
 def test_parity_holds_through_channel_folds_segments_and_quantiles(tmp_path, etth1_path):
-    """ETTh1, wide, 7 channels: channel independent, RevIN, segments of 12, quantile outputs."""
+    """ETTh1, wide, 7 channels: channel independent, RevIN, segments of 12, conformal quantile outputs."""
     overrides = [
         "experiment=etth1_attention_seq2seq",
         f"data.path={etth1_path}",
@@ -108,6 +110,7 @@ def test_parity_holds_through_channel_folds_segments_and_quantiles(tmp_path, ett
         "model.segment_len=12",
         "model.net.hidden_size=8",
         "model.net.quantiles=[0.1,0.5,0.9]",
+        "model.conformal=true",  # the bundle applies the calibrated offsets as training's test did
         "data.calendar=auto",
     ]
     bundle_dir, run = build_bundle(tmp_path, *overrides)
@@ -131,9 +134,10 @@ def test_parity_holds_through_channel_folds_segments_and_quantiles(tmp_path, ett
         "transformer_autoregressive",
     ],
 )
-def test_parity_holds_with_future_covariates(model, tmp_path, ett_long_path):
-    """Two loads given as future covariates (beside a past covariate) reach every decoder the same way in
-    training and in forecast(future=...), which takes their horizon rows from the --future table."""
+def test_parity_holds_with_future_and_static_covariates(model, tmp_path, ett_long_path):
+    """Two loads given as future covariates (beside a past covariate), and a site and a capacity per series
+    as static covariates, reach every decoder the same way in training and in forecast(future=...), which
+    takes the loads' horizon rows from the --future table and the static values from the history."""
     overrides = [
         "data=csv",
         f"data.path={ett_long_path}",
@@ -141,10 +145,15 @@ def test_parity_holds_with_future_covariates(model, tmp_path, ett_long_path):
         "data.targets=[MUFL]",
         "data.covariates=[OT]",
         "data.future_covariates=[HUFL,HULL]",
+        "data.static_covariates=[site,capacity]",
         "data.lookback=48",
         "data.horizon=12",
     ]
     bundle_dir, run = build_bundle(tmp_path, *overrides, *MODELS[model])
     collection = run.datamodule.collection
     assert collection.columns == ["MUFL", "OT", "HUFL", "HULL"]
+    assert collection.static == {
+        "first": {"site": "north", "capacity": 40.0},
+        "second": {"site": "south", "capacity": 25.0},
+    }
     assert _check_parity(bundle_dir, run, _long_frame(collection)) == 3 * 2

@@ -77,10 +77,10 @@ def forecast_directory(spark_df: Any, directory: Path, horizon: int | None, sour
         raise TsattnError(f"spark_df must be a pyspark DataFrame, not {type(spark_df).__name__}")
     model = Model.from_directory(directory)  # a corrupt bundle fails here, once, not in every executor
     schema = model.schema
-    if schema["future_covariates"]:
+    if schema["future_covariates"] or schema["static"]:
         raise TsattnError(
-            "this model reads future covariates, which the Spark engine does not take: forecast it with "
-            "--engine local --future FUTURE.csv, or tsattn.load(...).forecast(history, future=...)"
+            "this model reads future or static covariates, which the Spark engine does not take yet: forecast "
+            "it with --engine local (--future FUTURE.csv), or tsattn.load(...).forecast(history, future=...)"
         )
     if horizon is not None:
         if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral):

@@ -16,6 +16,7 @@ from tsattn.data.regularity import fill_within_borders
 from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
 from tsattn.data.split import SPLITS, Borders, RatioSplit, RowSplit, window_starts
+from tsattn.data.static import StaticEncoder
 from tsattn.data.windows import WindowDataset, batch_loader
 from tsattn.errors import TsattnError
 
@@ -32,6 +33,8 @@ class ForecastDataModule(L.LightningDataModule):
         future_covariates: columns known ahead (planned prices, holidays, a weather forecast): scaled like
             the targets, they join the calendar features as known channels, read by the encoder over the
             lookback and by every decoder at each horizon step.
+        static_covariates: columns of a long file with one value per series (numbers, or levels one-hot
+            coded); their code joins the known channels of every step (tsattn.data.static).
         time_col: timestamp column; detected when None.
         id_col: series id column of a long file; None for a wide file.
         missing: "error", "interpolate" or "ffill" for gaps and empty cells.
@@ -75,6 +78,7 @@ class ForecastDataModule(L.LightningDataModule):
         sep: str = ",",
         collection: SeriesCollection | None = None,
         future_covariates: Sequence[str] = (),
+        static_covariates: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
@@ -89,6 +93,7 @@ class ForecastDataModule(L.LightningDataModule):
             targets=None if targets is None else list(targets),
             covariates=list(covariates or []),
             future_covariates=list(future_covariates or []),
+            static_covariates=list(static_covariates or []),
             time_col=time_col,
             id_col=id_col,
             missing=missing,
@@ -104,6 +109,7 @@ class ForecastDataModule(L.LightningDataModule):
         self.collection: SeriesCollection | None = None
         self.borders: dict[str, Borders] = {}
         self.scaler: StandardScaler | None = None
+        self.static_encoder: StaticEncoder | None = None
         self.calendar_names: list[str] = []
         self.datasets: dict[str, WindowDataset] = {}
         self._restored: dict | None = None  # a state loaded before setup(): its scaler wins over a new fit
@@ -129,6 +135,7 @@ class ForecastDataModule(L.LightningDataModule):
         if self._restored:  # a checkpoint's statistics, kept: the model was trained on data scaled with them
             self.scaler = StandardScaler.from_dict(self._restored["scaler"])
             self.calendar_names = list(self._restored["calendar"])
+            self.static_encoder = _static_encoder(self._restored)
             unknown = [s.id for s in collection.series if s.id not in self.scaler.stats]
             if unknown:
                 raise TsattnError(
@@ -138,13 +145,19 @@ class ForecastDataModule(L.LightningDataModule):
         else:
             self.scaler = StandardScaler.fit(self.collection, train_ends)
             self.calendar_names = feature_names(collection.freq, self.calendar)
+            self.static_encoder = (
+                StaticEncoder.fit(collection.static_covariates, collection.static, collection.source)
+                if collection.static_covariates
+                else None
+            )
         self._build_datasets()
 
     def _build_datasets(self) -> None:
         """Scaled values and known channels of every series, and each split's window starts.
 
-        The known channels are the calendar features then the scaled future covariates: windows give the
-        model their lookback rows beside the values and their horizon rows as `future_calendar`.
+        The known channels are the calendar features, the static code, then the scaled future covariates:
+        windows give the model their lookback rows beside the values and their horizon rows as
+        `future_calendar`.
         """
         collection = self.collection
         observed = collection.n_observed  # C + P: the rest of the columns are future covariates
@@ -155,7 +168,12 @@ class ForecastDataModule(L.LightningDataModule):
         for i, s in enumerate(collection.series):
             scaled = self.scaler.transform(s.id, s.values)  # [T, C + P + U]
             values.append(scaled[:, :observed])
-            calendar.append(np.concatenate([calendar_features(s.time, self.calendar_names), scaled[:, observed:]], 1))
+            static = np.zeros((len(s.time), 0), dtype=np.float32)
+            if self.static_encoder is not None:  # [E] -> [T, E]: the same code at every step
+                code = self.static_encoder.encode(collection.static[s.id])
+                static = np.broadcast_to(code, (len(s.time), len(code)))
+            known = [calendar_features(s.time, self.calendar_names), static, scaled[:, observed:]]
+            calendar.append(np.concatenate(known, axis=1))  # [T, K]
             offsets.append(offset)
             for split in SPLITS:
                 stride = self.stride if split == "train" else 1  # every evaluation window is scored
@@ -212,16 +230,21 @@ class ForecastDataModule(L.LightningDataModule):
     def dims(self) -> dict[str, int]:
         """Sizes the network needs: n_features (C + P + K input channels), n_targets (C), n_calendar (K).
 
-        K counts every known channel: two per calendar feature, one per future covariate.
+        K counts every known channel: two per calendar feature, the static code's, one per future covariate.
         """
         if self.collection is None:
             raise RuntimeError("ForecastDataModule.setup() must run before dims are known")
-        n_calendar = 2 * len(self.calendar_names) + len(self.collection.future_covariates)
+        n_calendar = 2 * len(self.calendar_names) + self.static_width + len(self.collection.future_covariates)
         return {
             "n_features": self.collection.n_observed + n_calendar,
             "n_targets": len(self.collection.targets),
             "n_calendar": n_calendar,
         }
+
+    @property
+    def static_width(self) -> int:
+        """E: the channels of the static covariates' code (0 without static covariates)."""
+        return self.static_encoder.width if self.static_encoder is not None else 0
 
     @property
     def season_length(self) -> int:
@@ -259,6 +282,7 @@ class ForecastDataModule(L.LightningDataModule):
             "borders": {sid: b.as_dict() for sid, b in self.borders.items()},
             "calendar": self.calendar_names,
             "freq": self.collection.freq.freqstr,
+            "static": self.static_encoder.to_dict() if self.static_encoder is not None else None,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -268,6 +292,12 @@ class ForecastDataModule(L.LightningDataModule):
         self._restored = state_dict
         self.scaler = StandardScaler.from_dict(state_dict["scaler"])
         self.calendar_names = list(state_dict["calendar"])
+        self.static_encoder = _static_encoder(state_dict)
         if self.collection is not None:
             self.datasets = {}
             self._build_datasets()
+
+
+def _static_encoder(state: dict) -> StaticEncoder | None:
+    """A checkpoint's static encoder (checkpoints written before static covariates have none)."""
+    return StaticEncoder.from_dict(state["static"]) if state.get("static") else None

@@ -22,6 +22,7 @@ import pandas as pd
 
 from tsattn.data.regularity import MISSING_POLICIES, regularise
 from tsattn.data.series import Series, SeriesCollection
+from tsattn.data.static import read_static
 from tsattn.errors import TsattnError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,17 @@ TIME_COLUMN_NAMES = ("time", "timestamp", "datetime", "date", "ds")
 
 
 # The data config's settings that decide how a file is read (the rest shape windows and batches).
-READ_SETTINGS = ("targets", "covariates", "future_covariates", "time_col", "id_col", "missing", "freq", "sep")
+READ_SETTINGS = (
+    "targets",
+    "covariates",
+    "future_covariates",
+    "static_covariates",
+    "time_col",
+    "id_col",
+    "missing",
+    "freq",
+    "sep",
+)
 
 
 def read_series(
@@ -45,6 +56,7 @@ def read_series(
     sep: str = ",",
     fill: bool = True,
     future_covariates: Sequence[str] = (),
+    static_covariates: Sequence[str] = (),
 ) -> SeriesCollection:
     """Read, validate and regularise the series in a CSV file.
 
@@ -53,6 +65,7 @@ def read_series(
         targets: the columns to forecast; None takes every column that is not time, id or covariate.
         covariates: past covariates, known up to the forecast origin only.
         future_covariates: columns known ahead of time, read over the horizon as well as the lookback.
+        static_covariates: columns of a long file that hold one value per series (tsattn.data.static).
         time_col: the timestamp column; detected from its name or content when None.
         id_col: the series id column of a long file; None reads the file as one wide series.
         missing: what to do with missing timestamps and empty values: "error", "interpolate" or "ffill".
@@ -78,6 +91,7 @@ def read_series(
         freq,
         fill=fill,
         future_covariates=future_covariates,
+        static_covariates=static_covariates,
     )
 
 
@@ -108,6 +122,7 @@ def series_from_frame(
     reject_constant: bool = True,
     fill: bool = True,
     future_covariates: Sequence[str] = (),
+    static_covariates: Sequence[str] = (),
 ) -> SeriesCollection:
     """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
 
@@ -141,16 +156,28 @@ def series_from_frame(
         if column is not None:
             require_columns(frame, [column], role, name)
     covariates, future_covariates = list(covariates or []), list(future_covariates or [])
+    static_covariates = list(static_covariates or [])
     require_columns(frame, covariates, "data.covariates", name)
     require_columns(frame, future_covariates, "data.future_covariates", name)
+    require_columns(frame, static_covariates, "data.static_covariates", name)
+    if static_covariates and id_col is None:
+        raise TsattnError(
+            f"{name}: data.static_covariates describe the series of a long file; set data.id_col (a wide file "
+            "is one series, whose constants carry nothing)"
+        )
     if targets is None:
-        reserved = {time_col, id_col, *covariates, *future_covariates}
+        reserved = {time_col, id_col, *covariates, *future_covariates, *static_covariates}
         targets = [c for c in frame.columns if c not in reserved]
         if not targets:
             raise TsattnError(f"{name} has no value columns besides time and id; add the series to forecast")
     targets = list(targets)
     require_columns(frame, targets, "data.targets", name)
-    roles = {"data.targets": targets, "data.covariates": covariates, "data.future_covariates": future_covariates}
+    roles = {
+        "data.targets": targets,
+        "data.covariates": covariates,
+        "data.future_covariates": future_covariates,
+        "data.static_covariates": static_covariates,
+    }
     _require_one_role(roles, name)
 
     columns = [*targets, *covariates, *future_covariates]
@@ -163,6 +190,7 @@ def series_from_frame(
             )
     times = parse_times(frame[time_col], time_col, name)
     ids = frame[id_col].astype(str).str.strip() if id_col is not None else pd.Series(default_id, index=frame.index)
+    static = read_static(frame, ids, static_covariates, name)
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
 
@@ -179,6 +207,8 @@ def series_from_frame(
         time_col=time_col,
         id_col=id_col,
         future_covariates=future_covariates,
+        static_covariates=static_covariates,
+        static=static,
     )
 
 

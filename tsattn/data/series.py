@@ -30,6 +30,9 @@ class SeriesCollection:
     id_col: str | None = None
     # Columns known ahead (a planned price, a weather forecast): read over the lookback and the horizon.
     future_covariates: list[str] = field(default_factory=list)
+    # Per-series constants of a long file (a region, a capacity): series id -> column -> number or level.
+    static_covariates: list[str] = field(default_factory=list)
+    static: dict[str, dict[str, float | str]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:

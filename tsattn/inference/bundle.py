@@ -106,6 +106,9 @@ def save_bundle(
         module_options.pop("channel_identity", None)
     if not module_options.get("n_future"):  # likewise: written only for a model with future covariates
         module_options.pop("n_future", None)
+    if not module_options.get("conformal"):  # likewise: written only for calibrated intervals
+        module_options.pop("conformal", None)
+    offsets = module.forecaster.interval_offsets
     collection = datamodule.collection
     schema = {
         "format": FORMAT,
@@ -121,6 +124,8 @@ def save_bundle(
         "targets": collection.targets,
         "covariates": collection.covariates,
         "future_covariates": collection.future_covariates,
+        # The static covariates' encoder: numeric columns' mean and std over the series, categorical levels.
+        "static": datamodule.static_encoder.to_dict() if datamodule.static_encoder is not None else None,
         "freq": collection.freq.freqstr,
         "calendar": datamodule.calendar_names,
         "lookback": datamodule.lookback,
@@ -129,6 +134,8 @@ def save_bundle(
         "missing": datamodule.read_args["missing"],
         "sep": datamodule.read_args["sep"],
         "quantiles": list(module.quantiles) if module.quantiles else None,
+        # Conformal offsets of the central intervals [H][C][P] (model.conformal=true), in scaled units.
+        "interval_offsets": offsets.detach().cpu().tolist() if offsets is not None else None,
         "series": [s.id for s in collection.series],
         # Lets backtest recognise the training file and start at the test border instead of in-sample.
         "training_data": {"sha256": file_sha256(Path(datamodule.path)), "test_start": _test_starts(datamodule)},
@@ -191,12 +198,14 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     except (ValueError, TypeError, TsattnError) as err:
         raise TsattnError(f"{source}: module_options do not fit ({err}); the bundle is corrupt") from None
     forecaster.to(torch.device(device)).eval()
+    if schema["interval_offsets"] is not None:
+        forecaster.set_interval_offsets(torch.tensor(schema["interval_offsets"], dtype=torch.float32))
     _dry_run(forecaster, schema, source)
     return Bundle(path=directory, forecaster=forecaster, scaler=scaler, schema=schema)
 
 
 # ForecastModule options that only training reads: checked for their type, not passed to the Forecaster.
-TRAINING_OPTIONS = {"loss": ("mse", "mae"), "teacher_forced_validation": (True, False)}
+TRAINING_OPTIONS = {"loss": ("mse", "mae"), "teacher_forced_validation": (True, False), "conformal": (True, False)}
 
 
 def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
@@ -252,9 +261,61 @@ def value_columns(schema: Mapping[str, Any]) -> list[str]:
     return [*schema["targets"], *schema["covariates"], *schema.get("future_covariates", [])]
 
 
+def _is_offsets(offsets: Any, schema: Mapping[str, Any], quantiles: list[float]) -> bool:
+    """Conformal offsets as save_bundle writes them: finite numbers, one per step, target and interval."""
+    import math
+
+    from tsattn.intervals import interval_pairs
+
+    shape = (schema["horizon"], len(schema["targets"]), len(interval_pairs(quantiles)))
+
+    def fits(value: Any, depth: int) -> bool:
+        if depth == len(shape):
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return isinstance(value, list) and len(value) == shape[depth] and all(fits(v, depth + 1) for v in value)
+
+    return shape[2] > 0 and fits(offsets, 0)
+
+
+def static_columns(schema: Mapping[str, Any]) -> list[str]:
+    """The static covariates a model reads (one value per series of a long file)."""
+    return list((schema.get("static") or {}).get("columns", []))
+
+
 def known_channels(schema: Mapping[str, Any]) -> int:
-    """K: the known channels of each step, two per calendar feature and one per future covariate."""
-    return 2 * len(schema["calendar"]) + len(schema.get("future_covariates", []))
+    """K: the known channels of each step: two per calendar feature, the static code's, one per future covariate."""
+    from tsattn.data.static import StaticEncoder
+
+    static = StaticEncoder.from_dict(schema["static"]).width if schema.get("static") else 0
+    return 2 * len(schema["calendar"]) + static + len(schema.get("future_covariates", []))
+
+
+def _is_static_encoder(state: Any) -> bool:
+    """A static encoder as save_bundle writes it: columns, each numeric (finite mean, positive std) or
+    categorical (at most MAX_LEVELS distinct level names), and nothing else."""
+    import math
+
+    from tsattn.data.static import MAX_LEVELS
+
+    if not isinstance(state, dict) or set(state) != {"columns", "numeric", "categorical"}:
+        return False
+    columns, numeric, categorical = state["columns"], state["numeric"], state["categorical"]
+    if not (is_names(columns) and columns and isinstance(numeric, dict) and isinstance(categorical, dict)):
+        return False
+    if set(numeric) | set(categorical) != set(columns) or set(numeric) & set(categorical):
+        return False
+    for pair in numeric.values():
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+            and pair[1] > 0
+        ):
+            return False
+    return all(
+        is_names(levels, limit=MAX_LEVELS) and levels and len(set(levels)) == len(levels)
+        for levels in categorical.values()
+    )
 
 
 def _test_starts(datamodule) -> dict[str, str]:
@@ -303,8 +364,11 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     # Bundles written before future covariates existed have none.
     schema.setdefault("future_covariates", [])
     require(is_names(schema["future_covariates"]), source, "future_covariates", "a list of column names")
-    columns = value_columns(schema)
+    schema.setdefault("static", None)
+    require(schema["static"] is None or _is_static_encoder(schema["static"]), source, "static", "a static encoder")
+    columns = value_columns(schema) + static_columns(schema)
     require(len(set(columns)) == len(columns), source, "targets", "columns with one role each")
+    require(not static_columns(schema) or long, source, "static", "absent in a wide layout")
     series_ids = is_names(schema.get("series"), limit=None, length=MAX_ID)
     require(series_ids and bool(schema["series"]), source, "series", "a list of series ids")
     require(is_names(schema.get("calendar")), source, "calendar", "a list of calendar feature names")
@@ -321,6 +385,9 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     quantiles = schema.get("quantiles")
     levels_ok = isinstance(quantiles, list) and all(isinstance(q, float) and 0 < q < 1 for q in quantiles)
     require(quantiles is None or levels_ok, source, "quantiles", "null or levels in (0, 1)")
+    schema.setdefault("interval_offsets", None)  # bundles from before conformal calibration have none
+    offsets_ok = quantiles is not None and _is_offsets(schema["interval_offsets"], schema, quantiles)
+    require(schema["interval_offsets"] is None or offsets_ok, source, "interval_offsets", "null or [H][C][P] numbers")
     training = schema.get("training_data")
     require(
         isinstance(training, dict)

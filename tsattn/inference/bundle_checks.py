@@ -202,8 +202,12 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
     lookback, horizon = schema["lookback"], schema["horizon"]
     module = schema["module_options"]
     n_targets = len(schema["targets"])
-    # K: two channels per calendar feature, one per future covariate (as ForecastDataModule.dims counts them)
+    # K: two channels per calendar feature, the static code's, one per future covariate (ForecastDataModule.dims)
     n_calendar = 2 * len(schema["calendar"]) + len(schema.get("future_covariates", []))
+    if schema.get("static"):  # the static code: one channel per numeric column and per level
+        from tsattn.data.static import StaticEncoder
+
+        n_calendar += StaticEncoder.from_dict(schema["static"]).width
     dims = {"n_features": n_targets + len(schema["covariates"]) + n_calendar, "n_targets": n_targets}
     try:
         sizes = network_sizes(

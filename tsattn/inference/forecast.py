@@ -11,7 +11,7 @@ import pandas as pd
 from tsattn.data.io import series_from_frame
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
-from tsattn.inference.bundle import Bundle
+from tsattn.inference.bundle import Bundle, static_columns
 from tsattn.inference.windows import Windows, WindowSpec, last_windows, predict
 
 STEP_COLUMN = "step"
@@ -38,6 +38,7 @@ def history_from_frame(
         targets=schema["targets"],
         covariates=schema["covariates"],
         future_covariates=schema["future_covariates"],
+        static_covariates=static_columns(schema),
         time_col=schema["time_col"],
         id_col=schema["id_col"],
         missing=schema["missing"],
@@ -105,7 +106,8 @@ def forecast(
     for start in range(0, len(history.series), batch_size):
         chunk = history.series[start : start + batch_size]
         ahead = None if future is None else future[start : start + batch_size]  # [B, H, U]
-        windows = last_windows(spec, chunk, ahead)
+        static = spec.static_codes(history.static, [s.id for s in chunk])  # [B, E] or None
+        windows = last_windows(spec, chunk, ahead, static)
         y_hat = predict(bundle.forecaster, windows, batch_size)  # [B, H, C(, Q)], scaled
         frames.append(forecast_rows(bundle, [s.id for s in chunk], windows, y_hat, horizon))
         done += len(chunk)

@@ -27,6 +27,7 @@ import torch
 from tsattn.data.calendar import calendar_features
 from tsattn.data.scaling import expanding_mean_and_std, mean_and_std
 from tsattn.data.series import Series
+from tsattn.data.static import StaticEncoder
 
 Statistics = tuple[np.ndarray, np.ndarray]  # mean [F], std [F]
 
@@ -43,6 +44,7 @@ class WindowSpec:
         single_series: the model was trained on one wide series: its statistics serve the one series of
             any wide input, whatever the file is called.
         n_future: U, the future covariates: the last U value columns.
+        static: the static covariates' encoder, None without them.
     """
 
     lookback: int
@@ -52,6 +54,7 @@ class WindowSpec:
     stats: Mapping[str, Statistics]
     single_series: bool = False
     n_future: int = 0
+    static: StaticEncoder | None = None
 
     @classmethod
     def of(cls, bundle) -> WindowSpec:
@@ -65,7 +68,12 @@ class WindowSpec:
             stats=stats,
             single_series=schema["layout"] == "wide" and len(stats) == 1,
             n_future=len(schema["future_covariates"]),
+            static=StaticEncoder.from_dict(schema["static"]) if schema.get("static") else None,
         )
+
+    def static_codes(self, static: Mapping[str, Mapping[str, float | str]], ids: Sequence[str]) -> np.ndarray | None:
+        """The static code of each of `ids` from a history's static values ([S, E]); None without static covariates."""
+        return None if self.static is None else self.static.encode_all(static, ids)
 
     def known(self, series_id: str) -> Statistics | None:
         """The statistics the model was trained with for this series; None for a series it never saw."""
@@ -103,7 +111,9 @@ class Windows:
         return scaled.astype(np.float64) * std + mean
 
 
-def last_windows(spec: WindowSpec, chunk: Sequence[Series], future: np.ndarray | None = None) -> Windows:
+def last_windows(
+    spec: WindowSpec, chunk: Sequence[Series], future: np.ndarray | None = None, static: np.ndarray | None = None
+) -> Windows:
     """The window ending at each series' last row, for forecasting the steps after it.
 
     Every series needs at least L rows; the caller checks (and names the short ones).
@@ -111,13 +121,14 @@ def last_windows(spec: WindowSpec, chunk: Sequence[Series], future: np.ndarray |
     Args:
         future: the future covariates of the H steps after each series' end, real units [B, H, U]; required
             when the model has any (spec.n_future), None otherwise.
+        static: each series' static code [B, E] (WindowSpec.static_codes); required with static covariates.
     """
     lookback = spec.lookback
     values = np.stack([s.values[-lookback:] for s in chunk])  # [B, L, F]
     past_times = np.stack([s.time[-lookback:].to_numpy() for s in chunk])  # [B, L]
     stats = [spec.known(s.id) or mean_and_std(s.values) for s in chunk]
     mean, std = np.stack([m for m, _ in stats]), np.stack([s for _, s in stats])  # [B, F] each
-    return tail_windows(spec, values, past_times, mean, std, future)
+    return tail_windows(spec, values, past_times, mean, std, future, static)
 
 
 def tail_windows(
@@ -127,11 +138,12 @@ def tail_windows(
     mean: np.ndarray,
     std: np.ndarray,
     future: np.ndarray | None = None,
+    static: np.ndarray | None = None,
 ) -> Windows:
     """Windows from the last L rows of B series, already gathered (the streaming reader gathers them itself).
 
     Shapes: values [B, L, F] real units, past_times [B, L] datetime64, mean and std [B, F], future [B, H, U]
-    real units (see last_windows).
+    real units and static [B, E] (see last_windows).
     """
     lookback, horizon = spec.lookback, spec.horizon
     future_times = future_grid(past_times[:, -1], spec.freq, horizon)  # [B, H]
@@ -140,15 +152,15 @@ def tail_windows(
     distinct, where = np.unique(times.reshape(-1), return_inverse=True)
     calendar = calendar_features(pd.DatetimeIndex(distinct), spec.calendar)[where]
     calendar = calendar.reshape(len(values), lookback + horizon, -1)  # [B, L + H, K]
-    return _assemble(spec, values, future, mean, std, calendar, future_times)
+    return _assemble(spec, values, future, mean, std, calendar, future_times, static)
 
 
-def origin_windows(spec: WindowSpec, series: Series, origins: np.ndarray) -> Windows:
+def origin_windows(spec: WindowSpec, series: Series, origins: np.ndarray, static: np.ndarray | None = None) -> Windows:
     """The windows of one series that forecast from each origin: rows [o - L, o) in, rows [o, o + H) out.
 
     An origin may be len(series), the step after the last row: its forecast steps lie on the future grid
     (not for a model with future covariates: their values after the last row are not in the series).
-    Each origin needs at least L rows before it.
+    Each origin needs at least L rows before it. `static` is the series' static code [E], with static covariates.
     """
     lookback, horizon = spec.lookback, spec.horizon
     values = series.values
@@ -169,17 +181,23 @@ def origin_windows(spec: WindowSpec, series: Series, origins: np.ndarray) -> Win
     # The future covariates after each origin are rows of the series itself: known ahead, observed here.
     future = values[rows[:, lookback:], values.shape[1] - spec.n_future :] if spec.n_future else None  # [N, H, U]
     past = values[rows[:, :lookback]]  # [N, L, F]
-    return _assemble(spec, past, future, mean, std, calendar[rows - first], times[rows[:, lookback:]])
+    codes = None if static is None else np.broadcast_to(static, (len(origins), len(static)))  # [N, E]
+    return _assemble(spec, past, future, mean, std, calendar[rows - first], times[rows[:, lookback:]], codes)
 
 
-def _assemble(spec: WindowSpec, values, future, mean, std, calendar, future_times) -> Windows:
-    """Scale and lay out the model's inputs.
+def _assemble(spec: WindowSpec, values, future, mean, std, calendar, future_times, static=None) -> Windows:
+    """Scale and lay out the model's inputs: known channels are [calendar, static code, future covariates].
 
     Shapes: values [N, L, F] and future [N, H, U] (or None when U = 0), real units; mean/std [N, F];
-    calendar [N, L + H, K']; future_times [N, H].
+    calendar [N, L + H, K']; future_times [N, H]; static [N, E] (or None without static covariates).
     """
     lookback, n_future = spec.lookback, spec.n_future
     observed = values.shape[-1] - n_future  # C + P
+    if spec.static is not None:
+        if static is None or static.shape != (len(values), spec.static.width):
+            raise ValueError(f"the model reads a static code of {spec.static.width} channels per window")
+        codes = np.broadcast_to(static[:, None].astype(np.float32), (len(values), calendar.shape[1], static.shape[1]))
+        calendar = np.concatenate([calendar, codes], axis=-1)  # [N, L + H, K' + E]
     if n_future:
         if future is None or future.shape != (len(values), spec.horizon, n_future):
             raise ValueError(f"the model reads {n_future} future covariates over {spec.horizon} steps per window")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tsattn.models.conformal import widen
 from tsattn.models.folding import (
     fold_channels,
     fold_segments,
@@ -68,6 +69,15 @@ class Forecaster(nn.Module):
         self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
         self.segment_len, self.n_targets, self.n_future = segment_len, n_targets, n_future
         self.quantiles = getattr(net, "quantiles", None)
+        # Conformal offsets of the central intervals [H, C, P] (tsattn.models.conformal), set after training
+        # by calibration on the validation windows and saved in the bundle's schema; None: as trained.
+        self.register_buffer("interval_offsets", None, persistent=False)
+
+    def set_interval_offsets(self, offsets: torch.Tensor | None) -> None:
+        """Widen (or narrow) every central interval by these offsets from now on; None undoes it."""
+        if offsets is not None and not self.quantiles:
+            raise ValueError("interval offsets need a quantile network")
+        self.interval_offsets = None if offsets is None else offsets.to(next(self.parameters(), offsets).device)
 
     @property
     def uses_teacher_forcing(self) -> bool:
@@ -86,6 +96,8 @@ class Forecaster(nn.Module):
             output = unfold_channels(self._normalised(folded, teacher_forcing_ratio, **forward_options), self.n_targets)
         else:
             output = self._normalised(batch, teacher_forcing_ratio, **forward_options)
+        if self.interval_offsets is not None:  # [B, H, C, Q]: the calibrated intervals
+            output = dict(output, y_hat=widen(output["y_hat"], self.interval_offsets, self.quantiles))
         if "attention" in output and self.segment_len > 1:
             # Spread to steps last: averaged over channels first, the map is C times smaller.
             lookback, horizon = batch["x"].shape[1], batch["future_calendar"].shape[1]

@@ -54,6 +54,7 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
         "targets": datamodule.collection.targets,
         "covariates": datamodule.collection.covariates,
         "future_covariates": datamodule.collection.future_covariates,
+        "static_covariates": datamodule.collection.static_covariates,
         "series": [s.id for s in datamodule.collection.series],
         "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
         "season_length": datamodule.season_length,
@@ -120,6 +121,7 @@ def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFram
         freq=collection.freq,
         stats=training_statistics(scaler),
         n_future=len(collection.future_covariates),
+        static=datamodule.static_encoder,
     )
     targets, horizon, n_targets = collection.targets, datamodule.horizon, len(collection.targets)
     forecaster = module.forecaster
@@ -129,7 +131,8 @@ def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFram
         if not len(first):
             continue
         origins = first[(first - first[0]) % stride == 0]  # [N]
-        windows = origin_windows(spec, series, origins)
+        static = spec.static_codes(collection.static, [series.id])  # [1, E] or None
+        windows = origin_windows(spec, series, origins, None if static is None else static[0])
         y_hat = predict(forecaster, windows, datamodule.eval_batch_size)  # [N, H, C(, Q)], scaled
         point = windows.to_real(forecaster.point(torch.from_numpy(y_hat)).numpy())  # [N, H, C]
         actual = series.values[origins[:, None] + np.arange(horizon), :n_targets]  # [N, H, C]
@@ -273,11 +276,17 @@ def history_example(datamodule) -> pd.DataFrame:
     columns[collection.time_col] = series.time[rows]
     for i, name in enumerate(collection.columns):
         columns[name] = series.values[rows, i].astype(np.float64)
+    for name in collection.static_covariates:  # a per-series constant, repeated on every row as in the file
+        columns[name] = collection.static[series.id][name]
     return pd.DataFrame(columns)
 
 
-def describe_run(handle, data_path: str) -> str:
-    """Where the run is, the command that forecasts with its model, and how to look at it."""
+def describe_run(handle, data_path: str, future_covariates: bool = False) -> str:
+    """Where the run is, the command that forecasts with its model, and how to look at it.
+
+    Args:
+        future_covariates: the model reads future covariates: the command takes a --future table.
+    """
     import shlex
 
     from tsattn.tracking.store import DEFAULT_STORE, is_remote
@@ -287,6 +296,8 @@ def describe_run(handle, data_path: str) -> str:
     # process, so that variable says nothing about the user's shell).
     store = [] if uri == f"sqlite:///{DEFAULT_STORE.absolute()}" else ["--tracking-uri", uri]
     forecast = ["tsattn", "forecast", f"runs:/{handle.run_id}", str(data_path), "-o", "forecast.csv", *store]
+    if future_covariates:  # their values over the horizon, which the history cannot hold
+        forecast[4:4] = ["--future", "FUTURE.csv"]
     if is_remote(uri):
         look = f"  open it at: {uri.rstrip('/')}/#/experiments/{handle.experiment_id}/runs/{handle.run_id}"
     else:

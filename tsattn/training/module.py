@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from tsattn.errors import TsattnError
 from tsattn.metrics import POINT_METRICS, HorizonErrors, QuantileErrors, pinball
 from tsattn.models.forecaster import Forecaster
 from tsattn.training.schedules import LearningRate, TeacherForcing
@@ -41,6 +42,8 @@ class ForecastModule(L.LightningModule):
             code, the future covariates RevIN standardises); see tsattn.models.forecaster.Forecaster.
         teacher_forced_validation: also log val/loss_tf, the teacher-forced validation loss, for decoders
             that can be teacher-forced. Off by default: it runs the decoder over every window twice.
+        conformal: after training, widen each central interval of a quantile network by its conformal
+            offset on the validation windows (calibrate_intervals; tsattn.models.conformal).
     """
 
     def __init__(
@@ -57,10 +60,16 @@ class ForecastModule(L.LightningModule):
         teacher_forced_validation: bool = False,
         channel_identity: bool = False,
         n_future: int = 0,
+        conformal: bool = False,
     ) -> None:
         super().__init__()
         if loss not in POINT_METRICS:
             raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
+        if conformal and not getattr(net, "quantiles", None):
+            raise TsattnError(
+                "model.conformal=true calibrates the intervals of a quantile model: set model.net.quantiles "
+                "(e.g. [0.1,0.5,0.9]), or model.conformal=false"
+            )
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])
@@ -144,6 +153,33 @@ class ForecastModule(L.LightningModule):
             self.log("val/loss_tf", loss_tf, batch_size=size, sync_dist=True)
         for name, metric in POINT_METRICS.items():
             self.log(f"val/{name}", metric(self.point(y_hat), y), batch_size=size, sync_dist=True)
+
+    @torch.no_grad()
+    def calibrate_intervals(self, dataset, batch_size: int) -> dict[str, float]:
+        """Set the conformal offset of each central interval from the windows of `dataset` (validation).
+
+        Every window is read in order on every process, so DDP ranks agree without a collective.
+
+        Returns:
+            The mean offset of each interval over steps and channels (conformal/offset_<p>), scaled units.
+        """
+        from tsattn.intervals import interval_pairs
+        from tsattn.models.conformal import interval_offsets
+
+        training = self.training
+        self.eval()
+        self.forecaster.set_interval_offsets(None)  # scores of the intervals as trained
+        outputs, actuals = [], []
+        for start in range(0, len(dataset), batch_size):
+            batch = dataset[list(range(start, min(start + batch_size, len(dataset))))]
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            outputs.append(self(batch)["y_hat"].float())  # [B, H, C, Q]
+            actuals.append(batch["y"].float())  # [B, H, C]
+        offsets = interval_offsets(torch.cat(outputs), torch.cat(actuals), self.quantiles)  # [H, C, P]
+        self.forecaster.set_interval_offsets(offsets)
+        self.train(training)
+        pairs = interval_pairs(self.quantiles)
+        return {f"conformal/offset_{percent}": float(offsets[..., p].mean()) for p, (_, _, percent) in enumerate(pairs)}
 
     def on_test_epoch_start(self) -> None:
         self.test_errors = None  # sized by the first batch's horizon

@@ -99,6 +99,11 @@ class Training:
         net = instantiate(cfg.model.net, **self.net_sizes)
         # Every argument the network was built with: the bundle rebuilds it from these and nothing else.
         self.net_options = {**_without_target(cfg.model.net), **self.net_sizes}
+        if cfg.model.get("conformal") and not cfg.model.net.get("quantiles"):  # before Hydra wraps the error
+            raise TsattnError(
+                "model.conformal=true calibrates the intervals of a quantile model: set model.net.quantiles "
+                "(e.g. [0.1,0.5,0.9]), or model.conformal=false"
+            )
         n_future = len(self.datamodule.collection.future_covariates)
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -165,7 +170,8 @@ class Training:
             from tsattn.tracking.artifacts import describe_run
 
             finish_run(self.handle)
-            log.info(describe_run(self.handle, self.datamodule.path))
+            future = bool(self.datamodule.collection.future_covariates)
+            log.info(describe_run(self.handle, self.datamodule.path, future_covariates=future))
         return metrics
 
     def _resume_advice(self) -> str:
@@ -219,6 +225,17 @@ class Training:
             log.info("%s has no parameters to train: testing it as it is", type(model.net).__name__)
         # A trained model without checkpoints (callbacks=none) keeps its final weights in memory.
         has_model = (cfg.train or not model.trainable) or weights is not None
+        if model.hparams.get("conformal") and has_model:
+            # Calibrated on the weights the run stands for: the best checkpoint's, loaded first. The offsets
+            # are not part of the weights, so testing from the checkpoint keeps them.
+            if weights:
+                _load_weights(model, weights)
+            offsets = model.calibrate_intervals(datamodule.datasets["val"], datamodule.eval_batch_size)
+            metrics.update(offsets)
+            log.info(
+                "conformal offsets from the validation windows: %s",
+                ", ".join(f"{k}={v:.4f}" for k, v in offsets.items()),
+            )
 
         if cfg.test:
             if weights:
@@ -229,7 +246,7 @@ class Training:
         elif weights:
             _load_weights(model, weights)
         if self.handle is not None and trainer.is_global_zero:
-            for key in ("val/loss_best", "optuna/pruned"):
+            for key in ("val/loss_best", "optuna/pruned", *(k for k in metrics if k.startswith("conformal/"))):
                 if key in metrics:
                     trainer.logger.experiment.log_metric(self.handle.run_id, key, metrics[key])
             log_results(

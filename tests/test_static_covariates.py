@@ -1,0 +1,127 @@
+"""Static covariates (data.static_covariates): one value per series of a long file, numeric or a level.
+
+On two ETTh1 series (tests/conftest.py ett_long_path) with a site (a level) and a capacity (a number) each.
+Parity of training and forecasting windows with static covariates is in test_parity.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import build_bundle
+from tsattn.data.static import MAX_LEVELS, StaticEncoder
+from tsattn.errors import TsattnError
+
+OVERRIDES = [
+    "data=csv",
+    "data.id_col=id",
+    "data.targets=[MUFL]",
+    "data.static_covariates=[site,capacity]",
+    "data.lookback=48",
+    "data.horizon=12",
+    "model=lstm_seq2seq",
+    "model.net.hidden_size=8",
+]
+
+
+@pytest.fixture(scope="module")
+def static_model(ett_long_path, tmp_path_factory):
+    bundle_dir, run = build_bundle(tmp_path_factory.mktemp("static"), *OVERRIDES, f"data.path={ett_long_path}")
+    return str(bundle_dir), run
+
+
+def test_the_code_is_a_standardised_number_and_a_one_hot_level_at_every_known_step(static_model):
+    _, run = static_model
+    datamodule = run.datamodule
+    assert datamodule.static_encoder.to_dict() == {
+        "columns": ["site", "capacity"],
+        "numeric": {"capacity": [32.5, 7.5]},  # mean and std over the two series
+        "categorical": {"site": ["north", "south"]},
+    }
+    n_calendar = 2 * len(datamodule.calendar_names)
+    assert datamodule.dims["n_calendar"] == n_calendar + 3
+    dataset = datamodule.datasets["train"]
+    for series_index, code in ((0, [1.0, 0.0, 1.0]), (1, [0.0, 1.0, -1.0])):
+        window = int(np.flatnonzero(dataset.series.numpy() == series_index)[5])
+        batch = dataset[[window]]
+        known_past = batch["x"][0, :, 1 + n_calendar :].numpy()  # [L, 3]: after MUFL and the calendar
+        known_future = batch["future_calendar"][0, :, n_calendar:].numpy()  # [H, 3]
+        np.testing.assert_allclose(known_past, np.tile(code, (48, 1)))
+        np.testing.assert_allclose(known_future, np.tile(code, (12, 1)))
+
+
+def test_forecast_reads_each_series_code_and_an_unseen_level_codes_as_zeros(static_model, ett_long_path):
+    import tsattn
+
+    bundle_dir, _ = static_model
+    model = tsattn.load(bundle_dir)
+    history = pd.read_csv(ett_long_path)[["id", "date", "MUFL", "site", "capacity"]]
+    history = history[history.groupby("id").cumcount(ascending=False) >= 12]
+    base = model.forecast(history)
+    swapped = history.assign(site=history["site"].map({"north": "south", "south": "north"}))
+    moved = model.forecast(swapped)
+    assert not np.allclose(base["MUFL"], moved["MUFL"])  # the level is read
+    unseen = model.forecast(history.assign(site="east"))  # a new site: the code's level part is zeros
+    spec_codes = StaticEncoder.from_dict(model.schema["static"]).encode({"site": "east", "capacity": 40.0})
+    np.testing.assert_allclose(spec_codes, [0.0, 0.0, 1.0])
+    assert np.isfinite(unseen["MUFL"]).all()
+    # Backtest reads the code from the history too, and matches forecast at an origin.
+    second = history[history["id"] == "second"].reset_index(drop=True)
+    result = model.backtest(second, step=600)
+    origin = result.rows["origin"].iloc[0]
+    end = int(np.flatnonzero(pd.to_datetime(second["date"]) == origin)[0]) + 1
+    expected = model.forecast(second.iloc[:end])["MUFL"]
+    np.testing.assert_allclose(result.rows[result.rows["origin"] == origin]["model"], expected, rtol=1e-5)
+
+
+def test_reading_mistakes_are_one_line(ett_long_path, tmp_path):
+    from tsattn.data.io import read_series
+
+    frame = pd.read_csv(ett_long_path)
+    changing = frame.assign(capacity=np.where(frame.index == 1500, 41.0, frame["capacity"]))
+    changing.to_csv(tmp_path / "changing.csv", index=False)
+    with pytest.raises(TsattnError, match=r"static covariate 'capacity' changes within series 'first' \(40, 41\)"):
+        read_series(tmp_path / "changing.csv", targets=["MUFL"], static_covariates=["capacity"], id_col="id")
+    empty = frame.assign(site=np.where(frame["id"] == "second", "", frame["site"]))
+    empty.to_csv(tmp_path / "empty.csv", index=False)
+    with pytest.raises(TsattnError, match="'site' is empty in every row of series 'second'"):
+        read_series(tmp_path / "empty.csv", targets=["MUFL"], static_covariates=["site"], id_col="id")
+    with pytest.raises(TsattnError, match=r"describe the series of a long file; set data\.id_col"):
+        read_series(ett_long_path, targets=["MUFL"], static_covariates=["site"])
+    # Empty cells beside the series' value are fine: the value is the one that is given.
+    sparse = frame.assign(site=np.where(frame.index % 7 == 0, "", frame["site"]))
+    sparse.to_csv(tmp_path / "sparse.csv", index=False)
+    read = read_series(tmp_path / "sparse.csv", targets=["MUFL"], static_covariates=["site"], id_col="id")
+    assert read.static == {"first": {"site": "north"}, "second": {"site": "south"}}
+
+
+def test_too_many_levels_are_refused_and_a_constant_number_is_only_centred():
+    many = {f"s{i}": {"store": f"store-{i}", "size": 3.0} for i in range(MAX_LEVELS + 1)}
+    with pytest.raises(TsattnError, match=f"'store' has {MAX_LEVELS + 1} levels"):
+        StaticEncoder.fit(["store", "size"], many, "stores.csv")
+    encoder = StaticEncoder.fit(["size"], many, "stores.csv")
+    assert encoder.numeric == {"size": (3.0, 1.0)} and encoder.encode({"size": 5.0}).tolist() == [2.0]
+
+
+def test_a_tampered_static_encoder_is_refused(static_model, tmp_path):
+    from tsattn.inference.bundle import load_bundle
+
+    bundle_dir, _ = static_model
+    for spoil in (
+        lambda s: s["numeric"].update(capacity=[32.5, -1.0]),
+        lambda s: s["categorical"].update(site=["north"] * 2),
+        lambda s: s.update(columns=["site"]),
+        lambda s: s["categorical"].update(site=["north", "south", "west"]),
+    ):
+        copy = shutil.copytree(bundle_dir, tmp_path / f"t{len(list(tmp_path.iterdir()))}")
+        schema = json.loads((copy / "schema.json").read_text())
+        spoil(schema["static"])
+        (copy / "schema.json").write_text(json.dumps(schema))
+        with pytest.raises(TsattnError) as caught:
+            load_bundle(copy)
+        assert "\n" not in str(caught.value) and "schema.json" in str(caught.value)

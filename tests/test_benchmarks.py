@@ -174,7 +174,7 @@ def test_accuracy_reproduces_the_protocol_baselines_and_records_every_run(tmp_pa
     assert f"| tsattn last_value | {runs[0].data.metrics['test/mse']:.4f} |" in s_section  # the table's is MLflow's
 
 
-@pytest.mark.parametrize("script", ["accuracy.py", "speed.py", "calibration.py"])
+@pytest.mark.parametrize("script", ["accuracy.py", "speed.py", "calibration.py", "future_covariates.py"])
 def test_benchmarks_refuse_a_missing_dataset_in_one_line(tmp_path, script):
     output = tmp_path / "BENCHMARKS.md"
     result = subprocess.run(
@@ -200,10 +200,34 @@ def test_calibration_table_sets_each_intervals_coverage_beside_its_level():
     metrics = {"test/crps": 0.31, "test/mae": 0.42, "test/naive_crps": 0.55}
     for percent, covered, width in ((50, 0.47, 0.8), (80, 0.755, 1.6), (90, 0.861, 2.1)):
         metrics |= {f"test/coverage_{percent}": covered, f"test/width_{percent}": width}
-    table = render([("ETTh1 (M, L=96, H=96)", "lstm_seq2seq", 0, metrics, 61.2)])
-    row = "| ETTh1 (M, L=96, H=96) | lstm_seq2seq | 0 | 0.3100 | 0.4200 | 0.5500 | 47.0% (50%) | 75.5% (80%) | "
+    calibrated = metrics | {"test/coverage_80": 0.812}
+    table = render(
+        [
+            ("ETTh1 (M, L=96, H=96)", "lstm_seq2seq", 0, False, metrics, 61.2),
+            ("ETTh1 (M, L=96, H=96)", "lstm_seq2seq", 0, True, calibrated, 63.0),
+        ]
+    )
+    row = "| ETTh1 (M, L=96, H=96) | lstm_seq2seq | 0 | no | 0.3100 | 0.4200 | 0.5500 | 47.0% (50%) | 75.5% (80%) | "
     assert row + "86.1% (90%) | 0.800 | 1.600 | 2.100 | 61 |" in table
-    assert table.splitlines()[2].count("|") == table.splitlines()[3].count("|") == table.splitlines()[4].count("|")
+    assert "| 0 | yes | 0.3100 | 0.4200 | 0.5500 | 47.0% (50%) | 81.2% (80%) |" in table
+    lines = table.splitlines()
+    assert lines[2].count("|") == lines[3].count("|") == lines[4].count("|") == lines[5].count("|")
+
+
+def test_future_covariates_table_sets_each_variant_beside_the_same_seeds_without_it():
+    from future_covariates import VARIANTS, render
+
+    results = []
+    for variant, test in zip(VARIANTS, (0.56, 0.57, 0.04), strict=True):
+        for seed in (0, 1):
+            metrics = {"val/loss_best": (test + seed / 100) / 2, "test/mse": test + seed / 100, "test/naive_mse": 3.2,
+                       "test/snaive_mse": 0.79}  # fmt: skip
+            results.append(("lstm_seq2seq", variant, seed, metrics))
+    lines = render(results, [0, 1], 24).splitlines()
+    assert "L=96, H=24" in lines[0] and "seeds 0, 1" in lines[0]
+    assert lines[4] == "| lstm_seq2seq | none | 0.2825 | **0.5650** | 0.5600 / 0.5700 | 3.2000 | 0.7900 |"
+    assert lines[6] == "| lstm_seq2seq | future covariate | 0.0225 | **0.0450** | 0.0400 / 0.0500 | 3.2000 | 0.7900 |"
+    assert lines[2].count("|") == lines[4].count("|")
 
 
 @pytest.mark.slow

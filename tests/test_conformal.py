@@ -92,10 +92,15 @@ def test_a_tampered_offset_list_and_conformal_without_quantiles_are_one_line(cal
     (copy / "schema.json").write_text(json.dumps(schema))
     with pytest.raises(TsattnError, match=r"interval_offsets"):
         load_bundle(copy)
-    with pytest.raises(TsattnError, match=r"model\.conformal=true calibrates the intervals of a quantile model"):
-        build_bundle(
-            tmp_path / "point", "experiment=etth1_lstm_seq2seq", f"data.path={etth1_path}", "model.conformal=true"
-        )
+    for levels in ([], ["model.net.quantiles=[0.1,0.9]"]):  # no quantiles, or no 0.5 level to keep in place
+        with pytest.raises(TsattnError, match=r"model\.conformal=true calibrates the intervals of a quantile model"):
+            build_bundle(
+                tmp_path / f"point{len(levels)}",
+                "experiment=etth1_lstm_seq2seq",
+                f"data.path={etth1_path}",
+                "model.conformal=true",
+                *levels,
+            )
 
 
 def test_widen_moves_each_interval_by_its_own_offset_and_never_past_the_median():

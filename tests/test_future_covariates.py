@@ -190,7 +190,8 @@ def test_columns_keep_one_role_and_the_message_names_both(ett_long_path):
 def test_a_known_planned_load_cuts_the_error_on_real_data(etth1_path, tmp_path):
     """ETTh1, MUFL forecast 24 h ahead: the same LSTM, seed and budget, with and without HUFL as a future
     covariate. The planned load moves with the target (correlation 0.98 on training rows), so knowing it
-    must cut both the validation and the test MSE well below the model that forecasts MUFL alone."""
+    must cut both the validation and the test MSE well below the model that forecasts MUFL alone (150 steps:
+    0.77 to 0.22 on validation, 0.87 to 0.26 on test when written)."""
     from tsattn.config import compose
     from tsattn.training.train import Training
 
@@ -210,8 +211,8 @@ def test_a_known_planned_load_cuts_the_error_on_real_data(etth1_path, tmp_path):
                 "model.optimizer.lr=0.003",
                 "logger=none",
                 "callbacks=none",
-                "trainer.max_epochs=3",
-                "+trainer.limit_train_batches=100",
+                "trainer.max_epochs=2",
+                "+trainer.limit_train_batches=75",
                 "trainer.enable_progress_bar=false",
                 "trainer.enable_model_summary=false",
                 "seed=0",
@@ -223,3 +224,36 @@ def test_a_known_planned_load_cuts_the_error_on_real_data(etth1_path, tmp_path):
     assert known["val/mse"] < 0.5 * alone["val/mse"]
     assert known["test/mse"] < 0.5 * alone["test/mse"]
     assert known["test/mse"] < known["test/naive_mse"]
+
+
+def test_typed_future_tables_are_read_like_text_and_their_mistakes_are_one_line(future_model, tables):
+    """A DataFrame from Python or Parquet: decimals and object columns read as numbers; a repeated
+    column label or an empty time is one line naming the row."""
+    from decimal import Decimal
+
+    import tsattn
+
+    history, future = tables
+    model = tsattn.load(future_model)
+    expected = model.forecast(history, future=future)["MUFL"]
+    decimals = future.assign(HUFL=[Decimal(str(v)) for v in future["HUFL"]], HULL=future["HULL"].astype(object))
+    np.testing.assert_allclose(model.forecast(history, future=decimals)["MUFL"], expected, rtol=1e-6)
+    twice = pd.concat([future, future[["HUFL"]]], axis=1)
+    with pytest.raises(TsattnError, match="column 'HUFL' appears more than once"):
+        model.forecast(history, future=twice)
+    timed = future.assign(date=pd.to_datetime(future["date"]))
+    timed.loc[4, "date"] = pd.NaT
+    with pytest.raises(TsattnError, match="row 4: empty timestamp in column 'date'"):
+        model.forecast(history, future=timed)
+
+
+def test_a_future_covariate_may_stay_put_in_a_series_but_a_past_one_may_not(ett_long_path, tmp_path):
+    """A holiday flag that never fires in a series is a valid future covariate (scaled by 1); as a past
+    covariate the same constant column carries nothing and is refused."""
+    from tsattn.data.io import read_series
+
+    pd.read_csv(ett_long_path).assign(holiday=0.0).to_csv(tmp_path / "flag.csv", index=False)
+    read = read_series(tmp_path / "flag.csv", targets=["MUFL"], future_covariates=["holiday"], id_col="id")
+    assert read.columns == ["MUFL", "holiday"]
+    with pytest.raises(TsattnError, match="column 'holiday' of series 'first' is constant"):
+        read_series(tmp_path / "flag.csv", targets=["MUFL"], covariates=["holiday"], id_col="id")

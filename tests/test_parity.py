@@ -78,6 +78,11 @@ def _check_parity(bundle_dir, run, frame_of, picks: int = 3) -> int:
             expected = datamodule.scaler.inverse_transform(series.id, run.model.point(scored[row]).numpy())  # [H, C]
             got = result if collection.id_col is None else result[result[collection.id_col] == series.id]
             np.testing.assert_allclose(got[targets].to_numpy(), expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
+            for qi, level in enumerate(bundle.schema["quantiles"] or ()):  # every level, calibrated or not
+                level_expected = datamodule.scaler.inverse_transform(series.id, scored[row][..., qi].numpy())
+                level_got = got[[f"{t}_q{level:g}" for t in targets]].to_numpy()
+                atol = 2e-5 * np.abs(level_expected).max()
+                np.testing.assert_allclose(level_got, level_expected, rtol=2e-5, atol=atol)
             expected_times = series.time[cut[series.id] : cut[series.id] + datamodule.horizon]
             assert list(pd.to_datetime(got[collection.time_col])) == list(expected_times)
             checked += 1

@@ -70,6 +70,8 @@ def test_forecast_reads_each_series_code_and_an_unseen_level_codes_as_zeros(stat
     spec_codes = StaticEncoder.from_dict(model.schema["static"]).encode({"site": "east", "capacity": 40.0})
     np.testing.assert_allclose(spec_codes, [0.0, 0.0, 1.0])
     assert np.isfinite(unseen["MUFL"]).all()
+    for known in (base, moved):  # neither north's code nor south's
+        assert np.abs(unseen["MUFL"].to_numpy() - known["MUFL"].to_numpy()).max() > 1e-5
     # Backtest reads the code from the history too, and matches forecast at an origin.
     second = history[history["id"] == "second"].reset_index(drop=True)
     result = model.backtest(second, step=600)
@@ -125,3 +127,21 @@ def test_a_tampered_static_encoder_is_refused(static_model, tmp_path):
         with pytest.raises(TsattnError) as caught:
             load_bundle(copy)
         assert "\n" not in str(caught.value) and "schema.json" in str(caught.value)
+
+
+def test_levels_keep_their_text_and_a_history_reads_them_as_the_model_did():
+    """ "007" is a level, not the number 7, when the training file made the column categorical; a history
+    whose cells all look like numbers reads it the same way, so the series keeps its code."""
+    from tsattn.data.static import read_static
+
+    training = pd.DataFrame({"id": ["a", "b", "c"], "store": ["007", "A01", "007"]})
+    static = read_static(training, training["id"], ["store"], "train.csv")
+    encoder = StaticEncoder.fit(["store"], static, "train.csv")
+    assert encoder.categorical == {"store": ["007", "A01"]}
+    history = pd.DataFrame({"id": ["a", "a"], "store": ["007", "007"]})
+    read = read_static(history, history["id"], ["store"], "history.csv", encoder.kinds)
+    assert read == {"a": {"store": "007"}} and encoder.encode(read["a"]).tolist() == [1.0, 0.0]
+    numeric = StaticEncoder.fit(["size"], {"a": {"size": 1.0}, "b": {"size": 3.0}}, "train.csv")
+    text = pd.DataFrame({"id": ["a"], "size": ["large"]})
+    with pytest.raises(TsattnError, match=r"static covariate 'size' holds 'large'.*reads it as a number"):
+        read_static(text, text["id"], ["size"], "history.csv", numeric.kinds)

@@ -142,7 +142,8 @@ def test_future_covariates_are_known_channels_of_the_lookback_and_the_horizon(et
     )
     datamodule.setup()
     frame = pd.read_csv(ett_long_path)
-    n_calendar = datamodule.dims["n_calendar"] - 2
+    n_calendar = 2 * len(datamodule.calendar_names)
+    assert n_calendar == 6  # hourly data: hour of day, day of week and day of year as sin/cos pairs
     assert datamodule.dims == {"n_features": 2 + n_calendar + 2, "n_targets": 1, "n_calendar": n_calendar + 2}
     dataset = datamodule.datasets["test"]
     picks = [0, len(dataset) // 2, len(dataset) - 1]

@@ -144,7 +144,12 @@ def _read_whole(bundle, args, horizon: int, temporary, parquet: bool) -> Result:
 
         sep = bundle.schema["sep"] if args.sep is None else args.sep
         table = read_input(args.future, sep, option="--future")
-        future = future_from_frame(bundle.schema, history, table, str(args.future), skipped_ok=args.skip_short)
+        from tsattn.inference.output import reads_as_parquet
+
+        lines = not reads_as_parquet(args.future)  # a CSV's rows are named by line, a Parquet file's by row
+        future = future_from_frame(
+            bundle.schema, history, table, str(args.future), skipped_ok=args.skip_short, lines=lines
+        )
     reading = time.perf_counter() - clock
     with progress(len(history.series), args.quiet) as bar:
         on_batch = lambda done: bar.update(done - bar.n)  # noqa: E731

@@ -136,6 +136,12 @@ class ForecastDataModule(L.LightningDataModule):
             self.scaler = StandardScaler.from_dict(self._restored["scaler"])
             self.calendar_names = list(self._restored["calendar"])
             self.static_encoder = _static_encoder(self._restored)
+            restored = self.static_encoder.columns if self.static_encoder is not None else []
+            if restored != collection.static_covariates:
+                raise TsattnError(
+                    f"the checkpoint was trained with data.static_covariates={restored} but this run sets "
+                    f"{collection.static_covariates}; resume with the settings the checkpoint was trained with"
+                )
             unknown = [s.id for s in collection.series if s.id not in self.scaler.stats]
             if unknown:
                 raise TsattnError(

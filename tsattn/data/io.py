@@ -123,6 +123,7 @@ def series_from_frame(
     fill: bool = True,
     future_covariates: Sequence[str] = (),
     static_covariates: Sequence[str] = (),
+    static_kinds: Mapping[str, str] | None = None,
 ) -> SeriesCollection:
     """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
 
@@ -132,25 +133,14 @@ def series_from_frame(
         default_id: the series id of a wide table.
         reject_constant: refuse a column that never changes (right for training, wrong for a short history).
         fill: fill gaps and empty values now (see read_series).
+        static_kinds: static column -> "numeric" or "categorical", as a trained model read them; decided
+            from the table itself when None (training).
     """
     if missing not in MISSING_POLICIES:
         raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
     if frame.empty:
         raise TsattnError(f"{name} has no rows; it needs the history of every series to forecast")
-    # Numbers and times that arrive typed (Parquet, a DataFrame from Python) are checked as they are;
-    # anything else is read as text, "" for a missing cell, so a bad cell can be named by its line.
-    typed = [
-        c
-        for c in frame.columns
-        if not isinstance(frame[c].dtype, pd.StringDtype)
-        and not pd.api.types.is_numeric_dtype(frame[c])
-        and not pd.api.types.is_datetime64_any_dtype(frame[c])
-    ]
-    if typed:
-        frame = frame.copy()
-        for column in typed:
-            frame[column] = frame[column].astype(str).where(frame[column].notna(), "")
-    frame = frame.reset_index(drop=True)
+    frame = cells_as_read(frame, name)
     time_col = time_col if time_col is not None else _detect_time_column(frame, name)
     for role, column in (("data.time_col", time_col), ("data.id_col", id_col)):
         if column is not None:
@@ -190,14 +180,16 @@ def series_from_frame(
             )
     times = parse_times(frame[time_col], time_col, name)
     ids = frame[id_col].astype(str).str.strip() if id_col is not None else pd.Series(default_id, index=frame.index)
-    static = read_static(frame, ids, static_covariates, name)
+    static = read_static(frame, ids, static_covariates, name, static_kinds)
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
 
     series, offset = regularise(table, columns, name, missing, freq, fill=fill)
     if reject_constant:
+        # A future covariate may stay put in a series (a holiday flag that never fires there): the scaler
+        # divides it by 1, and RevIN only centres it.
         for s in series:
-            _reject_constant_columns(s, columns, name)
+            _reject_constant_columns(s, columns[: len(targets) + len(covariates)], name)
     return SeriesCollection(
         source=name,
         series=series,
@@ -210,6 +202,31 @@ def series_from_frame(
         static_covariates=static_covariates,
         static=static,
     )
+
+
+def cells_as_read(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A table whose columns are numbers, times or text, ready to be checked cell by cell.
+
+    Numbers and times that arrive typed (Parquet, a DataFrame from Python) are checked as they are; any
+    other column (objects, decimals, categories, durations) is read as text, "" for a missing cell, so a bad
+    cell is named in one line rather than failing deep inside pandas. Column labels must be unique.
+    """
+    labels = [str(c) for c in frame.columns]
+    repeated = sorted({c for c in labels if labels.count(c) > 1})
+    if repeated:
+        raise TsattnError(f"{name}: column {repeated[0]!r} appears more than once; give each column its own name")
+    typed = [
+        c
+        for c in frame.columns
+        if not isinstance(frame[c].dtype, pd.StringDtype)
+        and not pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_datetime64_any_dtype(frame[c])
+    ]
+    if typed:
+        frame = frame.copy()
+        for column in typed:
+            frame[column] = frame[column].astype(str).where(frame[column].notna(), "")
+    return frame.reset_index(drop=True)
 
 
 def _require_one_role(roles: Mapping[str, Sequence[str]], name: str) -> None:
@@ -448,7 +465,8 @@ def numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
 
 
 def _reject_constant_columns(series: Series, columns: Sequence[str], name: str) -> None:
-    span = np.ptp(series.values, axis=0)  # [C + P]
+    """Refuse a constant column among `columns`, the leading value columns (targets and past covariates)."""
+    span = np.ptp(series.values[:, : len(columns)], axis=0)  # [C + P]
     for column, width in zip(columns, span, strict=True):
         if width == 0:
             value = series.values[0, columns.index(column)]

@@ -19,30 +19,50 @@ from tsattn.errors import TsattnError
 
 # More levels than this make the known channels of every step wider than the series they describe.
 MAX_LEVELS = 64
-_MIN_STD = 1e-8
+# The whole code's channels (numeric columns and levels): it is repeated at every lookback and horizon step.
+MAX_WIDTH = 256
+MIN_STD = 1e-8
 
 
 def read_static(
-    frame: pd.DataFrame, ids: pd.Series, columns: Sequence[str], name: str
+    frame: pd.DataFrame,
+    ids: pd.Series,
+    columns: Sequence[str],
+    name: str,
+    kinds: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, float | str]]:
-    """Each series' value of each static column: series id -> column -> a number or a level.
+    """Each series' value of each static column: series id -> column -> a number or a level (its text).
 
     Args:
         frame: the table (text cells from a CSV, or typed).
         ids: the series id of each row (stripped text).
         columns: the static columns.
         name: the source, for messages.
+        kinds: column -> "numeric" or "categorical" as a trained model read it; when None (training), a
+            column whose every filled cell is a number is numeric, any other categorical. A level keeps the
+            text it is written with ("007" stays "007"), so a history reads it as training did.
     """
     values: dict[str, dict[str, float | str]] = {sid: {} for sid in dict.fromkeys(ids)}
     for column in columns:
         cells = frame[column]
-        if pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells):
-            parsed = cells.astype("float64")
+        typed_numbers = pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells)
+        text = cells.astype(str).str.strip().where(cells.notna(), "")
+        text = text.where(text != "")  # NaN for an empty cell
+        numbers = cells.astype("float64") if typed_numbers else pd.to_numeric(text, errors="coerce")
+        kind = (kinds or {}).get(column) or (
+            "numeric" if numbers.notna().sum() == text.notna().sum() else "categorical"
+        )
+        if kind == "numeric":
+            bad = text.notna() & numbers.isna()
+            if bad.any():
+                row = int(bad.to_numpy().argmax())
+                raise TsattnError(
+                    f"{name}: static covariate {column!r} holds {text.iloc[row]!r} (series {ids.iloc[row]!r}), but "
+                    "the model reads it as a number; give the series' number"
+                )
+            parsed = numbers
         else:
-            text = cells.astype(str).str.strip().where(cells.notna(), "")
-            numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
-            # A column whose every filled cell is a number is numeric; anything else names levels.
-            parsed = numbers if numbers.notna().sum() == (text != "").sum() else text.where(text != "")
+            parsed = text
         for sid, rows in parsed.groupby(ids, sort=False):
             distinct = rows.dropna().unique()
             if len(distinct) == 0:
@@ -56,9 +76,9 @@ def read_static(
                     "is a past or future covariate)"
                 )
             value = distinct[0]
-            if isinstance(value, float | np.floating) and not np.isfinite(value):
+            if kind == "numeric" and not np.isfinite(value):
                 raise TsattnError(f"{name}: static covariate {column!r} of series {sid!r} is not finite")
-            values[sid][column] = float(value) if isinstance(value, int | float | np.number) else str(value)
+            values[sid][column] = float(value) if kind == "numeric" else str(value)
     return values
 
 
@@ -94,16 +114,22 @@ class StaticEncoder:
             if all(isinstance(v, float) for v in values):
                 array = np.asarray(values, dtype=np.float64)
                 std = float(array.std())
-                numeric[column] = (float(array.mean()), std if std >= _MIN_STD else 1.0)
+                numeric[column] = (float(array.mean()), std if std >= MIN_STD else 1.0)
                 continue
-            levels = sorted({str(v if not isinstance(v, float) else f"{v:g}") for v in values})
+            levels = sorted({str(v) for v in values})
             if len(levels) > MAX_LEVELS:
                 raise TsattnError(
                     f"{name}: static covariate {column!r} has {len(levels)} levels, more than the {MAX_LEVELS} "
                     "tsattn codes; group rare levels together, or leave the column out"
                 )
             categorical[column] = levels
-        return cls(columns, numeric, categorical)
+        encoder = cls(columns, numeric, categorical)
+        if encoder.width > MAX_WIDTH:
+            raise TsattnError(
+                f"{name}: data.static_covariates code {encoder.width} channels at every step, more than the "
+                f"{MAX_WIDTH} tsattn allows; leave out a column with many levels"
+            )
+        return encoder
 
     @property
     def width(self) -> int:
@@ -122,8 +148,7 @@ class StaticEncoder:
                 parts.append(np.array([(value - mean) / std]))
             else:
                 levels = self.categorical[column]
-                text = str(value if not isinstance(value, float) else f"{value:g}")
-                parts.append(np.array([float(text == level) for level in levels]))
+                parts.append(np.array([float(str(value) == level) for level in levels]))
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
 
     def encode_all(self, static: Mapping[str, Mapping[str, float | str]], ids: Sequence[str]) -> np.ndarray:
@@ -136,6 +161,11 @@ class StaticEncoder:
             "numeric": {c: list(v) for c, v in self.numeric.items()},
             "categorical": {c: list(v) for c, v in self.categorical.items()},
         }
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Column -> "numeric" or "categorical": how a history's cells must be read for this encoder."""
+        return {c: "numeric" if c in self.numeric else "categorical" for c in self.columns}
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> StaticEncoder:

@@ -23,7 +23,8 @@ class WindowDataset(Dataset):
 
     Args:
         values: scaled targets then past covariates of every series, concatenated. [N, C + P]
-        calendar: the known channels of the same rows: calendar features, then scaled future covariates.
+        calendar: the known channels of the same rows: calendar features, the static code, then scaled
+            future covariates.
             A window's lookback rows join its inputs and its horizon rows are `future_calendar`. [N, K]
         starts: global row where each window begins. [W]
         series: index of the series each window belongs to. [W]

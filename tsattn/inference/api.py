@@ -74,10 +74,9 @@ class Model:
             check_horizon(self.bundle, horizon)
         require_future_choice(self.schema, future is not None, option="future=")
         collection = history_from_frame(self.bundle, _frame(history), name="history")
-        ahead = (
-            None if future is None else future_from_frame(self.schema, collection, _frame(future, "future"), "future")
-        )
-        return forecast(self.bundle, collection, horizon, batch_size, future=ahead)
+        if future is not None:  # a DataFrame: rows are named by position in messages
+            future = future_from_frame(self.schema, collection, _frame(future, "future"), "future", lines=False)
+        return forecast(self.bundle, collection, horizon, batch_size, future=future)
 
     def backtest(
         self,

@@ -256,6 +256,10 @@ def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
         raise TsattnError(f"{source}: the network does not run on one window of its own shape ({detail})") from None
 
 
+# Bound on a static mean or a conformal offset (scaled units): beyond it float32 arithmetic loses the values.
+MAX_STATISTIC = 1e12
+
+
 def value_columns(schema: Mapping[str, Any]) -> list[str]:
     """The value columns a model reads, in its order: targets, past covariates, future covariates."""
     return [*schema["targets"], *schema["covariates"], *schema.get("future_covariates", [])]
@@ -271,10 +275,12 @@ def _is_offsets(offsets: Any, schema: Mapping[str, Any], quantiles: list[float])
 
     def fits(value: Any, depth: int) -> bool:
         if depth == len(shape):
-            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            return number and math.isfinite(value) and abs(value) <= MAX_STATISTIC
         return isinstance(value, list) and len(value) == shape[depth] and all(fits(v, depth + 1) for v in value)
 
-    return shape[2] > 0 and fits(offsets, 0)
+    has_median = any(abs(q - 0.5) < 1e-9 for q in quantiles)  # the level calibration leaves in place
+    return shape[2] > 0 and has_median and fits(offsets, 0)
 
 
 def static_columns(schema: Mapping[str, Any]) -> list[str]:
@@ -295,7 +301,7 @@ def _is_static_encoder(state: Any) -> bool:
     categorical (at most MAX_LEVELS distinct level names), and nothing else."""
     import math
 
-    from tsattn.data.static import MAX_LEVELS
+    from tsattn.data.static import MAX_LEVELS, MAX_WIDTH, MIN_STD
 
     if not isinstance(state, dict) or set(state) != {"columns", "numeric", "categorical"}:
         return False
@@ -309,13 +315,15 @@ def _is_static_encoder(state: Any) -> bool:
             isinstance(pair, list)
             and len(pair) == 2
             and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
-            and pair[1] > 0
+            and pair[1] >= MIN_STD
+            and abs(pair[0]) <= MAX_STATISTIC
         ):
             return False
-    return all(
+    levels_ok = all(
         is_names(levels, limit=MAX_LEVELS) and levels and len(set(levels)) == len(levels)
         for levels in categorical.values()
     )
+    return levels_ok and len(numeric) + sum(len(levels) for levels in categorical.values()) <= MAX_WIDTH
 
 
 def _test_starts(datamodule) -> dict[str, str]:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from tsattn.data.io import series_from_frame
 from tsattn.data.series import Series, SeriesCollection
+from tsattn.data.static import StaticEncoder
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle import Bundle, static_columns
 from tsattn.inference.windows import Windows, WindowSpec, last_windows, predict
@@ -39,6 +40,7 @@ def history_from_frame(
         covariates=schema["covariates"],
         future_covariates=schema["future_covariates"],
         static_covariates=static_columns(schema),
+        static_kinds=StaticEncoder.from_dict(schema["static"]).kinds if schema["static"] else None,
         time_col=schema["time_col"],
         id_col=schema["id_col"],
         missing=schema["missing"],

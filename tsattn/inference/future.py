@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsattn.data.io import numeric_column, parse_times, require_columns
+from tsattn.data.io import cells_as_read, numeric_column, parse_times, require_columns
 from tsattn.data.series import SeriesCollection
 from tsattn.errors import TsattnError
 from tsattn.inference.windows import future_grid
@@ -34,7 +34,12 @@ def require_future_choice(schema: Mapping[str, Any], given: bool, option: str = 
 
 
 def future_from_frame(
-    schema: Mapping[str, Any], history: SeriesCollection, frame: pd.DataFrame, name: str, skipped_ok: bool = False
+    schema: Mapping[str, Any],
+    history: SeriesCollection,
+    frame: pd.DataFrame,
+    name: str,
+    skipped_ok: bool = False,
+    lines: bool = True,
 ) -> np.ndarray:
     """The future covariates of the H steps after each series' end, in the order of `history.series`.
 
@@ -45,23 +50,24 @@ def future_from_frame(
         name: where the table came from, for messages.
         skipped_ok: rows of series that are not in `history` are ignored (series left out of the history
             on purpose, as --skip-short does) instead of refused.
+        lines: name a row by its CSV line (the header is line 1); False: by its 0-based row (a DataFrame,
+            a Parquet file).
 
     Returns:
         Real-unit values. Shape: [S, H, U].
     """
     columns, horizon = list(schema["future_covariates"]), int(schema["horizon"])
     time_col, id_col = schema["time_col"], schema["id_col"]
-    require_columns(frame, [time_col], "the model's time column", name)
-    if id_col is not None:
-        require_columns(frame, [id_col], "the model's id column", name)
-    require_columns(frame, columns, "the model's future covariates", name)
     if frame.empty:
         raise TsattnError(
             f"{name} has no rows; it needs the future covariates of the {horizon} steps after each series"
         )
-    frame = frame.reset_index(drop=True)
-    if not (pd.api.types.is_string_dtype(frame[time_col]) or pd.api.types.is_datetime64_any_dtype(frame[time_col])):
-        frame = frame.assign(**{time_col: frame[time_col].astype(str)})
+    frame = cells_as_read(frame, name)  # typed numbers and times as they are, anything else as text
+    require_columns(frame, [time_col], "the model's time column", name)
+    if id_col is not None:
+        require_columns(frame, [id_col], "the model's id column", name)
+    require_columns(frame, columns, "the model's future covariates", name)
+    where = _line if lines else _row
     times = parse_times(frame[time_col], time_col, name).to_numpy()
     ids = (
         frame[id_col].astype(str).str.strip().to_numpy()
@@ -73,7 +79,7 @@ def future_from_frame(
     if empty.any():
         row, col = np.argwhere(empty)[0]
         raise TsattnError(
-            f"{name} {_where(frame, row)}: column {columns[col]!r} is empty; every future step needs a value "
+            f"{name} {where(row)}: column {columns[col]!r} is empty; every future step needs a value "
             "(the model reads it as known)"
         )
     known = {s.id for s in history.series}
@@ -93,11 +99,11 @@ def future_from_frame(
                 f"{name}: series {series.id!r} has no future rows; give its {', '.join(columns)} for the "
                 f"{horizon} steps from {pd.Timestamp(steps[0])} to {pd.Timestamp(steps[-1])}"
             )
-        result[index] = _steps_of(series.id, steps, times[rows], values[rows], rows, frame, freq, name)
+        result[index] = _steps_of(series.id, steps, times[rows], values[rows], rows, where, freq, name)
     return result
 
 
-def _steps_of(series_id, steps, times, values, rows, frame, freq, name) -> np.ndarray:
+def _steps_of(series_id, steps, times, values, rows, where, freq, name) -> np.ndarray:
     """The values at each of one series' H future steps. Shapes: steps [H], times [R], values [R, U] -> [H, U]."""
     ahead = future_grid(steps[-1:], freq, 1)[0, 0]  # on the grid beyond the horizon: ignored
     beyond = times >= ahead
@@ -108,7 +114,7 @@ def _steps_of(series_id, steps, times, values, rows, frame, freq, name) -> np.nd
         row = int(np.flatnonzero(wrong)[0])
         when = "at or before the history's end" if times[row] < steps[0] else "off the model's grid"
         raise TsattnError(
-            f"{name} {_where(frame, rows[row])}: time {pd.Timestamp(times[row])} of series {series_id!r} is {when}; "
+            f"{name} {where(rows[row])}: time {pd.Timestamp(times[row])} of series {series_id!r} is {when}; "
             f"its future rows are the steps from {pd.Timestamp(steps[0])} on, every {freq.freqstr}"
         )
     position, kept = position[on_grid], np.flatnonzero(on_grid)
@@ -129,6 +135,11 @@ def _steps_of(series_id, steps, times, values, rows, frame, freq, name) -> np.nd
     return out
 
 
-def _where(frame: pd.DataFrame, row: int) -> str:
-    """A row named as its CSV line (header is line 1)."""
+def _line(row: int) -> str:
+    """A row named as its CSV line (the header is line 1)."""
     return f"line {int(row) + 2}"
+
+
+def _row(row: int) -> str:
+    """A row of a typed table, by its 0-based position."""
+    return f"row {int(row)}"

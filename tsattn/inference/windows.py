@@ -10,9 +10,9 @@ statistics of its own rows before each origin, never a row after it.
 
 Future covariates are the last U value columns. Over the lookback they come from the history; over the
 horizon from the caller (`tsattn forecast --future`) or, for origins inside a history, from the rows after
-the origin (they are known ahead by definition). Scaled like the other columns, they follow the calendar
-features in the known channels: inputs [values (C + P), calendar, future covariates], and the horizon's
-[calendar, future covariates].
+the origin (they are known ahead by definition). Scaled like the other columns, they close the known
+channels: inputs [values (C + P), calendar, static code, future covariates], and the horizon's [calendar,
+static code, future covariates], the static code (tsattn.data.static) the same at every step.
 """
 
 from __future__ import annotations

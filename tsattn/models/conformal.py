@@ -10,12 +10,20 @@ measures what it does on test.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
 import torch
 
 from tsattn.intervals import interval_pairs
+
+log = logging.getLogger(__name__)
+
+
+def median_level(quantiles: Sequence[float]) -> int | None:
+    """The index of level 0.5, the point forecast that calibration leaves in place; None without one."""
+    return next((i for i, q in enumerate(quantiles) if abs(q - 0.5) < 1e-9), None)
 
 
 def interval_offsets(y_hat: torch.Tensor, y: torch.Tensor, quantiles: Sequence[float]) -> torch.Tensor:
@@ -29,7 +37,10 @@ def interval_offsets(y_hat: torch.Tensor, y: torch.Tensor, quantiles: Sequence[f
     offsets = []
     for lower, upper, percent in pairs:
         scores = torch.maximum(y_hat[..., lower] - y, y - y_hat[..., upper])  # [N, H, C]
-        rank = min(math.ceil((n + 1) * percent / 100), n)  # the finite-sample quantile, capped at the largest
+        rank = math.ceil((n + 1) * percent / 100)  # the finite-sample quantile of the n scores
+        if rank > n:  # too few windows to certify this coverage: the largest score is the best there is
+            log.warning("%d calibration windows are too few for a %d%% interval: it may cover less", n, percent)
+            rank = n
         offsets.append(torch.kthvalue(scores, rank, dim=0).values)  # [H, C]
     return torch.stack(offsets, dim=-1) if offsets else y.new_zeros(*y.shape[1:], 0)
 
@@ -44,7 +55,9 @@ def widen(y_hat: torch.Tensor, offsets: torch.Tensor, quantiles: Sequence[float]
     Shape:
         y_hat [B, H, C, Q], offsets [H, C, P] -> [B, H, C, Q]
     """
-    median = int(torch.argmin((torch.tensor(list(quantiles)) - 0.5).abs()))
+    median = median_level(quantiles)
+    if median is None:
+        raise ValueError("conformal offsets need the 0.5 level, the point forecast they leave in place")
     horizon = y_hat.shape[1]
     widened = y_hat.clone()
     centre = y_hat[..., median]  # [B, H, C]

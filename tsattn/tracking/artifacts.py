@@ -93,8 +93,13 @@ def log_results(
             attention_heatmap(module, datamodule, root / "plots")
         if with_bundle:
             bundle = save_bundle(root / "bundle", module, datamodule, cfg, model_name, net_options)
-            example = history_example(datamodule)
-            save_pyfunc(bundle, root / "model", example, datamodule.collection.time_col, datamodule.horizon)
+            if datamodule.collection.future_covariates:
+                # MLflow's predict takes one table, and the future covariates of the horizon are a second:
+                # forecast this model with `tsattn forecast --future` or tsattn.load(...).forecast(future=).
+                log.info("no MLflow pyfunc model for a model with future covariates; the bundle is logged")
+            else:
+                example = history_example(datamodule)
+                save_pyfunc(bundle, root / "model", example, datamodule.collection.time_col, datamodule.horizon)
         if any(root.iterdir()):
             client.log_artifacts(run_id, str(root))
 

@@ -101,7 +101,8 @@ def test_the_readme_fit_example_runs_and_its_compare_command_ranks_both_runs(ett
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
     (block,) = [b for b in blocks if "tsattn.fit(" in b]
     assert '"seed=1"]' in block and 'pd.read_csv("ETTh1.csv")' in block
-    quick = '"seed=1", "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2"'
+    quick = '"seed=1", "data.lookback=48", "trainer.max_epochs=1", "+trainer.limit_train_batches=3", '
+    quick += '"+trainer.limit_val_batches=2", "+trainer.limit_test_batches=1"'
     code = block.replace('"seed=1"', quick).replace('"ETTh1.csv"', repr(str(etth1_path)))
     monkeypatch.chdir(tmp_path)  # the runs go to ./logs, as from a notebook started here
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -8,6 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def median_level(quantiles: Sequence[float]) -> int | None:
+    """The index of level 0.5, the point forecast that conformal calibration leaves in place; None without one."""
+    return next((i for i, q in enumerate(quantiles) if abs(q - 0.5) < 1e-9), None)
+
+
 def interval_pairs(quantiles: Sequence[float]) -> list[tuple[int, int, int]]:
     """The central intervals a set of quantile levels holds: (lower index, upper index, nominal %).
 

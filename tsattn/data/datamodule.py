@@ -135,7 +135,7 @@ class ForecastDataModule(L.LightningDataModule):
         if self._restored:  # a checkpoint's statistics, kept: the model was trained on data scaled with them
             self.scaler = StandardScaler.from_dict(self._restored["scaler"])
             self.calendar_names = list(self._restored["calendar"])
-            self.static_encoder = _static_encoder(self._restored)
+            self.static_encoder = StaticEncoder.restore(self._restored.get("static"))
             restored = self.static_encoder.columns if self.static_encoder is not None else []
             if restored != collection.static_covariates:
                 raise TsattnError(
@@ -189,7 +189,7 @@ class ForecastDataModule(L.LightningDataModule):
             offset += len(s.time)
 
         values_t = torch.from_numpy(np.concatenate(values))  # [N, C + P]
-        calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]: calendar features and future covariates
+        calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]: calendar, static code, future covariates
         offsets_t = torch.tensor(offsets, dtype=torch.long)  # [S]
         season = self.season_length
         for split in SPLITS:
@@ -298,12 +298,7 @@ class ForecastDataModule(L.LightningDataModule):
         self._restored = state_dict
         self.scaler = StandardScaler.from_dict(state_dict["scaler"])
         self.calendar_names = list(state_dict["calendar"])
-        self.static_encoder = _static_encoder(state_dict)
+        self.static_encoder = StaticEncoder.restore(state_dict.get("static"))  # none in older checkpoints
         if self.collection is not None:
             self.datasets = {}
             self._build_datasets()
-
-
-def _static_encoder(state: dict) -> StaticEncoder | None:
-    """A checkpoint's static encoder (checkpoints written before static covariates have none)."""
-    return StaticEncoder.from_dict(state["static"]) if state.get("static") else None

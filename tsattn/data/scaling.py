@@ -14,14 +14,14 @@ import numpy as np
 from tsattn.data.series import SeriesCollection
 
 # A channel that barely moves in the training rows is divided by 1 instead of by ~0.
-_MIN_STD = 1e-8
+MIN_STD = 1e-8
 
 
 def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of [T, F] values; a channel that barely moves gets std 1."""
     values = values.astype(np.float64)
     std = values.std(axis=0)
-    return values.mean(axis=0), np.where(std < _MIN_STD, 1.0, std)
+    return values.mean(axis=0), np.where(std < MIN_STD, 1.0, std)
 
 
 def expanding_mean_and_std(values: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +38,7 @@ def expanding_mean_and_std(values: np.ndarray, ends: np.ndarray) -> tuple[np.nda
     count = ends[:, None].astype(np.float64)
     mean = sums / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return mean + values[0].astype(np.float64), np.where(std < _MIN_STD, 1.0, std)
+    return mean + values[0].astype(np.float64), np.where(std < MIN_STD, 1.0, std)
 
 
 def run_mean_and_std(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,7 @@ def run_mean_and_std(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray
     centred = values - np.repeat(first, lengths[:, 0].astype(np.int64), axis=0)
     mean = np.add.reduceat(centred, starts, axis=0) / lengths
     std = np.sqrt(np.maximum(np.add.reduceat(centred**2, starts, axis=0) / lengths - mean**2, 0.0))
-    return mean + first, np.where(std < _MIN_STD, 1.0, std)
+    return mean + first, np.where(std < MIN_STD, 1.0, std)
 
 
 class StandardScaler:

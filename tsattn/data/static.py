@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsattn.data.scaling import mean_and_std
 from tsattn.errors import TsattnError
 
 # More levels than this make the known channels of every step wider than the series they describe.
 MAX_LEVELS = 64
 # The whole code's channels (numeric columns and levels): it is repeated at every lookback and horizon step.
 MAX_WIDTH = 256
-MIN_STD = 1e-8
 
 
 def read_static(
@@ -112,9 +112,8 @@ class StaticEncoder:
         for column in columns:
             values = [row[column] for row in static.values()]
             if all(isinstance(v, float) for v in values):
-                array = np.asarray(values, dtype=np.float64)
-                std = float(array.std())
-                numeric[column] = (float(array.mean()), std if std >= MIN_STD else 1.0)
+                mean, std = mean_and_std(np.asarray(values, dtype=np.float64)[:, None])  # over the series
+                numeric[column] = (float(mean[0]), float(std[0]))
                 continue
             levels = sorted({str(v) for v in values})
             if len(levels) > MAX_LEVELS:
@@ -170,3 +169,8 @@ class StaticEncoder:
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> StaticEncoder:
         return cls(state["columns"], state["numeric"], state["categorical"])
+
+    @classmethod
+    def restore(cls, state: Mapping[str, Any] | None) -> StaticEncoder | None:
+        """The encoder a bundle schema or checkpoint saved (to_dict); None for a model without static covariates."""
+        return cls.from_dict(state) if state else None

@@ -74,7 +74,7 @@ def backtest(
         if series.id in test_start:
             in_sample += int((series.time[origins] < test_start[series.id]).sum())
         values = series.values.astype(np.float64)  # [T, F], real units
-        static = spec.static_codes(history.static, [series.id])  # [1, E] or None
+        static = spec.static_code(history.static, series.id)  # [E] or None
         forecast, quantiles = _model_forecasts(bundle, spec, series, origins, batch_size, static)
         forecasts = {
             "model": forecast,
@@ -120,9 +120,9 @@ def backtest(
 def _model_forecasts(bundle: Bundle, spec: WindowSpec, series: Series, origins: np.ndarray, batch_size: int, static):
     """The model's point forecasts from each origin, and its quantiles (None for a point model), in real units.
 
-    Shape: static [1, E] or None -> [N, H, C], [N, H, C, Q] or None
+    Shape: static [E] or None -> [N, H, C], [N, H, C, Q] or None
     """
-    windows = origin_windows(spec, series, origins, None if static is None else static[0])
+    windows = origin_windows(spec, series, origins, static)
     y_hat = torch.from_numpy(predict(bundle.forecaster, windows, batch_size))  # [N, H, C(, Q)], scaled
     quantiles = windows.to_real(y_hat.numpy()) if y_hat.ndim == 4 else None
     return windows.to_real(bundle.forecaster.point(y_hat).numpy()), quantiles

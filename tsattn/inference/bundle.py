@@ -32,6 +32,7 @@ from tsattn.inference.bundle_checks import (
     is_count,
     is_name,
     is_names,
+    known_channels,
     plain_options,
     read_json,
     require,
@@ -269,7 +270,7 @@ def _is_offsets(offsets: Any, schema: Mapping[str, Any], quantiles: list[float])
     """Conformal offsets as save_bundle writes them: finite numbers, one per step, target and interval."""
     import math
 
-    from tsattn.intervals import interval_pairs
+    from tsattn.intervals import interval_pairs, median_level
 
     shape = (schema["horizon"], len(schema["targets"]), len(interval_pairs(quantiles)))
 
@@ -279,8 +280,8 @@ def _is_offsets(offsets: Any, schema: Mapping[str, Any], quantiles: list[float])
             return number and math.isfinite(value) and abs(value) <= MAX_STATISTIC
         return isinstance(value, list) and len(value) == shape[depth] and all(fits(v, depth + 1) for v in value)
 
-    has_median = any(abs(q - 0.5) < 1e-9 for q in quantiles)  # the level calibration leaves in place
-    return shape[2] > 0 and has_median and fits(offsets, 0)
+    # The 0.5 level, which calibration leaves in place, must be there.
+    return shape[2] > 0 and median_level(quantiles) is not None and fits(offsets, 0)
 
 
 def static_columns(schema: Mapping[str, Any]) -> list[str]:
@@ -288,20 +289,13 @@ def static_columns(schema: Mapping[str, Any]) -> list[str]:
     return list((schema.get("static") or {}).get("columns", []))
 
 
-def known_channels(schema: Mapping[str, Any]) -> int:
-    """K: the known channels of each step: two per calendar feature, the static code's, one per future covariate."""
-    from tsattn.data.static import StaticEncoder
-
-    static = StaticEncoder.from_dict(schema["static"]).width if schema.get("static") else 0
-    return 2 * len(schema["calendar"]) + static + len(schema.get("future_covariates", []))
-
-
 def _is_static_encoder(state: Any) -> bool:
     """A static encoder as save_bundle writes it: columns, each numeric (finite mean, positive std) or
     categorical (at most MAX_LEVELS distinct level names), and nothing else."""
     import math
 
-    from tsattn.data.static import MAX_LEVELS, MAX_WIDTH, MIN_STD
+    from tsattn.data.scaling import MIN_STD
+    from tsattn.data.static import MAX_LEVELS, MAX_WIDTH
 
     if not isinstance(state, dict) or set(state) != {"columns", "numeric", "categorical"}:
         return False

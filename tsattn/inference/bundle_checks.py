@@ -190,6 +190,16 @@ def check_shapes(state: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
             )
 
 
+def known_channels(schema: Mapping[str, Any]) -> int:
+    """K, as ForecastDataModule.dims counts it: two channels per calendar feature, the static code's (one per
+    numeric column and per level), one per future covariate."""
+    from tsattn.data.static import StaticEncoder
+
+    static = StaticEncoder.restore(schema.get("static"))
+    width = static.width if static is not None else 0
+    return 2 * len(schema["calendar"]) + width + len(schema.get("future_covariates", []))
+
+
 def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], source: Path) -> None:
     """The network's sizes are those the schema's data implies, as training computed them.
 
@@ -202,12 +212,7 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
     lookback, horizon = schema["lookback"], schema["horizon"]
     module = schema["module_options"]
     n_targets = len(schema["targets"])
-    # K: two channels per calendar feature, the static code's, one per future covariate (ForecastDataModule.dims)
-    n_calendar = 2 * len(schema["calendar"]) + len(schema.get("future_covariates", []))
-    if schema.get("static"):  # the static code: one channel per numeric column and per level
-        from tsattn.data.static import StaticEncoder
-
-        n_calendar += StaticEncoder.from_dict(schema["static"]).width
+    n_calendar = known_channels(schema)
     dims = {"n_features": n_targets + len(schema["covariates"]) + n_calendar, "n_targets": n_targets}
     try:
         sizes = network_sizes(

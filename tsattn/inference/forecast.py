@@ -32,6 +32,7 @@ def history_from_frame(
     if fill not in ("whole", "causal"):
         raise ValueError(f"fill={fill!r}: whole or causal")
     schema = bundle.schema
+    static = StaticEncoder.restore(schema["static"])  # read a history's static cells as training did
     collection = series_from_frame(
         frame,
         name,
@@ -40,7 +41,7 @@ def history_from_frame(
         covariates=schema["covariates"],
         future_covariates=schema["future_covariates"],
         static_covariates=static_columns(schema),
-        static_kinds=StaticEncoder.from_dict(schema["static"]).kinds if schema["static"] else None,
+        static_kinds=static.kinds if static is not None else None,
         time_col=schema["time_col"],
         id_col=schema["id_col"],
         missing=schema["missing"],

@@ -68,12 +68,16 @@ class WindowSpec:
             stats=stats,
             single_series=schema["layout"] == "wide" and len(stats) == 1,
             n_future=len(schema["future_covariates"]),
-            static=StaticEncoder.from_dict(schema["static"]) if schema.get("static") else None,
+            static=StaticEncoder.restore(schema.get("static")),
         )
 
     def static_codes(self, static: Mapping[str, Mapping[str, float | str]], ids: Sequence[str]) -> np.ndarray | None:
         """The static code of each of `ids` from a history's static values ([S, E]); None without static covariates."""
         return None if self.static is None else self.static.encode_all(static, ids)
+
+    def static_code(self, static: Mapping[str, Mapping[str, float | str]], series_id: str) -> np.ndarray | None:
+        """One series' static code ([E], for origin_windows); None without static covariates."""
+        return None if self.static is None else self.static.encode(static[series_id])
 
     def known(self, series_id: str) -> Statistics | None:
         """The statistics the model was trained with for this series; None for a series it never saw."""
@@ -93,7 +97,7 @@ def training_statistics(scaler) -> dict[str, Statistics]:
 class Windows:
     """Model inputs for N windows and what maps their forecasts back to real units."""
 
-    x: np.ndarray  # [N, L, C + P + K] float32: scaled values, then known channels (calendar, future covariates)
+    x: np.ndarray  # [N, L, C + P + K] float32: scaled values, then known channels (calendar, static, future)
     future_calendar: np.ndarray  # [N, H, K] float32: the known channels of the horizon
     future_times: np.ndarray  # [N, H] datetime64: the times the forecast steps fall on
     mean: np.ndarray  # [N, F] float64

@@ -16,14 +16,19 @@ from collections.abc import Sequence
 
 import torch
 
-from tsattn.intervals import interval_pairs
+from tsattn.errors import TsattnError
+from tsattn.intervals import interval_pairs, median_level
 
 log = logging.getLogger(__name__)
 
 
-def median_level(quantiles: Sequence[float]) -> int | None:
-    """The index of level 0.5, the point forecast that calibration leaves in place; None without one."""
-    return next((i for i, q in enumerate(quantiles) if abs(q - 0.5) < 1e-9), None)
+def require_calibratable(quantiles: Sequence[float] | None) -> None:
+    """model.conformal=true needs quantile outputs with a 0.5 level, the point forecast it leaves in place."""
+    if median_level(quantiles or []) is None:
+        raise TsattnError(
+            "model.conformal=true calibrates the intervals of a quantile model with a 0.5 level: set "
+            "model.net.quantiles (e.g. [0.1,0.5,0.9]), or model.conformal=false"
+        )
 
 
 def interval_offsets(y_hat: torch.Tensor, y: torch.Tensor, quantiles: Sequence[float]) -> torch.Tensor:

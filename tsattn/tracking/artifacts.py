@@ -136,8 +136,7 @@ def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFram
         if not len(first):
             continue
         origins = first[(first - first[0]) % stride == 0]  # [N]
-        static = spec.static_codes(collection.static, [series.id])  # [1, E] or None
-        windows = origin_windows(spec, series, origins, None if static is None else static[0])
+        windows = origin_windows(spec, series, origins, spec.static_code(collection.static, series.id))
         y_hat = predict(forecaster, windows, datamodule.eval_batch_size)  # [N, H, C(, Q)], scaled
         point = windows.to_real(forecaster.point(torch.from_numpy(y_hat)).numpy())  # [N, H, C]
         actual = series.values[origins[:, None] + np.arange(horizon), :n_targets]  # [N, H, C]

@@ -11,9 +11,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from tsattn.errors import TsattnError
 from tsattn.metrics import POINT_METRICS, HorizonErrors, QuantileErrors, pinball
-from tsattn.models.conformal import median_level
+from tsattn.models.conformal import require_calibratable
 from tsattn.models.forecaster import Forecaster
 from tsattn.training.schedules import LearningRate, TeacherForcing
 
@@ -66,11 +65,8 @@ class ForecastModule(L.LightningModule):
         super().__init__()
         if loss not in POINT_METRICS:
             raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
-        if conformal and median_level(getattr(net, "quantiles", None) or []) is None:
-            raise TsattnError(
-                "model.conformal=true calibrates the intervals of a quantile model with a 0.5 level: set "
-                "model.net.quantiles (e.g. [0.1,0.5,0.9]), or model.conformal=false"
-            )
+        if conformal:
+            require_calibratable(getattr(net, "quantiles", None))
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])

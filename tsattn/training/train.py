@@ -99,14 +99,10 @@ class Training:
         net = instantiate(cfg.model.net, **self.net_sizes)
         # Every argument the network was built with: the bundle rebuilds it from these and nothing else.
         self.net_options = {**_without_target(cfg.model.net), **self.net_sizes}
-        from tsattn.models.conformal import median_level
+        if cfg.model.get("conformal"):  # checked here: inside Hydra's instantiate it would come wrapped
+            from tsattn.models.conformal import require_calibratable
 
-        # Checked here: raised inside Hydra's instantiate, the message would come wrapped in another.
-        if cfg.model.get("conformal") and median_level(cfg.model.net.get("quantiles") or []) is None:
-            raise TsattnError(
-                "model.conformal=true calibrates the intervals of a quantile model with a 0.5 level: set "
-                "model.net.quantiles (e.g. [0.1,0.5,0.9]), or model.conformal=false"
-            )
+            require_calibratable(cfg.model.net.get("quantiles"))
         n_future = len(self.datamodule.collection.future_covariates)
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]

@@ -112,6 +112,8 @@ def test_backtest_metrics_equal_a_hand_computation(daily, capsys):
             expected["last_value"].append((values[o - 1], actual))
             expected["seasonal_naive"].append((values[o - season + h % season], actual))
     assert expected["model"] != expected["last_value"] != expected["seasonal_naive"]
+    # Daily data tries a week and a year, neither within L=3: the strongest simple forecast is the last value.
+    expected["best_naive"] = expected["last_value"]
     for name, pairs in expected.items():
         mse = sum((f - a) ** 2 for f, a in pairs) / len(pairs)
         mae = sum(abs(f - a) for f, a in pairs) / len(pairs)
@@ -126,6 +128,7 @@ def test_backtest_metrics_equal_a_hand_computation(daily, capsys):
     assert list(rows["origin"].unique()) == [str(times[o - 1]) for o in origins]  # 2024-01-07 00:00:00
     np.testing.assert_allclose(rows["model"], [f for f, _ in expected["model"]])
     assert "seasonal naive" in printed and "MASE" in printed
+    assert "best simple: the strongest simple forecast, last value, chosen on the model's validation" in printed
 
 
 def test_a_quantile_models_crps_coverage_and_width_in_real_units(tmp_path, weather_path, capsys):

@@ -51,3 +51,23 @@ def test_season_length_follows_the_frequency(freq, season):
     from tsattn.data.calendar import season_length
 
     assert season_length(to_offset(freq)) == season
+
+
+@pytest.mark.parametrize(
+    "freq, seasons",
+    [
+        ("15min", [96, 672]),
+        ("30min", [48, 336]),
+        ("h", [24, 168]),
+        ("D", [7, 365]),
+        ("W", [52]),
+        ("MS", [12]),
+        ("QS", [4]),
+        ("YS", []),
+    ],
+)
+def test_season_candidates_are_a_day_and_a_week_or_a_year(freq, seasons):
+    """docs/data.md lists the same table: every season the strongest simple forecast is chosen among."""
+    from tsattn.data.calendar import season_candidates
+
+    assert season_candidates(to_offset(freq)) == seasons

@@ -119,6 +119,7 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(tiny_sweep, capsy
         runs=("metrics.test/mse", "size"),
         last_value=("metrics.test/naive_mse", "mean"),
         seasonal_naive=("metrics.test/snaive_mse", "mean"),
+        best_naive=("metrics.test/best_naive_mse", "mean"),
     )
     groups = {(g["model"], g["data"]): g for g in report["groups"]}
     assert set(groups) == set(expected.index) == {("attention_seq2seq", "weather"), ("linear", "weather")}
@@ -126,11 +127,14 @@ def test_groups_means_stds_and_counts_equal_mlflow_search_runs(tiny_sweep, capsy
         assert groups[key]["runs"] == row["runs"] == 2
         assert groups[key]["mean"] == pytest.approx(row["mean"])
         assert groups[key]["std"] == pytest.approx(row["std"])  # sample std over seeds, as pandas computes it
-        for baseline in ("last_value", "seasonal_naive"):
+        for baseline in ("last_value", "seasonal_naive", "best_naive"):
             assert groups[key][baseline] == pytest.approx(row[baseline])
             assert groups[key][f"skill_{baseline}"] == pytest.approx(1 - row["mean"] / row[baseline])
         # On hourly temperatures yesterday's value at the same hour is hard to beat; the last value is not.
         assert row["seasonal_naive"] < row["last_value"] / 10
+        # Chosen on validation among the last value and a day (24) of hourly data: the day, as on test.
+        assert groups[key]["best_naive_rule"] == "seasonal_naive_24"
+        assert row["best_naive"] == pytest.approx(row["seasonal_naive"])
         assert groups[key]["seeds"] == "0,1"
     means = [g["mean"] for g in report["groups"]]
     assert means == sorted(means)  # best first
@@ -163,6 +167,9 @@ def test_formats_table_markdown_and_csv_to_a_file(tiny_sweep, tmp_path, capsys):
         "skill_last_value",
         "seasonal_naive",
         "skill_seasonal_naive",
+        "best_naive",
+        "skill_best_naive",
+        "best_naive_rule",
     ]
     assert np.all(frame["runs"] == 2)
 

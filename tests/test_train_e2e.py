@@ -75,8 +75,17 @@ def test_run_is_recorded_in_mlflow(trained):
         "test/snaive_mse",
         "test/snaive_mae",
         "test/skill_snaive",
+        "test/best_naive_mse",
+        "test/skill_best_naive",
+        "val/last_value_mse",
+        "val/seasonal_naive_24_mse",
+        "test/seasonal_naive_24_mse",
     ):
         assert math.isfinite(metrics[key]), key
+    # L=48 holds a day of hourly data, not a week: the validation windows chose between the last value and a day.
+    assert params["data/best_naive"] == "seasonal_naive_24" and params["data/season_candidates"] == "[24, 168]"
+    assert "val/seasonal_naive_168_mse" not in metrics
+    assert metrics["test/best_naive_mse"] == pytest.approx(metrics["test/seasonal_naive_24_mse"])
     assert metrics["test/skill_snaive"] == pytest.approx(1 - metrics["test/mse"] / metrics["test/snaive_mse"])
     # One val/loss per epoch: per-epoch history, not just a final value.
     assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 2

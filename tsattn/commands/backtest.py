@@ -22,8 +22,9 @@ from tsattn.errors import TsattnError
 
 DESCRIPTION = """Forecast from every --step-th origin of every series in INPUT (once the model's lookback is
 available) and compare with the actuals, beside the last-value and seasonal-naive forecasts of the same
-origins. Writes one row per origin, step and target (actual, model, last_value, seasonal_naive, and each
-quantile of a quantile model as model_q<level>) and prints MSE, MAE, sMAPE, MASE and CRPS overall and MSE
+origins, and the strongest simple forecast the model's training chose on its validation windows (the last
+value or seasonal naive at the best candidate season; best_naive). Writes one row per origin, step and target
+(actual, model, last_value, seasonal_naive, best_naive, and each quantile of a quantile model as model_q<level>) and prints MSE, MAE, sMAPE, MASE and CRPS overall and MSE
 and MAE per horizon step, in the data's own units; a quantile model adds each central interval's coverage
 and width. When INPUT is the file the
 model was trained on, the origins start at its test border, so no forecast is scored on rows the model
@@ -33,7 +34,7 @@ START_HELP = """first forecast time: 'auto' (default: the model's test border wh
 else the earliest origin, saying how many origins fall on rows the model was trained on), 'earliest', or
 a timestamp (the first forecast step is at or after it)"""
 
-LABELS = {"model": "model", "last_value": "last value", "seasonal_naive": "seasonal naive"}
+LABELS = {"model": "model", "last_value": "last value", "seasonal_naive": "seasonal naive", "best_naive": "best simple"}
 
 
 def parser() -> ArgumentParser:
@@ -80,6 +81,7 @@ def main(argv: list[str]) -> None:
         "horizon": bundle.horizon,
         "units": "the data's own units",
         "quantiles": bundle.schema.get("quantiles"),
+        "best_naive": bundle.schema.get("best_naive"),
         "metrics": result.metrics,
     }
     from tsattn.inference.output import TableWriter, is_parquet
@@ -136,19 +138,31 @@ def format_report(report: dict) -> str:
 
     A quantile model adds its CRPS per step and each central interval's coverage against its nominal level.
     """
+    from tsattn.data.naive import rule_label, rule_season
+
     metrics = report["metrics"]
+    labels = {name: label for name, label in LABELS.items() if name in metrics}
     lines = [
         f"backtest: {report['series']} series, {report['windows']} origins (every {report['step']} steps), "
         f"horizon {report['horizon']}, errors in {report['units']}",
         "",
         f"{'':16}{'MSE':>12}{'MAE':>12}{'sMAPE %':>10}{'MASE':>8}{'CRPS':>12}",
     ]
-    for name, label in LABELS.items():
+    for name, label in labels.items():
         o = metrics[name]["overall"]
         lines.append(
             f"{label:16}{_num(o['mse']):>12}{_num(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}{_num(o['crps']):>12}"
         )
     model = metrics["model"]
+    if "best_naive" in metrics:
+        best, ours = metrics["best_naive"]["overall"]["mse"], model["overall"]["mse"]
+        skill = f"{1.0 - ours / best:+.1%}" if best > 0 else "-"
+        verdict = "beats it" if ours < best else "does not beat it"
+        lines += [
+            "",
+            f"best simple: the strongest simple forecast, {rule_label(rule_season(report['best_naive']))}, chosen on "
+            f"the model's validation windows; model skill vs it {skill} MSE ({verdict})",
+        ]
     intervals = sorted(int(key.split("_")[1]) for key in model["overall"] if key.startswith("coverage_"))
     if intervals:
         lines.append("")
@@ -160,11 +174,11 @@ def format_report(report: dict) -> str:
             )
     extra = [("crps", "model CRPS")] if report.get("quantiles") else []  # a point model's CRPS is its MAE
     extra += [(f"coverage_{p}", f"{p}% covered") for p in intervals]
-    header = "".join(f"{LABELS[n] + ' MSE':>20}{LABELS[n] + ' MAE':>20}" for n in LABELS)
+    header = "".join(f"{labels[n] + ' MSE':>20}{labels[n] + ' MAE':>20}" for n in labels)
     lines += ["", f"{'step':>4}" + header + "".join(f"{title:>16}" for _, title in extra)]
     for h in range(report["horizon"]):
         row = "".join(
-            f"{_num(metrics[n]['per_step']['mse'][h]):>20}{_num(metrics[n]['per_step']['mae'][h]):>20}" for n in LABELS
+            f"{_num(metrics[n]['per_step']['mse'][h]):>20}{_num(metrics[n]['per_step']['mae'][h]):>20}" for n in labels
         )
         for key, _ in extra:
             value = model["per_step"][key][h]

@@ -13,7 +13,8 @@ from tsattn.reporting.compare import SKILL_COLUMNS, ordering
 
 DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a
 test metric over their seeds, with the standard deviation, the number of runs, and two baselines of the
-same test windows (the last value and the seasonal naive forecast) with the skill against each. Failed and
+same test windows (the last value, the seasonal naive forecast, and the strongest simple forecast chosen
+on each run's validation windows, named in best_naive_rule) with the skill against each. Failed and
 unfinished runs are listed apart, never averaged."""
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -102,8 +103,10 @@ def _title(board, experiment: str) -> str:
     runs = sum(len(g.values) for g in board.groups)
     return (
         f"experiment {experiment}: {board.metric} ({ordering(board.metric)}), mean and std over seeds, "
-        f"{runs} runs in {len(board.groups)} groups; baselines on the same test windows: last value and "
-        "seasonal naive, with the skill against each (above 0: better than it)"
+        f"{runs} runs in {len(board.groups)} groups; baselines on the same test windows: last value, "
+        "seasonal naive and the strongest simple forecast (best_naive: the last value or seasonal naive at "
+        "the best candidate season, chosen on validation; best_naive_rule names it), with the skill against "
+        "each (above 0: better than it)"
     )
 
 

@@ -64,24 +64,35 @@ def calendar_features(time: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarra
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-# (largest step, the number of steps in the cycle a seasonal-naive forecast repeats)
+# (largest step, the cycles a seasonal-naive forecast may repeat): durations are turned into steps of the
+# data's own length; plain numbers are steps. The first is the data's dominant season (season_length).
 _SEASONS = (
-    (pd.Timedelta(hours=1), "1D"),
-    (pd.Timedelta(days=1), 24),
-    (pd.Timedelta(days=7), 7),
-    (pd.Timedelta(days=28), 52),
-    (pd.Timedelta(days=32), 12),  # months: 28 to 31 days
-    (pd.Timedelta(days=100), 4),  # quarters: 90 to 92 days
+    (pd.Timedelta(days=1), ("1D", "7D")),  # sub-daily: a day and a week (hourly: 24 and 168; 30 min: 48 and 336)
+    (pd.Timedelta(days=7), (7, 365)),  # daily: a week and a year
+    (pd.Timedelta(days=28), (52,)),  # weekly: a year
+    (pd.Timedelta(days=32), (12,)),  # months: 28 to 31 days
+    (pd.Timedelta(days=100), (4,)),  # quarters: 90 to 92 days
 )
+
+
+def season_candidates(freq: pd.DateOffset) -> list[int]:
+    """Every cycle, in steps, that a seasonal-naive forecast of data at this frequency is tried with.
+
+    Sub-daily data: a day and a week; daily: a week and a year (365); weekly: a year (52); monthly: 12;
+    quarterly: 4; yearly and coarser: none. A cycle shorter than two steps is left out.
+    """
+    step = _step(freq)
+    for bound, seasons in _SEASONS:
+        if step < bound:
+            steps = [int(pd.Timedelta(s) / step) if isinstance(s, str) else s for s in seasons]
+            return [m for m in steps if m >= 2]
+    return []
 
 
 def season_length(freq: pd.DateOffset) -> int:
     """The dominant cycle in steps: a day for sub-daily data, a week for daily, a year for coarser data."""
-    step = _step(freq)
-    for bound, season in _SEASONS:
-        if step < bound:
-            return int(pd.Timedelta(season) / step) if isinstance(season, str) else season
-    return 1
+    candidates = season_candidates(freq)
+    return candidates[0] if candidates else 1
 
 
 def season_offsets(horizon: int, season: int) -> np.ndarray:

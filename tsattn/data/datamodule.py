@@ -10,7 +10,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from tsattn.data.calendar import calendar_features, feature_names, season_length
+from tsattn.data.calendar import calendar_features, feature_names, season_candidates, season_length
+from tsattn.data.naive import choose, naive_seasons, rule_errors, rule_label
 from tsattn.data.io import read_series, require_length
 from tsattn.data.regularity import fill_within_borders
 from tsattn.data.scaling import StandardScaler
@@ -113,6 +114,10 @@ class ForecastDataModule(L.LightningDataModule):
         self.calendar_names: list[str] = []
         self.datasets: dict[str, WindowDataset] = {}
         self._restored: dict | None = None  # a state loaded before setup(): its scaler wins over a new fit
+        # The simple rules' MSE per split (season -> MSE; season 1 is the last value), and the one the
+        # validation windows chose: the strongest simple forecast every test score stands beside.
+        self.naive_errors: dict[str, dict[int, float]] = {}
+        self.best_naive_season: int | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Read, split, fill, scale and window the data; idempotent, so callers may run it before the Trainer."""
@@ -210,6 +215,7 @@ class ForecastDataModule(L.LightningDataModule):
                 len(collection.targets),
                 season_length=season if split == "test" and self._has_a_season_before_test(season) else None,
             )
+        self._choose_simple_forecast()
         log.info(
             "%s: %d series, %d train / %d val / %d test windows (L=%d, H=%d, season %d steps%s)",
             collection.source,
@@ -220,6 +226,26 @@ class ForecastDataModule(L.LightningDataModule):
             season,
             "" if self.configured_season_length else ", inferred; set data.season_length to change it",
         )
+
+    def _choose_simple_forecast(self) -> None:
+        """Score the last value and seasonal naive at every candidate season on the validation and test windows;
+        the validation windows choose the strongest, which the test batches then carry as "best_naive"."""
+        seasons = naive_seasons(self.season_candidates, self.lookback)
+        self.naive_errors = {split: rule_errors(self.datasets[split], seasons) for split in ("val", "test")}
+        self.best_naive_season = choose(self.naive_errors["val"])
+        self.datasets["test"].best_naive_season = self.best_naive_season
+        log.info(
+            "strongest simple forecast on the validation windows: %s (validation MSE %s)",
+            rule_label(self.best_naive_season),
+            ", ".join(f"{rule_label(m)} {e:.4f}" for m, e in self.naive_errors["val"].items()),
+        )
+
+    @property
+    def season_candidates(self) -> list[int]:
+        """The seasons simple forecasts are tried with: the frequency's (a day and a week for hourly data...)
+        and data.season_length when set."""
+        configured = [self.configured_season_length] if self.configured_season_length else []
+        return sorted({*season_candidates(self.collection.freq), *configured})
 
     def _has_a_season_before_test(self, season: int) -> bool:
         """Whether every series has a full season before its test rows, for the seasonal-naive baseline."""

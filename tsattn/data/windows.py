@@ -35,6 +35,9 @@ class WindowDataset(Dataset):
         season_length: m; when given, each batch also holds the seasonal-naive forecast of its windows
             (step h repeats the value m, 2m... steps before it), the reference every test score is set
             beside. It may reach before the lookback, never before the series' first row.
+        best_naive_season: the season of the strongest simple forecast chosen on the validation windows
+            (1: the last value; tsattn.data.naive); when given, each batch also holds it as "best_naive".
+            It reads the lookback only (the season is at most L).
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class WindowDataset(Dataset):
         horizon: int,
         n_targets: int,
         season_length: int | None = None,
+        best_naive_season: int | None = None,
     ) -> None:
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
         self.starts, self.series = starts, series
@@ -56,7 +60,9 @@ class WindowDataset(Dataset):
         if season_length is not None:
             if len(starts) and int(self.first_target.min()) < season_length:
                 raise ValueError(f"a window starts fewer than season_length={season_length} rows into its series")
-            self._season_offsets = torch.from_numpy(season_offsets(horizon, season_length))  # [H]
+        if best_naive_season is not None and not 1 <= best_naive_season <= lookback:
+            raise ValueError(f"best_naive_season={best_naive_season} must lie in [1, lookback={lookback}]")
+        self.best_naive_season = best_naive_season
         self._targets = values[:, :n_targets]
         # Views, no copies: [N, F] -> [N - L - H + 1, F, L + H].
         self._values = values.unfold(0, lookback + horizon, 1)
@@ -92,9 +98,25 @@ class WindowDataset(Dataset):
             "first_target": self.first_target[index],  # [B]
         }
         if self.season_length is not None:
-            rows = (start + L).unsqueeze(1) + self._season_offsets  # [B, H]
-            batch["seasonal_naive"] = self._targets[rows]  # [B, H, C]
+            batch["seasonal_naive"] = self.seasonal_naive(start, self.season_length)
+        if self.best_naive_season is not None:
+            batch["best_naive"] = self.seasonal_naive(start, self.best_naive_season)
         return batch
+
+    def seasonal_naive(self, start: torch.Tensor, season: int) -> torch.Tensor:
+        """The seasonal-naive forecast of the windows starting at global rows `start` (season 1: the last value).
+
+        Shape:
+            start [B] -> [B, H, C]
+        """
+        offsets = torch.from_numpy(season_offsets(self.horizon, season))  # [H], each in [-m, -1]
+        rows = (start + self.lookback).unsqueeze(1) + offsets  # [B, H]
+        return self._targets[rows]
+
+    def actuals(self, start: torch.Tensor) -> torch.Tensor:
+        """The targets of the windows starting at `start`. Shape: [B] -> [B, H, C]."""
+        rows = (start + self.lookback).unsqueeze(1) + torch.arange(self.horizon)  # [B, H]
+        return self._targets[rows]
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,13 @@ from tsattn.inference.windows import WindowSpec, origin_windows, predict
 from tsattn.metrics import QuantileErrors, mase_scale, scores
 
 FORECASTERS = ("model", "last_value", "seasonal_naive")
+# With a bundle that records it: the strongest simple forecast its training chose on the validation windows.
+BEST_NAIVE = "best_naive"
 
 
 @dataclass
 class Backtest:
-    # <id>, origin, <time>, step, target, actual, model, last_value, seasonal_naive (, model_q<level>...)
+    # <id>, origin, <time>, step, target, actual, model, last_value, seasonal_naive(, best_naive)(, model_q<level>...)
     rows: pd.DataFrame
     # forecaster -> {"overall": {metric: value}, "per_step": {metric: [H values]}}: MSE, MAE, sMAPE, MASE and
     # CRPS (a point forecast's is its MAE); a quantile model's also coverage_<p> and width_<p> per interval
@@ -60,8 +62,10 @@ def backtest(
     earliest = max(lookback, season)
     test_start = bundle.test_starts
     spec = WindowSpec.of(bundle)
+    best_naive = bundle.best_naive_season  # None for bundles from before it was chosen
+    names = (*FORECASTERS, BEST_NAIVE) if best_naive else FORECASTERS
 
-    parts, errors, scaled_abs, done, in_sample = [], {name: [] for name in FORECASTERS}, [], 0, 0
+    parts, errors, scaled_abs, done, in_sample = [], {name: [] for name in names}, [], 0, 0
     levels = schema.get("quantiles")
     distribution = QuantileErrors(horizon, levels) if levels else None
     for series in history.series:
@@ -79,15 +83,17 @@ def backtest(
         forecasts = {
             "model": forecast,
             "last_value": np.repeat(values[origins - 1, None, :n_targets], horizon, axis=1),
-            "seasonal_naive": values[origins[:, None] + season_offsets(horizon, season)][..., :n_targets],
+            "seasonal_naive": _seasonal_naive(values, origins, horizon, season, n_targets),
         }
+        if best_naive:  # at most the lookback: it reads only rows the model reads
+            forecasts[BEST_NAIVE] = _seasonal_naive(values, origins, horizon, best_naive, n_targets)
         actual = values[origins[:, None] + np.arange(horizon)][..., :n_targets]  # [N, H, C]
-        for name in FORECASTERS:
+        for name in names:
             errors[name].append((forecasts[name], actual))
         if distribution is not None:
             distribution.update(torch.from_numpy(quantiles), torch.from_numpy(actual))
         scale = mase_scale(values[: origins[0], :n_targets], season)  # [C], from rows before the first origin
-        scaled_abs.append({name: np.abs(forecasts[name] - actual) / scale for name in FORECASTERS})
+        scaled_abs.append({name: np.abs(forecasts[name] - actual) / scale for name in names})
         parts.append(_rows(series, origins, horizon, schema, actual, forecasts, quantiles))
         done += len(origins)
         if on_batch is not None:
@@ -104,9 +110,9 @@ def backtest(
             np.concatenate([a for _, a in errors[name]]),
             np.concatenate([s[name] for s in scaled_abs]),
         )
-        for name in FORECASTERS
+        for name in names
     }
-    for name in FORECASTERS:  # CRPS for every forecaster: a point forecast's is its MAE
+    for name in names:  # CRPS for every forecaster: a point forecast's is its MAE
         metrics[name]["overall"]["crps"] = metrics[name]["overall"]["mae"]
         metrics[name]["per_step"]["crps"] = list(metrics[name]["per_step"]["mae"])
     if distribution is not None:  # the model's predicted distribution, in real units
@@ -115,6 +121,11 @@ def backtest(
             metrics["model"]["per_step"][key] = [float(v) for v in per_step]
     rows = pd.concat(parts, ignore_index=True)
     return Backtest(rows, metrics, len(rows) // (horizon * n_targets), len(parts), in_sample)
+
+
+def _seasonal_naive(values: np.ndarray, origins: np.ndarray, horizon: int, season: int, n_targets: int) -> np.ndarray:
+    """Seasonal naive from each origin (season 1: the last value). Shape: values [T, F] -> [N, H, C]."""
+    return values[origins[:, None] + season_offsets(horizon, season)][..., :n_targets]
 
 
 def _model_forecasts(bundle: Bundle, spec: WindowSpec, series: Series, origins: np.ndarray, batch_size: int, static):
@@ -140,8 +151,8 @@ def _rows(series, origins, horizon, schema, actual, forecasts, quantiles) -> pd.
         "target": np.tile(targets, n * horizon),
         "actual": actual.reshape(-1),
     }
-    for name in FORECASTERS:
-        columns[name] = forecasts[name].reshape(-1)
+    for name, forecast in forecasts.items():
+        columns[name] = forecast.reshape(-1)
     for qi, level in enumerate(schema.get("quantiles") or ()):  # [N, H, C, Q]: one column per level
         columns[f"model_q{level:g}"] = quantiles[..., qi].reshape(-1)
     frame = pd.DataFrame(columns)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tsattn import __version__
+from tsattn.data.naive import rule_key, rule_season
 from tsattn.data.scaling import StandardScaler
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle_checks import (
@@ -67,6 +68,12 @@ class Bundle:
     @property
     def season_length(self) -> int:
         return int(self.schema["season_length"])
+
+    @property
+    def best_naive_season(self) -> int | None:
+        """The season of the strongest simple forecast training chose on validation (1: last value); None in
+        bundles from before it was chosen."""
+        return rule_season(self.schema["best_naive"]) if self.schema.get("best_naive") else None
 
     @property
     def test_starts(self) -> dict[str, Any]:
@@ -132,6 +139,8 @@ def save_bundle(
         "lookback": datamodule.lookback,
         "horizon": datamodule.horizon,
         "season_length": datamodule.season_length,
+        # The strongest simple forecast on the validation windows (tsattn.data.naive): backtest scores it too.
+        "best_naive": rule_key(datamodule.best_naive_season),
         "missing": datamodule.read_args["missing"],
         "sep": datamodule.read_args["sep"],
         "quantiles": list(module.quantiles) if module.quantiles else None,
@@ -382,6 +391,15 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         raise TsattnError(f"{source}: freq or calendar is not one tsattn writes; the bundle is corrupt") from None
     for field in ("lookback", "horizon", "season_length"):
         require(is_count(schema.get(field), high=MAX_STEPS), source, field, f"an integer from 1 to {MAX_STEPS:,}")
+    schema.setdefault("best_naive", None)  # bundles from before the strongest simple forecast was chosen
+    best = schema["best_naive"]
+    best_season = rule_season(best) if isinstance(best, str) else None
+    require(
+        best is None or (best_season is not None and best_season <= schema["lookback"]),
+        source,
+        "best_naive",
+        "null, last_value or seasonal_naive_<m> with m at most the lookback",
+    )
     require(schema.get("missing") in MISSING_POLICIES, source, "missing", f"one of {', '.join(MISSING_POLICIES)}")
     require(isinstance(schema.get("sep"), str) and len(schema["sep"]) == 1, source, "sep", "one character")
     quantiles = schema.get("quantiles")

@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 
 from tsattn.errors import TsattnError
 
-# Baseline name -> the prefix its metrics carry in a run (test/naive_mse, test/snaive_mse_h3...).
-BASELINES = {"last_value": "naive_", "seasonal_naive": "snaive_"}
+# Baseline name -> the prefix its metrics carry in a run (test/naive_mse, test/snaive_mse_h3...). best_naive
+# is the strongest simple forecast, the last value or seasonal naive at the best candidate season, chosen on
+# each run's validation windows; best_naive_rule names the rule (param data/best_naive).
+BASELINES = {"last_value": "naive_", "seasonal_naive": "snaive_", "best_naive": "best_naive_"}
 # What each group's record holds after its group keys, in the order tables show it.
-COLUMNS = ("mean", "std", "runs", "seeds", *(c for b in BASELINES for c in (b, f"skill_{b}")))
+COLUMNS = ("mean", "std", "runs", "seeds", *(c for b in BASELINES for c in (b, f"skill_{b}")), "best_naive_rule")
+TEXT_COLUMNS = ("seeds", "best_naive_rule")
 SKILL_COLUMNS = tuple(f"skill_{b}" for b in BASELINES)
 
 
@@ -30,6 +33,7 @@ class Group:
     baselines: dict[str, list[float]]  # baseline name -> its value in each run that recorded it
     seeds: list[str]
     run_ids: list[str]
+    rules: list[str] = field(default_factory=list)  # each run's strongest simple forecast (data/best_naive)
 
     @property
     def mean(self) -> float:
@@ -79,6 +83,7 @@ class Leaderboard:
                     for name in BASELINES
                     for column, value in ((name, group.baseline(name)), (f"skill_{name}", group.skill(name)))
                 },
+                "best_naive_rule": ",".join(sorted(set(group.rules))) or "-",
             }
             for group in self.groups
         ]
@@ -110,7 +115,8 @@ def baseline_metrics(metric: str) -> dict[str, str]:
     baseline on the same windows; empty for metrics that have none (validation, skills, baselines, and the
     intervals of a predicted distribution, which point baselines do not have)."""
     prefix, _, name = metric.rpartition("/")
-    if prefix != "test" or name.startswith(("naive_", "snaive_", "skill_", "coverage_", "width_")):
+    baselines = ("naive_", "snaive_", "best_naive_", "last_value_", "seasonal_naive_")
+    if prefix != "test" or name.startswith((*baselines, "skill_", "coverage_", "width_")):
         return {}
     return {baseline: f"{prefix}/{infix}{name}" for baseline, infix in BASELINES.items()}
 
@@ -147,6 +153,8 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         group.values.append(value)
         group.seeds.append(tags.get("tsattn.seed", "?"))
         group.run_ids.append(run.info.run_id)
+        if "data/best_naive" in run.data.params:  # runs from before it was chosen have none
+            group.rules.append(run.data.params["data/best_naive"])
         for baseline, name in baseline_names.items():
             if name in run.data.metrics:  # runs from before a baseline was logged leave it out
                 group.baselines.setdefault(baseline, []).append(run.data.metrics[name])

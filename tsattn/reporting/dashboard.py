@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tsattn.reporting.compare import BASELINES, SKILL_COLUMNS, Leaderboard, leaderboard, rank_key
+from tsattn.reporting.compare import BASELINES, SKILL_COLUMNS, TEXT_COLUMNS, Leaderboard, leaderboard, rank_key
 from tsattn.resources import dashboard_dir
 
 CURVES = ("train/loss", "val/loss", "val/loss_tf")
@@ -97,7 +97,7 @@ def _leaderboard(board: Leaderboard) -> dict:
     rows = [[rank, *(r[c] for c in board.columns)] for rank, r in enumerate(board.records(), start=1)]
     return {
         "columns": ["rank", *board.columns],
-        "text_columns": [*board.group_by, "seeds"],
+        "text_columns": [*board.group_by, *TEXT_COLUMNS],
         "percent_columns": list(SKILL_COLUMNS),
         "rows": rows,
         "apart": board.apart,

@@ -16,6 +16,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from tsattn.data.naive import rule_key
+
 log = logging.getLogger(__name__)
 
 FORECASTS_CSV = "forecasts/test_forecasts.csv"
@@ -46,6 +48,9 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(resolved).items()}
     params["data/season_length"] = datamodule.season_length  # the one used, inferred or set
+    # The strongest simple forecast, chosen on the validation windows before training: test/best_naive_* score it.
+    params["data/best_naive"] = rule_key(datamodule.best_naive_season)
+    params["data/season_candidates"] = json.dumps(datamodule.season_candidates)
     logger.log_hyperparams(params)
     client, run_id = logger.experiment, logger.run_id
     client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
@@ -58,6 +63,10 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
         "series": [s.id for s in datamodule.collection.series],
         "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
         "season_length": datamodule.season_length,
+        "best_naive": rule_key(datamodule.best_naive_season),
+        "simple_forecasts": {
+            split: {rule_key(m): e for m, e in errors.items()} for split, errors in datamodule.naive_errors.items()
+        },
         **datamodule.state_dict(),
     }
     client.log_dict(run_id, data, "data.json")

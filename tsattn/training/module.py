@@ -27,7 +27,8 @@ class ForecastModule(L.LightningModule):
     free-running; with teacher_forced_validation, `val/loss_tf` is the teacher-forced loss of the same windows,
     so exposure bias shows (a second decoder pass: validation then takes twice as long, measured).
     Testing also scores the last-value and seasonal-naive forecasts of the same windows, per horizon step,
-    with a skill score against each.
+    and the strongest simple forecast the validation windows chose (test/best_naive_*), with a skill score
+    against each.
 
     Args:
         net: the network.
@@ -187,7 +188,8 @@ class ForecastModule(L.LightningModule):
         self.log("test/loss", self.loss(y_hat, y), batch_size=0 if padding else len(y), sync_dist=True)
         if self.test_errors is None:  # on every rank, even one that only gets padding: compute() syncs them
             horizon = y.shape[1]
-            scored = ("model", "naive", "snaive") if "seasonal_naive" in batch else ("model", "naive")
+            scored = ("model", "naive", *(("snaive",) if "seasonal_naive" in batch else ()))
+            scored += ("best_naive",) if "best_naive" in batch else ()
             self.test_errors = nn.ModuleDict({name: HorizonErrors(horizon) for name in scored})
             if self.quantiles:  # CRPS and interval coverage of the predicted distribution
                 self.test_errors["distribution"] = QuantileErrors(horizon, self.quantiles)
@@ -202,6 +204,8 @@ class ForecastModule(L.LightningModule):
         self.test_errors["naive"].update(last_value, y)
         if "snaive" in self.test_errors:  # the datamodule's seasonal-naive forecast of the same windows
             self.test_errors["snaive"].update(batch["seasonal_naive"], y)
+        if "best_naive" in self.test_errors:  # the strongest simple forecast, chosen on the validation windows
+            self.test_errors["best_naive"].update(batch["best_naive"], y)
 
     def on_test_epoch_end(self) -> None:
         errors = {name: metric.compute() for name, metric in self.test_errors.items()}  # synced across ranks
@@ -219,7 +223,9 @@ class ForecastModule(L.LightningModule):
             overall_and_per_step(f"test/{name}", per_step)
         for name in ("mse", "mae"):
             overall_and_per_step(f"test/{name}", model[name])
-            for baseline, per_step in errors.items():  # naive: last value; snaive: seasonal naive
+            # naive: last value; snaive: seasonal naive at data.season_length; best_naive: the strongest of
+            # the last value and seasonal naive at every candidate season, chosen on the validation windows
+            for baseline, per_step in errors.items():
                 overall_and_per_step(f"test/{baseline}_{name}", per_step[name])
         for baseline, per_step in errors.items():  # point forecasts: `compare --metric test/crps` has them too
             overall_and_per_step(f"test/{baseline}_crps", per_step["mae"])
@@ -227,6 +233,8 @@ class ForecastModule(L.LightningModule):
         metrics["test/skill_mse"] = 1.0 - metrics["test/mse"] / metrics["test/naive_mse"]
         if "snaive" in errors:
             metrics["test/skill_snaive"] = 1.0 - metrics["test/mse"] / metrics["test/snaive_mse"]
+        if "best_naive" in errors:
+            metrics["test/skill_best_naive"] = 1.0 - metrics["test/mse"] / metrics["test/best_naive_mse"]
         # Computed from error sums already reduced across ranks: the same on every rank, nothing to sync.
         # (sync_dist with rank_zero_only: no collective, and no warning that one is missing.)
         self.log_dict({k: v.float() for k, v in metrics.items()}, sync_dist=True, rank_zero_only=True)

@@ -12,6 +12,7 @@ import threading
 
 from omegaconf import DictConfig, OmegaConf
 
+from tsattn.data.naive import rule_label
 from tsattn.errors import Interrupted, TsattnError
 from tsattn.training.architecture import resolve_auto
 
@@ -241,11 +242,14 @@ class Training:
                 log.info("testing the %s: %s", "best checkpoint" if cfg.train else "checkpoint", weights)
             trainer.test(model, datamodule=datamodule, ckpt_path=weights, verbose=False)  # loads its weights
             metrics.update(_floats(trainer.callback_metrics))
+            metrics.update(simple_rule_metrics(datamodule.naive_errors))
             stop.check()
         elif weights:
             _load_weights(model, weights)
         if self.handle is not None and trainer.is_global_zero:
-            for key in ("val/loss_best", "optuna/pruned", *(k for k in metrics if k.startswith("conformal/"))):
+            logged_here = ("val/loss_best", "optuna/pruned", *(k for k in metrics if k.startswith("conformal/")))
+            rules = simple_rule_metrics(datamodule.naive_errors) if cfg.test else {}
+            for key in (*logged_here, *rules):
                 if key in metrics:
                     trainer.logger.experiment.log_metric(self.handle.run_id, key, metrics[key])
             log_results(
@@ -259,7 +263,7 @@ class Training:
                 with_bundle=has_model,
                 with_test=bool(cfg.test),
             )
-        log.info("done: %s", summary(metrics))
+        log.info("done: %s", summary(metrics, rule_label(datamodule.best_naive_season)))
         return metrics
 
 
@@ -363,15 +367,28 @@ def _is_interrupt(err: BaseException) -> bool:
     )
 
 
-def summary(metrics: dict[str, float]) -> str:
-    """The end-of-run line: the scores and the skill against both baselines of the same test windows."""
-    headline = ("val/loss_best", "test/mse", "test/mae", "test/naive_mse", "test/snaive_mse")
+def summary(metrics: dict[str, float], best_naive: str | None = None) -> str:
+    """The end-of-run line: the scores and the skill against the baselines of the same test windows, the
+    strongest simple forecast (`best_naive`, chosen on the validation windows) named."""
+    headline = ("val/loss_best", "test/mse", "test/mae", "test/naive_mse", "test/snaive_mse", "test/best_naive_mse")
     parts = [f"{k}={metrics[k]:.4f}" for k in headline if k in metrics]
-    for key, baseline in (("test/skill_mse", "last value"), ("test/skill_snaive", "seasonal naive")):
+    skills = (
+        ("test/skill_mse", "last value"),
+        ("test/skill_snaive", "seasonal naive"),
+        ("test/skill_best_naive", f"the strongest simple forecast ({best_naive or 'unnamed'}, chosen on validation)"),
+    )
+    for key, baseline in skills:
         if key in metrics:
             verdict = "beats it" if metrics[key] > 0 else "does not beat it"
             parts.append(f"skill vs {baseline} {metrics[key]:+.1%} ({verdict})")
     return ", ".join(parts) or "no test metrics"
+
+
+def simple_rule_metrics(errors: dict[str, dict[int, float]]) -> dict[str, float]:
+    """The MSE of every simple rule on each split: val/last_value_mse, test/seasonal_naive_168_mse..."""
+    from tsattn.data.naive import rule_key
+
+    return {f"{split}/{rule_key(m)}_mse": e for split, per_rule in errors.items() for m, e in per_rule.items()}
 
 
 def _without_target(net_cfg: DictConfig) -> dict:

@@ -56,19 +56,30 @@ def test_benchmark_overrides_carry_any_path_unchanged(value):
     assert cfg.logger.experiment_name == "exp, 1" and cfg.logger.tags == {"benchmark": "inv"}
 
 
-def test_defaults_table_says_which_runs_fail_to_beat_the_naive_forecasts():
+def test_defaults_table_says_which_runs_fail_to_beat_every_simple_rule_or_rlinear():
     from defaults import parse_args, render
 
-    args = parse_args(["--output", ""])
-    common = {"data": "etth1", "snaive": 0.6, "naive": 1.5, "best_epoch": 4, "epochs": 9, "seconds": 60.0}
-    table = render(
-        "tuned",
-        args,
-        [{**common, "model": "transformer", "mse": 0.43}, {**common, "model": "lstm_seq2seq", "mse": 0.61}],
-    )
-    assert "experiment=<data>_<name> data=csv" in table
-    assert "| etth1 | transformer | 0.4300 | 0.6000 | 1.5000 | yes | 4 / 9 | 60 |" in table
-    assert "| etth1 | lstm_seq2seq | 0.6100 | 0.6000 | 1.5000 | NO |" in table
+    args = parse_args(["--output", "", "--seeds", "0", "1"])
+    common = {"data": "vic_elec", "lookback": 336, "horizon": 48, "best_epoch": 4, "epochs": 9, "seconds": 60.0}
+    rules = {"last_value": 0.75, "seasonal_naive_48": 0.25, "seasonal_naive_336": 0.2}
+    chosen = {"best_rule": "seasonal_naive_336", "best_naive": 0.2, "rules": rules}
+    results = [
+        {**common, **chosen, "model": "transformer", "seed": 0, "val": 0.07, "mse": 0.10},
+        {**common, **chosen, "model": "transformer", "seed": 1, "val": 0.09, "mse": 0.12},
+        {**common, **chosen, "model": "lstm_seq2seq", "seed": 0, "val": 0.06, "mse": 0.19},
+        {**common, "best_rule": "seasonal_naive_48", "best_naive": 0.25, "rules": {**rules, "seasonal_naive_336": 0.15},
+         "model": "attention_seq2seq", "seed": 0, "val": 0.06, "mse": 0.17},
+        {**common, **chosen, "model": "rlinear", "seed": 0, "val": 0.08, "mse": 0.11},
+    ]
+    table = render("defaults", args, results)
+    assert "seeds 0, 1" in table and "data.lookback=<L>" in table
+    assert "| vic_elec | 336, 48 | transformer | 0.0800 | 0.1100 (0.1000 / 0.1200) | 0.2000 (seasonal_naive_336) | " \
+        "0.2000 | 0.1100 | yes | NO | 4 / 9, 4 / 9 | 60 |" in table  # 0.11 is not below RLinear's 0.11
+    assert "| lstm_seq2seq | 0.0600 | 0.1900 | 0.2000 (seasonal_naive_336) | 0.2000 | 0.1100 | yes | NO |" in table
+    # A rule that validation did not choose can still be the best on test: the bar is every rule.
+    assert "| attention_seq2seq | 0.0600 | 0.1700 | 0.2500 (seasonal_naive_48) | 0.1500 | 0.1100 | NO | NO |" in table
+    assert "| rlinear | 0.0800 | 0.1100 | 0.2000 (seasonal_naive_336) | 0.2000 | 0.1100 | yes | - |" in table
+    assert "vic_elec: half-hourly, 1 series" in table
 
 
 def test_defaults_tuned_runs_are_the_experiment_on_the_users_split(tmp_path):
@@ -88,6 +99,11 @@ def test_defaults_tuned_runs_are_the_experiment_on_the_users_split(tmp_path):
     assert tuned_misfit("etth1", "transformer", 100, 36) is None  # segments need not divide L or H
     assert "--lookback 12 must be at least 24" in tuned_misfit("etth1", "transformer", 12, 96)
     assert parse_args(["--models", "transformer", "transformer"]).models == ["transformer"]
+    ablation = parse_args(["--output", "", "--set", "model.seasonal_lags=[]"])
+    assert "model.seasonal_lags=[]" in overrides_for(ablation, "etth1", Path("/d.csv"), "transformer", "inv", "defaults")
+    assert "model.seasonal_lags=[]" not in overrides_for(ablation, "etth1", Path("/d.csv"), "rlinear", "inv", "defaults")
+    bundled = compose(overrides_for(args, "co2", "co2", "lstm_seq2seq", "inv", "defaults", seed=2))
+    assert bundled.data.name == "co2" and (bundled.data.lookback, bundled.data.horizon, bundled.seed) == (156, 52, 2)
 
 
 def test_report_sections_replace_only_their_own_table(tmp_path):

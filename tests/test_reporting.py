@@ -236,7 +236,7 @@ def test_headless_chromium_renders_every_section_without_errors(report, tiny_swe
     assert sections["leaderboard"].count("<tr>") == 1 + 2  # header + attention_seq2seq and linear
     assert "attention_seq2seq-weather-seed2 FAILED (NaN loss)" in sections["leaderboard"]
     assert sections["curves"].count('class="series"') >= 2 * 2 * 2  # 2 models x 2 runs x (train, val) curves
-    assert sections["horizon"].count('class="series"') == 4  # two models and both baselines
+    assert sections["horizon"].count('class="series"') == 5  # two models and three baselines (best naive too)
     assert sections["forecasts"].count('class="series"') >= 2 * 2  # actual and forecast, both models
     assert sections["attention"].count('class="cell"') == 12 * 48  # H x L weights of the attention model
     assert "model/net/_target_" in sections["configs"]

@@ -85,7 +85,8 @@ def test_run_is_recorded_in_mlflow(trained):
     # L=48 holds a day of hourly data, not a week: the validation windows chose between the last value and a day.
     assert params["data/best_naive"] == "seasonal_naive_24" and params["data/season_candidates"] == "[24, 168]"
     assert "val/seasonal_naive_168_mse" not in metrics
-    assert metrics["test/best_naive_mse"] == pytest.approx(metrics["test/seasonal_naive_24_mse"])
+    # The chosen rule is the data's season here: the same forecast of the same (limited) test batches.
+    assert metrics["test/best_naive_mse"] == pytest.approx(metrics["test/snaive_mse"])
     assert metrics["test/skill_snaive"] == pytest.approx(1 - metrics["test/mse"] / metrics["test/snaive_mse"])
     # One val/loss per epoch: per-epoch history, not just a final value.
     assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 2

@@ -116,6 +116,8 @@ def save_bundle(
         module_options.pop("n_future", None)
     if not module_options.get("conformal"):  # likewise: written only for calibrated intervals
         module_options.pop("conformal", None)
+    if not module_options.get("seasonal_lags"):  # likewise: written only for a model that reads them
+        module_options.pop("seasonal_lags", None)
     offsets = module.forecaster.interval_offsets
     collection = datamodule.collection
     schema = {
@@ -215,7 +217,12 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
 
 
 # ForecastModule options that only training reads: checked for their type, not passed to the Forecaster.
-TRAINING_OPTIONS = {"loss": ("mse", "mae"), "teacher_forced_validation": (True, False), "conformal": (True, False)}
+TRAINING_OPTIONS = {
+    "loss": ("mse", "mae"),
+    "teacher_forced_validation": (True, False),
+    "conformal": (True, False),
+    "linear_path_init": ("ridge", "seasonal_naive"),
+}
 
 
 def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:

@@ -222,6 +222,7 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             bool(module.get("channel_independent", False)),
             int(module.get("segment_len", 1)),
             bool(module.get("channel_identity", False)),
+            len(module.get("seasonal_lags") or []),
         )
     except TsattnError as err:
         raise TsattnError(f"{source}: {err}; the bundle is corrupt") from None
@@ -237,6 +238,9 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             )
     if module.get("n_future", 0) != len(schema.get("future_covariates", [])):
         raise TsattnError(f"{source}: module_options.n_future does not match the schema's future_covariates; refused")
+    lags = module.get("seasonal_lags") or []
+    if not all(isinstance(m, int) and 1 <= m <= lookback for m in lags):
+        raise TsattnError(f"{source}: module_options.seasonal_lags must be seasons of 1 to {lookback} steps; refused")
     if module.get("n_targets") not in (None, n_targets):
         raise TsattnError(f"{source}: module_options.n_targets does not match the schema's targets; refused")
 

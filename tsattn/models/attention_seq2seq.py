@@ -38,8 +38,26 @@ class AttentionSeq2Seq(LSTMSeq2Seq):
         score: str = "general",
         decoding: str = "recurrent",
         cell: str = "lstm",
+        linear_path: bool = False,
+        lookback: int | None = None,
+        horizon: int | None = None,
+        linear_path_season: int = 1,
     ) -> None:
-        super().__init__(n_features, n_targets, n_calendar, hidden_size, num_layers, dropout, quantiles, decoding, cell)
+        super().__init__(
+            n_features,
+            n_targets,
+            n_calendar,
+            hidden_size,
+            num_layers,
+            dropout,
+            quantiles,
+            decoding,
+            cell,
+            linear_path,
+            lookback,
+            horizon,
+            linear_path_season,
+        )
         hidden_size = self.encoder.hidden_size
         self.score = AttentionScore(score, hidden_size)
         self.combine = nn.Linear(2 * hidden_size, hidden_size)

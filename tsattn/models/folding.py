@@ -34,11 +34,14 @@ def network_sizes(
     channel_independent: bool,
     segment_len: int,
     channel_identity: bool = False,
+    n_lags: int = 0,
 ):
     """The channel counts the network is built for, given the data's and the folds applied to it.
 
     Args:
         dims: the data's n_features (C + P + K), n_targets (C) and n_calendar (K).
+        n_lags: M, the seasons whose seasonal-naive values join the known channels (Forecaster's
+            seasonal_lags): M more calendar channels per target the network sees.
 
     Returns:
         dims as the network sees them: one target when channel independent (with the channel's one-hot
@@ -62,6 +65,9 @@ def network_sizes(
         if channel_identity:
             sizes["n_features"] += n_targets
             sizes["n_calendar"] += n_targets
+    lag_channels = n_lags * sizes["n_targets"]
+    sizes["n_features"] += lag_channels
+    sizes["n_calendar"] += lag_channels
     return {key: value * segment_len for key, value in sizes.items()}
 
 

@@ -6,9 +6,13 @@ pyfunc model, the Python API, Spark) runs it alone, so a forecast never imports 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from tsattn.data.calendar import season_offsets
+from tsattn.errors import TsattnError
 from tsattn.models.conformal import widen
 from tsattn.models.folding import (
     fold_channels,
@@ -44,6 +48,11 @@ class Forecaster(nn.Module):
             standardised by their own lookback statistics, over the lookback and the horizon alike, so a
             covariate that moves with a target keeps its relation to it once both are normalised; a
             covariate that hardly moves over the lookback (an event flag) is only centred.
+        seasonal_lags: seasons m (each at most L) whose seasonal-naive values join the known channels, after
+            RevIN (so scaled like the targets): at horizon step h the value at t + h - m (tiled over seasons
+            for h > m), at lookback step i the value m steps before it (the oldest step where i < m). Every
+            one lies in the lookback (DeepAR's lag features): each decoder step reads what the seasonal
+            rules would forecast there. M seasons add M channels per window target.
     """
 
     def __init__(
@@ -55,6 +64,7 @@ class Forecaster(nn.Module):
         n_targets: int | None = None,
         channel_identity: bool = False,
         n_future: int = 0,
+        seasonal_lags: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if channel_independent and not n_targets:
@@ -65,6 +75,9 @@ class Forecaster(nn.Module):
             raise ValueError(f"segment_len={segment_len}; a segment holds at least one step")
         if n_future < 0:
             raise ValueError(f"n_future={n_future}; it counts future covariates")
+        self.seasonal_lags = [int(m) for m in seasonal_lags or ()]
+        if any(m < 1 for m in self.seasonal_lags):
+            raise ValueError(f"seasonal_lags={self.seasonal_lags}; a season holds at least one step")
         self.net = net
         self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
         self.segment_len, self.n_targets, self.n_future = segment_len, n_targets, n_future
@@ -108,7 +121,7 @@ class Forecaster(nn.Module):
     def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
         """Standardise each window by its own statistics (RevIN) when enabled, run, and map back."""
         if not self.revin:
-            return self._segmented(batch, teacher_forcing_ratio, **forward_options)
+            return self._with_linear_path(batch, teacher_forcing_ratio, **forward_options)
         x = batch["x"]
         n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
         n_targets = self.window_targets
@@ -119,11 +132,31 @@ class Forecaster(nn.Module):
         target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
         if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
             normalised["y"] = (batch["y"] - target_mean) / target_std
-        output = self._segmented(normalised, teacher_forcing_ratio, **forward_options)
+        output = self._with_linear_path(normalised, teacher_forcing_ratio, **forward_options)
         y_hat = output["y_hat"]
         if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
             target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
         return dict(output, y_hat=y_hat * target_std + target_mean)
+
+    def _with_linear_path(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
+        """The network's forecast (given the seasonal lags as known channels) plus its linear path's map of the
+        lookback's targets, when it has one.
+
+        The path reads the whole lookback (segments leave its oldest L mod S steps to it alone) and adds to
+        every quantile alike. A recurrent decoder feeds back the network's own part of the forecast.
+
+        Shape:
+            x [B, L, F] -> y_hat [B, H, C(, Q)]
+        """
+        if self.seasonal_lags:
+            batch = with_seasonal_lags(batch, self.seasonal_lags, self.window_targets)
+        output = self._segmented(batch, teacher_forcing_ratio, **forward_options)
+        path = getattr(self.net, "linear_path", None)
+        if path is None:
+            return output
+        base = path(batch["x"][..., : self.window_targets])  # [B, L, C] -> [B, H, C]
+        y_hat = output["y_hat"]
+        return dict(output, y_hat=y_hat + (base.unsqueeze(-1) if y_hat.ndim == 4 else base))
 
     def _segmented(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
         """Run the network on segments of segment_len steps (or on the steps themselves)."""
@@ -143,6 +176,27 @@ class Forecaster(nn.Module):
     def point(self, y_hat: torch.Tensor) -> torch.Tensor:
         """The point forecast: y_hat itself, or its median quantile. Shape: -> [B, H, C]."""
         return y_hat[..., self.net.head.median_index] if self.quantiles else y_hat
+
+
+def with_seasonal_lags(batch: Batch, seasons: Sequence[int], n_targets: int) -> Batch:
+    """The batch with each season's seasonal-naive values of its C targets appended to the known channels.
+
+    Nothing is read after the lookback's last step: at horizon step h the value m * ceil(h / m) steps back
+    from it, at lookback step i the value at max(i - m, 0).
+
+    Shape:
+        x [B, L, F], future_calendar [B, H, K] -> x [B, L, F + M*C], future_calendar [B, H, K + M*C]
+    """
+    x, future = batch["x"], batch["future_calendar"]
+    lookback, horizon = x.shape[1], future.shape[1]
+    targets = x[..., :n_targets]  # [B, L, C]
+    past, ahead = [], []
+    for m in seasons:
+        if m > lookback:
+            raise TsattnError(f"model.seasonal_lags holds {m}, longer than data.lookback={lookback}")
+        ahead.append(targets[:, lookback + torch.from_numpy(season_offsets(horizon, m)).to(x.device)])  # [B, H, C]
+        past.append(targets[:, (torch.arange(lookback, device=x.device) - m).clamp(min=0)])  # [B, L, C]
+    return dict(batch, x=torch.cat([x, *past], dim=-1), future_calendar=torch.cat([future, *ahead], dim=-1))
 
 
 # Below this std over the lookback (in units of the training std, which the scaler made 1) a future

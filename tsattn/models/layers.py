@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from tsattn.data.calendar import season_offsets
 from tsattn.errors import TsattnError
 from tsattn.intervals import interval_pairs
 
@@ -146,6 +147,46 @@ class ForecastHead(nn.Module):
         out = out.unflatten(-1, (self.n_targets, self.n_quantiles))  # [..., C * Q] -> [..., C, Q]
         out = torch.sort(out, dim=-1).values  # monotone in q: no crossing
         return out, out[..., self.median_index]
+
+
+class LinearPath(nn.Module):
+    """A linear map from the lookback to the horizon beside the network (LSTNet's autoregressive component,
+    RLinear's map): one [H, L] map shared by every channel, applied to the (RevIN-normalised) lookback.
+
+    It starts as the seasonal-naive forecast of `init_season` steps (1: the last value), each horizon step
+    copying the value a whole number of seasons before it, so a forecaster with it starts from that simple
+    rule and its network learns only what the rule misses; the map itself trains too.
+
+    Args:
+        lookback: L.
+        horizon: H.
+        init_season: the season the map starts from, at most L.
+
+    Shape:
+        [B, L, C] -> [B, H, C]
+    """
+
+    def __init__(self, lookback: int, horizon: int, init_season: int = 1) -> None:
+        super().__init__()
+        if not 1 <= init_season <= lookback:
+            raise ValueError(f"model.net.linear_path_season={init_season} must lie in [1, data.lookback={lookback}]")
+        weight = torch.zeros(horizon, lookback)
+        source = lookback + torch.from_numpy(season_offsets(horizon, init_season))  # [H], lookback rows
+        weight[torch.arange(horizon), source] = 1.0
+        self.weight = nn.Parameter(weight)  # [H, L]
+        self.bias = nn.Parameter(torch.zeros(horizon, 1))  # [H, 1]
+
+    def forward(self, lookback: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("hl,blc->bhc", self.weight, lookback) + self.bias  # [B, L, C] -> [B, H, C]
+
+
+def linear_path(enabled: bool, lookback: int | None, horizon: int | None, init_season: int) -> LinearPath | None:
+    """The network's linear path when `enabled` (model.net.linear_path), which needs the window's L and H."""
+    if not enabled:
+        return None
+    if not lookback or not horizon:
+        raise ValueError("model.net.linear_path=true needs lookback and horizon (${data.lookback}, ${data.horizon})")
+    return LinearPath(lookback, horizon, init_season)
 
 
 def window_statistics(values: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:

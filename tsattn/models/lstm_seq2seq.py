@@ -9,6 +9,7 @@ from torch import nn
 
 from tsattn.errors import TsattnError
 from tsattn.models.layers import ForecastHead, PositionalEncoding, forecast_output, mix_truth, previous_values
+from tsattn.models.layers import linear_path as make_linear_path
 
 DECODINGS = ("recurrent", "parallel")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -38,6 +39,12 @@ class LSTMSeq2Seq(nn.Module):
             and calendar features: no forecast is fed back, so errors cannot accumulate over the horizon and
             all steps run at once; SegRNN's parallel multi-step forecasting, Lin et al., 2023).
         cell: "lstm" or "gru" (SegRNN's cell: one state instead of two, a quarter fewer weights).
+        linear_path: a linear map of the lookback beside the network (tsattn.models.layers.LinearPath), added
+            to its forecast by the Forecaster: the forecaster can then fall back to RLinear or a seasonal
+            naive rule and learns only what they miss. Needs lookback and horizon.
+        lookback, horizon: L and H of the data's windows (for the linear path).
+        linear_path_season: the season whose seasonal-naive forecast the linear path starts as (1: the
+            last value; training sets it to the strongest simple forecast chosen on validation).
 
     Shape:
         batch["x"] [B, L, F], batch["future_calendar"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
@@ -57,6 +64,10 @@ class LSTMSeq2Seq(nn.Module):
         quantiles: Sequence[float] | None = None,
         decoding: str = "recurrent",
         cell: str = "lstm",
+        linear_path: bool = False,
+        lookback: int | None = None,
+        horizon: int | None = None,
+        linear_path_season: int = 1,
     ) -> None:
         super().__init__()
         if decoding not in DECODINGS:
@@ -89,6 +100,7 @@ class LSTMSeq2Seq(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = ForecastHead(hidden_size, n_targets, quantiles)
         self.quantiles = self.head.quantiles
+        self.linear_path = make_linear_path(linear_path, lookback, horizon, linear_path_season)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, State]:
         """Run the encoder. Shape: x [B, L, F] -> outputs [B, L, D], (h, c) (a GRU: h) each [num_layers, B, D]."""

@@ -10,6 +10,7 @@ from torch import nn
 from tsattn.errors import TsattnError
 from tsattn.models.decoding import IncrementalDecoder
 from tsattn.models.layers import ForecastHead, PositionalEncoding, forecast_output, mix_truth, previous_values
+from tsattn.models.layers import linear_path as make_linear_path
 
 DECODER_MODES = ("autoregressive", "generative")
 
@@ -41,6 +42,8 @@ class TransformerForecaster(nn.Module):
         quantiles: quantile levels, or None for point forecasts.
         attention: cross-attention weights to return on request: "mean" over heads or "per_head".
         max_len: the longest L + H the positional encoding covers.
+        linear_path, lookback, horizon, linear_path_season: a linear map of the lookback beside the network,
+            as in LSTMSeq2Seq.
 
     Shape:
         batch["x"] [B, L, F], batch["future_calendar"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
@@ -64,6 +67,10 @@ class TransformerForecaster(nn.Module):
         quantiles: Sequence[float] | None = None,
         attention: str = "mean",
         max_len: int = 4096,
+        linear_path: bool = False,
+        lookback: int | None = None,
+        horizon: int | None = None,
+        linear_path_season: int = 1,
     ) -> None:
         super().__init__()
         if decoder_mode not in DECODER_MODES:
@@ -99,6 +106,7 @@ class TransformerForecaster(nn.Module):
                     attention.dropout = attention_dropout
         self.head = ForecastHead(d_model, n_targets, quantiles)
         self.quantiles = self.head.quantiles
+        self.linear_path = make_linear_path(linear_path, lookback, horizon, linear_path_season)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: x [B, L, F] -> memory [B, L, D]."""

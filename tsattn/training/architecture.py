@@ -12,12 +12,18 @@ the M4 Hourly experiments use it, with a longer schedule):
   segments were measured worse: on ETTh1 without calendar features the generative Transformer collapses
   to a flat forecast at S=8 or S=1 (validation 1.06 to 1.08 against 0.74 at S=24, one epoch, L=96), and
   at L=512 the old rule's 16-step segments failed the same way;
-- `model.net.label_len: auto` (the generative Transformer): half of the encoder's steps open the decoder.
+- `model.net.label_len: auto` (the generative Transformer): half of the encoder's steps open the decoder;
+- `model.seasonal_lags: auto`: every candidate season of the data that fits in the lookback (a day and a
+  week for hourly data at L >= 168) gives the network its seasonal-naive values as known channels;
+- `model.net.linear_path_season: auto`: the linear path beside the network starts as the strongest simple
+  forecast the validation windows chose (tsattn.data.naive), the last value or seasonal naive at a season.
 
 The config is rewritten in place, so the logged config, the checkpoint and the bundle hold the numbers.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, open_dict
 
@@ -32,14 +38,25 @@ def segment_length(lookback: int, season: int) -> int:
     return max(fits, default=1)
 
 
-def resolve_auto(model_cfg: DictConfig, lookback: int, season: int) -> dict[str, int]:
-    """Replace every `auto` in the model config by its number; returns what was chosen (for the log)."""
+def resolve_auto(
+    model_cfg: DictConfig, lookback: int, season: int, best_naive_season: int = 1, lag_seasons: Sequence[int] = ()
+) -> dict[str, object]:
+    """Replace every `auto` in the model config by its number; returns what was chosen (for the log).
+
+    Args:
+        best_naive_season: the strongest simple forecast's season, chosen on validation (1: the last value).
+        lag_seasons: the data's candidate seasons that fit in the lookback, for `model.seasonal_lags: auto`.
+    """
     chosen: dict[str, int] = {}
     with open_dict(model_cfg):
+        if model_cfg.get("seasonal_lags") == AUTO:
+            model_cfg.seasonal_lags = chosen["seasonal_lags"] = [int(m) for m in lag_seasons if 2 <= m <= lookback]
         if model_cfg.get("segment_len") == AUTO:
             model_cfg.segment_len = chosen["segment_len"] = segment_length(lookback, season)
         net = model_cfg.get("net") or {}
         if net.get("label_len") == AUTO:
             encoder_steps = lookback // int(model_cfg.get("segment_len", 1))
             model_cfg.net.label_len = chosen["label_len"] = max(1, encoder_steps // 2)
+        if net.get("linear_path_season") == AUTO:
+            model_cfg.net.linear_path_season = chosen["linear_path_season"] = best_naive_season
     return chosen

@@ -17,6 +17,7 @@ from tsattn.models.forecaster import Forecaster
 from tsattn.training.schedules import LearningRate, TeacherForcing
 
 Batch = dict[str, torch.Tensor]
+LINEAR_PATH_INITS = ("ridge", "seasonal_naive")
 
 
 class ForecastModule(L.LightningModule):
@@ -43,6 +44,10 @@ class ForecastModule(L.LightningModule):
             code, the future covariates RevIN standardises); see tsattn.models.forecaster.Forecaster.
         teacher_forced_validation: also log val/loss_tf, the teacher-forced validation loss, for decoders
             that can be teacher-forced. Off by default: it runs the decoder over every window twice.
+        seasonal_lags: seasons whose seasonal-naive values the network reads as known channels (Forecaster).
+        linear_path_init: where a network's linear path starts training: "ridge" (the ridge map that scores best
+            on the validation windows, the network's head at zero: tsattn.training.linear_init) or
+            "seasonal_naive" (the rule it was built as, model.net.linear_path_season).
         conformal: after training, widen each central interval of a quantile network by its conformal
             offset on the validation windows (calibrate_intervals; tsattn.models.conformal).
     """
@@ -62,18 +67,23 @@ class ForecastModule(L.LightningModule):
         channel_identity: bool = False,
         n_future: int = 0,
         conformal: bool = False,
+        seasonal_lags: list[int] | None = None,
+        linear_path_init: str = "ridge",
     ) -> None:
         super().__init__()
         if loss not in POINT_METRICS:
             raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
         if conformal:
             require_calibratable(getattr(net, "quantiles", None))
+        if linear_path_init not in LINEAR_PATH_INITS:
+            raise ValueError(f"model.linear_path_init={linear_path_init!r}; choose one of {', '.join(LINEAR_PATH_INITS)}")
+        seasonal_lags = [int(m) for m in seasonal_lags or ()]  # a plain list (a config gives a ListConfig)
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])
         # Everything inference needs lives in the Forecaster; this module adds the loss, the optimizer and the loops.
         self.forecaster = Forecaster(
-            net, revin, channel_independent, segment_len, n_targets, channel_identity, n_future
+            net, revin, channel_independent, segment_len, n_targets, channel_identity, n_future, seasonal_lags
         )
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.point_loss = POINT_METRICS[loss]

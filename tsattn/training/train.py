@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from tsattn.data.naive import rule_label
 from tsattn.errors import Interrupted, TsattnError
 from tsattn.training.architecture import resolve_auto
+from tsattn.training.length import resolve_training_length
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,20 @@ class Training:
         self.datamodule.setup("fit")
         L.seed_everything(cfg.seed, workers=True)
         data = self.datamodule
-        chosen = resolve_auto(cfg.model, data.lookback, data.season_length)
+        chosen = resolve_auto(
+            cfg.model, data.lookback, data.season_length, data.best_naive_season, data.season_candidates
+        )
         if chosen:
             log.info("model settings left auto: %s", ", ".join(f"{k}={v}" for k, v in chosen.items()))
+        length = resolve_training_length(cfg, len(data.datasets["train"]))
+        if length:
+            data.batch_size = length["batch_size"]
+            log.info(
+                "trainer.max_epochs=auto: %d epochs in batches of %d (%d optimiser steps at most)",
+                length["max_epochs"],
+                length["batch_size"],
+                length["steps"],
+            )
         self.net_sizes = _sizes_from_data(cfg.model, self.datamodule)  # refuses a segment longer than L
         _log_ragged_segments(int(cfg.model.get("segment_len") or 1), data.lookback, data.horizon)
         net = instantiate(cfg.model.net, **self.net_sizes)
@@ -106,6 +118,7 @@ class Training:
             require_calibratable(cfg.model.net.get("quantiles"))
         n_future = len(self.datamodule.collection.future_covariates)
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
+        self.linear_path_fit = self._start_linear_path()
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
         self.pruning = None
         trial = cfg.get("optuna_trial")
@@ -138,6 +151,25 @@ class Training:
             self.handle = start_run(settings, tags, directory, resume=bool(self.plan and self.plan.resume))
             logger = instantiate(settings, run_id=self.handle.run_id)
         self.trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    def _start_linear_path(self) -> dict[str, float]:
+        """Fit the network's linear path in closed form before training (model.linear_path_init=ridge); not
+        when resuming, whose checkpoint holds the weights."""
+        if getattr(self.model.net, "linear_path", None) is None or self.model.hparams.linear_path_init != "ridge":
+            return {}
+        if not self.cfg.train or self.cfg.get("ckpt_path"):
+            return {}
+        from tsattn.training.linear_init import fit_linear_path
+
+        datasets = self.datamodule.datasets
+        fit = fit_linear_path(self.model.forecaster, datasets["train"], datasets["val"], seed=int(self.cfg.seed))
+        log.info(
+            "linear path: the ridge map (penalty %g) that scores best on the validation windows, val MSE %.4f; "
+            "the network starts at zero beside it",
+            fit["penalty"],
+            fit["val_mse"],
+        )
+        return {"linear_path/val_mse": fit["val_mse"]}
 
     @property
     def model_name(self) -> str:
@@ -203,7 +235,7 @@ class Training:
             else:
                 log_run_setup(trainer.logger, cfg, datamodule)
 
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = dict(self.linear_path_fit)
         weights = None  # the checkpoint holding the run's model; None: the weights in memory
         stop.check()
         if cfg.train and model.trainable:
@@ -247,7 +279,12 @@ class Training:
         elif weights:
             _load_weights(model, weights)
         if self.handle is not None and trainer.is_global_zero:
-            logged_here = ("val/loss_best", "optuna/pruned", *(k for k in metrics if k.startswith("conformal/")))
+            logged_here = (
+                "val/loss_best",
+                "optuna/pruned",
+                "linear_path/val_mse",
+                *(k for k in metrics if k.startswith("conformal/")),
+            )
             rules = simple_rule_metrics(datamodule.naive_errors) if cfg.test else {}
             for key in (*logged_here, *rules):
                 if key in metrics:
@@ -292,6 +329,7 @@ def _sizes_from_data(model_cfg: DictConfig, datamodule) -> dict[str, int]:
         bool(model_cfg.get("channel_independent", False)),
         int(model_cfg.get("segment_len", 1)),
         bool(model_cfg.get("channel_identity", False)),
+        len(model_cfg.get("seasonal_lags") or []),
     )
     if "season_length" in model_cfg.net and model_cfg.net.season_length is None:
         sizes["season_length"] = datamodule.season_length

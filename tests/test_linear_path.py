@@ -114,25 +114,52 @@ def test_seasonal_lag_channels_hold_the_seasonal_naive_values_and_nothing_after_
     assert moved[:, 23].min() > 99 and moved[:, :23].max() == 0  # step 24 repeats the last step; no other does
 
 
-@pytest.mark.parametrize("name", NETWORKS)
-def test_forecasters_read_the_lag_channels_and_never_the_future_targets(name):
+def lagged_forecaster(name: str) -> Forecaster:
     cls, options = NETWORKS[name]
     dims = {"n_features": C + K, "n_targets": C, "n_calendar": K}
     sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S, n_lags=2)
     assert sizes["n_calendar"] == (K + 2) * S  # 2 seasons x 1 target per window, in segments of S
     net = cls(**sizes, **options, linear_path=True, lookback=L, horizon=H, linear_path_season=24)
-    model = Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C, seasonal_lags=[24, 48])
-    model.eval()
+    return Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C, seasonal_lags=[24, 48])
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_forecasts_with_lag_channels_and_the_path_read_nothing_at_or_after_the_origin(name):
+    """Windows of one series: rewriting every row from the forecast origin on leaves the forecast as it was;
+    the control, rewriting the row just before the origin, moves it."""
+    from tsattn.data.windows import WindowDataset
+
+    model = lagged_forecaster(name).eval()
+    generator = torch.Generator().manual_seed(3)
+    values = torch.randn(400, C, generator=generator)  # [T, C]
+    calendar = torch.randn(400, K, generator=generator)
+
+    def forecast(series: torch.Tensor) -> torch.Tensor:
+        starts = torch.tensor([100, 200, 300])
+        data = WindowDataset(series, calendar, starts, torch.zeros(3, dtype=torch.long), torch.tensor([0]), L, H, C)
+        with torch.no_grad():
+            return model(data[[0, 1, 2]])["y_hat"]
+
+    before = forecast(values)
+    future = values.clone()
+    future[148:] += 50.0  # window 0's origin is row 100 + L = 148
+    torch.testing.assert_close(forecast(future)[0], before[0])
+    control = values.clone()
+    control[147] += 50.0
+    assert not torch.allclose(forecast(control)[0], before[0])
+
+
+@pytest.mark.parametrize("name", ["lstm_seq2seq", "attention_seq2seq", "transformer_autoregressive"])
+def test_teacher_forcing_feeds_the_decoder_what_it_feeds_back_when_free(name):
+    """With the linear path, a free-running decoder feeds back the network's part of its forecast; teacher
+    forcing must feed the same quantity of the truth. Given its own forecast as the truth, a teacher-forced
+    pass therefore repeats the free-running one exactly."""
+    model = lagged_forecaster(name).eval()
     inputs = batch()
-    truth = torch.randn(5, H, C)
     with torch.no_grad():
-        first = model(dict(inputs, y=truth))["y_hat"]
-        second = model(dict(inputs, y=truth * 100 + 5))["y_hat"]  # the future targets, wildly changed
-        without = Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C)
-    torch.testing.assert_close(first, second)
-    assert first.shape == (5, H, C)
-    with pytest.raises(RuntimeError):  # the network was built for the lag channels: it needs them
-        without(inputs)
+        free = model(inputs)["y_hat"]  # [B, H, C]
+        forced = model(dict(inputs, y=free), teacher_forcing_ratio=1.0)["y_hat"]
+    torch.testing.assert_close(forced, free, rtol=1e-4, atol=1e-4)
 
 
 def test_ridge_is_weighted_least_squares_with_a_free_bias():

@@ -68,7 +68,7 @@ def calendar_features(time: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarra
 # data's own length; plain numbers are steps. The first is the data's dominant season (season_length).
 _SEASONS = (
     (pd.Timedelta(days=1), ("1D", "7D")),  # sub-daily: a day and a week (hourly: 24 and 168; 30 min: 48 and 336)
-    (pd.Timedelta(days=7), (7, 365)),  # daily: a week and a year
+    (pd.Timedelta(days=7), ("7D", "365D")),  # daily: a week and a year
     (pd.Timedelta(days=28), (52,)),  # weekly: a year
     (pd.Timedelta(days=32), (12,)),  # months: 28 to 31 days
     (pd.Timedelta(days=100), (4,)),  # quarters: 90 to 92 days
@@ -78,13 +78,18 @@ _SEASONS = (
 def season_candidates(freq: pd.DateOffset) -> list[int]:
     """Every cycle, in steps, that a seasonal-naive forecast of data at this frequency is tried with.
 
-    Sub-daily data: a day and a week; daily: a week and a year (365); weekly: a year (52); monthly: 12;
-    quarterly: 4; yearly and coarser: none. A cycle shorter than two steps is left out.
+    Sub-daily data: a day and a week; daily: a week and a year (365); business days: a working week (5);
+    weekly: a year (52); monthly: 12; quarterly: 4; yearly and coarser: none. A cycle shorter than two steps,
+    or not a whole number of them (a week of 2-day steps), is left out.
     """
+    if isinstance(freq, pd.offsets.BusinessDay):
+        return [5]  # a working week; its year has no whole number of steps
     step = _step(freq)
     for bound, seasons in _SEASONS:
         if step < bound:
-            steps = [int(pd.Timedelta(s) / step) if isinstance(s, str) else s for s in seasons]
+            # A duration that is no whole number of steps (a week of 2-day steps) is no season of this data.
+            whole = [s for s in seasons if not isinstance(s, str) or pd.Timedelta(s) % step == pd.Timedelta(0)]
+            steps = [int(pd.Timedelta(s) / step) if isinstance(s, str) else s for s in whole]
             return [m for m in steps if m >= 2]
     return []
 

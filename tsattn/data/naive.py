@@ -10,11 +10,16 @@ read. The validation windows choose one; the test windows only score it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rule names are read by commands that never import torch
     from tsattn.data.windows import WindowDataset
+
+# Where a forecaster's linear path starts training (model.linear_path_init): the closed-form ridge map chosen on
+# validation (tsattn.training.linear_init), or the seasonal-naive rule it is built as.
+LINEAR_PATH_INITS = ("ridge", "seasonal_naive")
 
 # Windows scored at once: [chunk, H, C] gathers stay small whatever the split's size.
 CHUNK = 4096
@@ -35,14 +40,12 @@ def rule_label(season: int) -> str:
     return "last value" if season == 1 else f"seasonal naive at {season} steps"
 
 
-def rule_season(key: str) -> int | None:
-    """The season a rule_key names; None for anything else."""
+def rule_season(key: object) -> int | None:
+    """The season a rule_key names (a bundle's text: read as data, at most 7 ASCII digits); None for anything else."""
     if key == "last_value":
         return 1
-    prefix = "seasonal_naive_"
-    if key.startswith(prefix) and key[len(prefix) :].isdigit():
-        return int(key[len(prefix) :])
-    return None
+    match = re.fullmatch(r"seasonal_naive_([1-9][0-9]{0,6})", key) if isinstance(key, str) else None
+    return int(match.group(1)) if match else None
 
 
 def rule_errors(dataset: WindowDataset, seasons: Iterable[int]) -> dict[int, float]:

@@ -118,6 +118,10 @@ class WindowDataset(Dataset):
         rows = (start + self.lookback).unsqueeze(1) + torch.arange(self.horizon)  # [B, H]
         return self._targets[rows]
 
+    def lookback_targets(self, start: torch.Tensor) -> torch.Tensor:
+        """The targets of the lookbacks of the windows starting at `start`. Shape: [B] -> [B, L, C]."""
+        return self._targets[start.unsqueeze(1) + torch.arange(self.lookback)]
+
 
 @dataclass(frozen=True)
 class Padding:

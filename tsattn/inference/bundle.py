@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tsattn import __version__
-from tsattn.data.naive import rule_key, rule_season
+from tsattn.data.naive import LINEAR_PATH_INITS, rule_key, rule_season
 from tsattn.data.scaling import StandardScaler
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle_checks import (
@@ -42,7 +42,10 @@ from tsattn.inference.bundle_checks import (
 
 FORMAT = "tsattn-bundle"
 # 2: the network by registry name with plain options; format 1 named a Python class for Hydra to build.
-FORMAT_VERSION = 2
+# 3: the strongest simple forecast (best_naive), the linear path and the seasonal lag channels; format 2
+# bundles, which have none of them, still load.
+FORMAT_VERSION = 3
+MIN_FORMAT_VERSION = 2
 WEIGHTS, CONFIG, SCALER, SCHEMA = "weights.safetensors", "config.yaml", "scaler.json", "schema.json"
 # ForecastModule arguments that are objects built by training, never read from a bundle.
 MODULE_OBJECTS = ("net", "optimizer", "scheduler", "teacher_forcing")
@@ -221,7 +224,7 @@ TRAINING_OPTIONS = {
     "loss": ("mse", "mae"),
     "teacher_forced_validation": (True, False),
     "conformal": (True, False),
-    "linear_path_init": ("ridge", "seasonal_naive"),
+    "linear_path_init": LINEAR_PATH_INITS,
 }
 
 
@@ -367,7 +370,7 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
             f"{source.parent} was saved by tsattn {str(saved)[:20]} (bundle format {str(version)[:20]}); this is "
             f"tsattn {__version__}: install tsattn {saved_major}.x to load it, or retrain"
         )
-    if version < FORMAT_VERSION:
+    if version < MIN_FORMAT_VERSION:
         raise TsattnError(
             f"{source.parent} is a format {version} bundle, which named a Python class to build; this "
             "tsattn only loads networks by name, so retrain the model to get a bundle it can load"
@@ -400,9 +403,8 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         require(is_count(schema.get(field), high=MAX_STEPS), source, field, f"an integer from 1 to {MAX_STEPS:,}")
     schema.setdefault("best_naive", None)  # bundles from before the strongest simple forecast was chosen
     best = schema["best_naive"]
-    best_season = rule_season(best) if isinstance(best, str) else None
     require(
-        best is None or (best_season is not None and best_season <= schema["lookback"]),
+        best is None or is_count(rule_season(best), high=schema["lookback"]),
         source,
         "best_naive",
         "null, last_value or seasonal_naive_<m> with m at most the lookback",

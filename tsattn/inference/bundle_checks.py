@@ -28,6 +28,7 @@ MAX_STEPS = 20_000
 MAX_STRING = 200  # an option value or a column name
 MAX_ID = 10_000  # a series id
 MAX_LIST = 10_000  # quantile levels, columns
+MAX_SEASONAL_LAGS = 16  # seasons read as lag channels (tsattn tries at most two per frequency, and data.season_length)
 MAX_JSON_BYTES = 512 * 2**20  # a schema listing millions of series ids stays far below
 # Buffers that are not saved with the weights (the positional encoding table) are sized by options alone.
 MAX_UNSAVED_BUFFER_ELEMENTS = 64_000_000  # 256 MB of float32
@@ -211,6 +212,18 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
 
     lookback, horizon = schema["lookback"], schema["horizon"]
     module = schema["module_options"]
+    lags = module.get("seasonal_lags") or []
+    # Each season adds a channel per target to every window: a few distinct seasons within the lookback.
+    if not (
+        isinstance(lags, list)
+        and len(lags) <= MAX_SEASONAL_LAGS
+        and len(set(lags)) == len(lags)
+        and all(is_count(m, high=lookback) for m in lags)
+    ):
+        raise TsattnError(
+            f"{source}: module_options.seasonal_lags must list at most {MAX_SEASONAL_LAGS} distinct seasons of 1 to "
+            f"{lookback} steps; refused"
+        )
     n_targets = len(schema["targets"])
     n_calendar = known_channels(schema)
     dims = {"n_features": n_targets + len(schema["covariates"]) + n_calendar, "n_targets": n_targets}
@@ -222,7 +235,7 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             bool(module.get("channel_independent", False)),
             int(module.get("segment_len", 1)),
             bool(module.get("channel_identity", False)),
-            len(module.get("seasonal_lags") or []),
+            len(lags),
         )
     except TsattnError as err:
         raise TsattnError(f"{source}: {err}; the bundle is corrupt") from None
@@ -238,9 +251,6 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             )
     if module.get("n_future", 0) != len(schema.get("future_covariates", [])):
         raise TsattnError(f"{source}: module_options.n_future does not match the schema's future_covariates; refused")
-    lags = module.get("seasonal_lags") or []
-    if not all(isinstance(m, int) and 1 <= m <= lookback for m in lags):
-        raise TsattnError(f"{source}: module_options.seasonal_lags must be seasons of 1 to {lookback} steps; refused")
     if module.get("n_targets") not in (None, n_targets):
         raise TsattnError(f"{source}: module_options.n_targets does not match the schema's targets; refused")
 

@@ -75,9 +75,10 @@ class Forecaster(nn.Module):
             raise ValueError(f"segment_len={segment_len}; a segment holds at least one step")
         if n_future < 0:
             raise ValueError(f"n_future={n_future}; it counts future covariates")
-        self.seasonal_lags = [int(m) for m in seasonal_lags or ()]
-        if any(m < 1 for m in self.seasonal_lags):
-            raise ValueError(f"seasonal_lags={self.seasonal_lags}; a season holds at least one step")
+        self.seasonal_lags = list(seasonal_lags or ())
+        distinct = len(set(self.seasonal_lags)) == len(self.seasonal_lags)
+        if not (distinct and all(type(m) is int and m >= 1 for m in self.seasonal_lags)):
+            raise ValueError(f"seasonal_lags={self.seasonal_lags}; give distinct seasons of at least one step each")
         self.net = net
         self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
         self.segment_len, self.n_targets, self.n_future = segment_len, n_targets, n_future
@@ -143,18 +144,22 @@ class Forecaster(nn.Module):
         lookback's targets, when it has one.
 
         The path reads the whole lookback (segments leave its oldest L mod S steps to it alone) and adds to
-        every quantile alike. A recurrent decoder feeds back the network's own part of the forecast.
+        every quantile alike. A recurrent decoder feeds back the network's own part of the forecast, and while
+        teacher forcing reads the truth less the path's forecast, the same quantity.
 
         Shape:
             x [B, L, F] -> y_hat [B, H, C(, Q)]
         """
+        path = getattr(self.net, "linear_path", None)
+        base = None if path is None else path(batch["x"][..., : self.window_targets])  # [B, L, C] -> [B, H, C]
+        if base is not None and "y" in batch:
+            # A teacher-forced decoder reads what it forecasts: the part the path leaves, as it feeds back when free.
+            batch = dict(batch, y=batch["y"] - base)
         if self.seasonal_lags:
             batch = with_seasonal_lags(batch, self.seasonal_lags, self.window_targets)
         output = self._segmented(batch, teacher_forcing_ratio, **forward_options)
-        path = getattr(self.net, "linear_path", None)
-        if path is None:
+        if base is None:
             return output
-        base = path(batch["x"][..., : self.window_targets])  # [B, L, C] -> [B, H, C]
         y_hat = output["y_hat"]
         return dict(output, y_hat=y_hat + (base.unsqueeze(-1) if y_hat.ndim == 4 else base))
 

@@ -50,7 +50,10 @@ def resolve_auto(
     chosen: dict[str, int] = {}
     with open_dict(model_cfg):
         if model_cfg.get("seasonal_lags") == AUTO:
-            model_cfg.seasonal_lags = chosen["seasonal_lags"] = [int(m) for m in lag_seasons if 2 <= m <= lookback]
+            from tsattn.data.naive import naive_seasons
+
+            # The last value (season 1) is the lookback's last step, which every network reads already.
+            model_cfg.seasonal_lags = chosen["seasonal_lags"] = naive_seasons(lag_seasons, lookback)[1:]
         if model_cfg.get("segment_len") == AUTO:
             model_cfg.segment_len = chosen["segment_len"] = segment_length(lookback, season)
         net = model_cfg.get("net") or {}

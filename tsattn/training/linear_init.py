@@ -37,8 +37,8 @@ def linear_pairs(forecaster: Forecaster, dataset: WindowDataset, max_rows: int =
     keep = max(1, min(n_windows, max_rows // n_targets))
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(n_windows, generator=generator)[:keep] if keep < n_windows else torch.arange(n_windows)
-    batch = dataset[index]
-    lookback, horizon = batch["x"][..., :n_targets].double(), batch["y"].double()  # [N, L, C], [N, H, C]
+    start = dataset.starts[index]  # the targets alone: no covariate or calendar channel is gathered
+    lookback, horizon = dataset.lookback_targets(start).double(), dataset.actuals(start).double()  # [N, L|H, C]
     std = torch.ones_like(lookback[:, :1])  # [N, 1, C]
     if forecaster.revin:
         mean, std = window_statistics(lookback)  # [N, 1, C]: the Forecaster's own statistics

@@ -11,13 +11,13 @@ import lightning as L
 import torch
 from torch import nn
 
+from tsattn.data.naive import LINEAR_PATH_INITS
 from tsattn.metrics import POINT_METRICS, HorizonErrors, QuantileErrors, pinball
 from tsattn.models.conformal import require_calibratable
 from tsattn.models.forecaster import Forecaster
 from tsattn.training.schedules import LearningRate, TeacherForcing
 
 Batch = dict[str, torch.Tensor]
-LINEAR_PATH_INITS = ("ridge", "seasonal_naive")
 
 
 class ForecastModule(L.LightningModule):
@@ -77,7 +77,7 @@ class ForecastModule(L.LightningModule):
             require_calibratable(getattr(net, "quantiles", None))
         if linear_path_init not in LINEAR_PATH_INITS:
             raise ValueError(f"model.linear_path_init={linear_path_init!r}; choose one of {', '.join(LINEAR_PATH_INITS)}")
-        seasonal_lags = [int(m) for m in seasonal_lags or ()]  # a plain list (a config gives a ListConfig)
+        seasonal_lags = list(seasonal_lags or ())  # a plain list (a config gives a ListConfig): checkpoints hold it
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])

@@ -102,7 +102,7 @@ class Training:
         if length:
             data.batch_size = length["batch_size"]
             log.info(
-                "trainer.max_epochs=auto: %d epochs in batches of %d (%d optimiser steps at most)",
+                "trainer.max_epochs=auto: %d epochs in batches of %d (%d optimiser steps at most on one device)",
                 length["max_epochs"],
                 length["batch_size"],
                 length["steps"],
@@ -118,7 +118,6 @@ class Training:
             require_calibratable(cfg.model.net.get("quantiles"))
         n_future = len(self.datamodule.collection.future_covariates)
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
-        self.linear_path_fit = self._start_linear_path()
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
         self.pruning = None
         trial = cfg.get("optuna_trial")
@@ -140,6 +139,7 @@ class Training:
                 "(callbacks=none or no paths.checkpoint_dir); drop callbacks=none, or give ckpt_path=<file>"
             )
         self.ckpt_path = self.plan.ckpt_path if self.plan else cfg.get("ckpt_path")
+        self.linear_path_fit = self._start_linear_path()  # after the plan: a resumed run keeps its weights
 
         self.handle = None
         logger = False
@@ -157,7 +157,7 @@ class Training:
         when resuming, whose checkpoint holds the weights."""
         if getattr(self.model.net, "linear_path", None) is None or self.model.hparams.linear_path_init != "ridge":
             return {}
-        if not self.cfg.train or self.cfg.get("ckpt_path"):
+        if not self.cfg.train or self.ckpt_path:
             return {}
         from tsattn.training.linear_init import fit_linear_path
 
@@ -274,10 +274,11 @@ class Training:
                 log.info("testing the %s: %s", "best checkpoint" if cfg.train else "checkpoint", weights)
             trainer.test(model, datamodule=datamodule, ckpt_path=weights, verbose=False)  # loads its weights
             metrics.update(_floats(trainer.callback_metrics))
-            metrics.update(simple_rule_metrics(datamodule.naive_errors))
             stop.check()
         elif weights:
             _load_weights(model, weights)
+        rules = simple_rule_metrics(datamodule.naive_errors, with_test=bool(cfg.test))
+        metrics.update(rules)
         if self.handle is not None and trainer.is_global_zero:
             logged_here = (
                 "val/loss_best",
@@ -285,7 +286,6 @@ class Training:
                 "linear_path/val_mse",
                 *(k for k in metrics if k.startswith("conformal/")),
             )
-            rules = simple_rule_metrics(datamodule.naive_errors) if cfg.test else {}
             for key in (*logged_here, *rules):
                 if key in metrics:
                     trainer.logger.experiment.log_metric(self.handle.run_id, key, metrics[key])
@@ -422,11 +422,17 @@ def summary(metrics: dict[str, float], best_naive: str | None = None) -> str:
     return ", ".join(parts) or "no test metrics"
 
 
-def simple_rule_metrics(errors: dict[str, dict[int, float]]) -> dict[str, float]:
-    """The MSE of every simple rule on each split: val/last_value_mse, test/seasonal_naive_168_mse..."""
+def simple_rule_metrics(errors: dict[str, dict[int, float]], with_test: bool = True) -> dict[str, float]:
+    """The MSE of every simple rule on each split (val/last_value_mse, test/seasonal_naive_168_mse...), over
+    every window of the split; the test split's only when the run tests."""
     from tsattn.data.naive import rule_key
 
-    return {f"{split}/{rule_key(m)}_mse": e for split, per_rule in errors.items() for m, e in per_rule.items()}
+    return {
+        f"{split}/{rule_key(m)}_mse": e
+        for split, per_rule in errors.items()
+        if with_test or split != "test"
+        for m, e in per_rule.items()
+    }
 
 
 def _without_target(net_cfg: DictConfig) -> dict:

@@ -109,13 +109,22 @@ def _mlflow_tracking_uri_restored():
 # Under `make test` (pytest-xdist, --dist loadfile) each test module runs on one worker, so its shared
 # fixtures are built once. The longest modules (measured) start first, so both workers finish together.
 LONGEST_FIRST = (
-    "test_benchmarks",
     "test_faults",
-    "test_reporting",
     "test_sweeps",
-    "test_spark",
+    "test_benchmarks",
     "test_configs",
+    "test_reporting",
+    "test_spark",
+    "test_models",
+    "test_fit",
     "test_module",
+    "test_train_e2e",
+    "test_import_hygiene",
+    "test_forecast_cli",
+    "test_bad_csv",
+    "test_parity",
+    "test_run_modes",
+    "test_backtest",
 )
 
 

@@ -56,13 +56,28 @@ def ridge(
     Shape:
         inputs [N, L], outputs [N, H], scale [N, 1] -> weight [H, L], bias [H]
     """
+    return ridge_path(inputs, outputs, scale, (penalty,))[penalty]
+
+
+def ridge_path(
+    inputs: torch.Tensor, outputs: torch.Tensor, scale: torch.Tensor, penalties: tuple[float, ...]
+) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+    """`ridge` at each penalty, from one pass over the rows: the normal equations are formed once.
+
+    Shape:
+        inputs [N, L], outputs [N, H], scale [N, 1] -> {penalty: (weight [H, L], bias [H])}
+    """
     n_rows, n_inputs = inputs.shape
     with_bias = torch.cat([inputs, inputs.new_ones(n_rows, 1)], dim=1) * scale  # [N, L + 1]
-    gram = with_bias.T @ with_bias  # [L + 1, L + 1]
-    shrink = torch.full((n_inputs + 1,), penalty * float((scale**2).sum()), dtype=inputs.dtype)
-    shrink[-1] = 0.0
-    solution = torch.linalg.solve(gram + torch.diag(shrink), with_bias.T @ (outputs * scale))  # [L + 1, H]
-    return solution[:-1].T, solution[-1]
+    gram, cross = with_bias.T @ with_bias, with_bias.T @ (outputs * scale)  # [L + 1, L + 1], [L + 1, H]
+    total_weight = float((scale**2).sum())
+    maps = {}
+    for penalty in penalties:
+        shrink = torch.full((n_inputs + 1,), penalty * total_weight, dtype=inputs.dtype)
+        shrink[-1] = 0.0
+        solution = torch.linalg.solve(gram + torch.diag(shrink), cross)  # [L + 1, H]
+        maps[penalty] = solution[:-1].T, solution[-1]
+    return maps
 
 
 @torch.no_grad()
@@ -75,12 +90,13 @@ def fit_linear_path(forecaster: Forecaster, train: WindowDataset, val: WindowDat
     path = forecaster.net.linear_path
     train_rows = linear_pairs(forecaster, train, seed=seed)
     val_in, val_out, val_scale = linear_pairs(forecaster, val, seed=seed)
-    scores = {}
-    for penalty in PENALTIES:
-        weight, bias = ridge(*train_rows, penalty)
-        scores[penalty] = float((((val_in @ weight.T + bias - val_out) * val_scale) ** 2).mean())
+    maps = ridge_path(*train_rows, PENALTIES)
+    scores = {
+        penalty: float((((val_in @ weight.T + bias - val_out) * val_scale) ** 2).mean())
+        for penalty, (weight, bias) in maps.items()
+    }
     best = min(scores, key=scores.get)
-    weight, bias = ridge(*train_rows, best)
+    weight, bias = maps[best]
     path.weight.copy_(weight.to(path.weight.dtype))
     path.bias.copy_(bias.to(path.bias.dtype).unsqueeze(1))
     head = forecaster.net.head.linear

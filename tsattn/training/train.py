@@ -274,6 +274,7 @@ class Training:
                 log.info("testing the %s: %s", "best checkpoint" if cfg.train else "checkpoint", weights)
             trainer.test(model, datamodule=datamodule, ckpt_path=weights, verbose=False)  # loads its weights
             metrics.update(_floats(trainer.callback_metrics))
+            metrics.update(model.test_metrics_per_step)
             stop.check()
         elif weights:
             _load_weights(model, weights)

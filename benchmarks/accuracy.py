@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     for horizon in args.horizons:
         for setting in args.settings:
             experiment = f"{args.dataset}-benchmark-{setting}-H{horizon}" + ("-searched" if searching else "")
+            experiment += f"-{args.variant}" if args.variant else ""
             rows = []
             for model in args.models:
                 job = Job(args, data_path, setting, horizon, model, experiment, invocation)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     # The naive baselines have no weights: every seed gives the same forecast, so one run says it.
                     seeds = None if model in TRAINABLE else args.seeds[:1]
                     rows.append(job.row(args.lookbacks[0], seeds))
-            table = render(args.dataset, setting, horizon, rows, args.seeds, searching)
+            table = render(args.dataset, setting, horizon, rows, args.seeds, searching, args.variant)
             print(table, flush=True)
             if args.output:
                 command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -182,12 +183,13 @@ def section_name(args: argparse.Namespace, setting: str, horizon: int) -> str:
     """The BENCHMARKS.md markers of one table. A lookback search over some of the forecasters is named after
     them: searching the others later adds its own table rather than replacing this one."""
     name = f"accuracy-{args.dataset}-{setting}-H{horizon}"
+    variant = f"-{args.variant}" if args.variant else ""
     if len(args.lookbacks) == 1:
-        return name
+        return name + variant
     searched = [model for model in FORECASTERS if model in args.models]  # one order, whatever --models says
     if searched == list(FORECASTERS):
-        return name + "-searched"
-    return name + "-searched-" + "-".join(searched or [model for model in MODELS if model in args.models])
+        return name + "-searched" + variant
+    return name + "-searched-" + "-".join(searched or [model for model in MODELS if model in args.models]) + variant
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -216,8 +218,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--override", action="append", default=[], help="extra Hydra override for every run (repeatable)"
     )
+    parser.add_argument(
+        "--variant",
+        default="",
+        help="name of what --override changes: its runs go to their own MLflow experiment and its tables to "
+        "their own BENCHMARKS.md sections, beside the experiments' own (e.g. linear-path)",
+    )
     args = parser.parse_args(argv)
     args.data = args.data or DATASETS[args.dataset]
+    if args.variant and not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", args.variant):
+        parser.error(f"--variant {args.variant!r}: lowercase letters, digits and single hyphens (e.g. linear-path)")
     if len(args.lookbacks) > 1 and args.settings != ["M"]:
         parser.error("--lookbacks searches the M setting only: add --settings M")
     if args.search_seeds > 1 and len(args.lookbacks) == 1:
@@ -322,9 +332,17 @@ class Job:
         )
 
 
-def render(dataset: str, setting: str, horizon: int, rows: list[Row], seeds: list[int], searched: bool = False) -> str:
+def render(
+    dataset: str,
+    setting: str,
+    horizon: int,
+    rows: list[Row],
+    seeds: list[int],
+    searched: bool = False,
+    variant: str = "",
+) -> str:
     """The markdown table: tsattn's models (mean +- sample std over seeds), then the published figures."""
-    name = dataset.upper().replace("ETTH", "ETTh")
+    name = dataset.upper().replace("ETTH", "ETTh") + (f" ({variant})" if variant else "")
     window = "lookback chosen on validation" if searched else f"L={rows[0].lookback if rows else 96}"
     title = f"{name} {setting}, {window}, H={horizon}: test MSE / MAE on the scaled data, mean +- std over seeds "
     title += str(seeds)

@@ -56,7 +56,10 @@ def test_test_false_still_logs_the_best_weights_as_the_model(store, tmp_path):
     _, logged = run("test=false", "seed=1")
     assert logged.info.status == "FINISHED" and not any(k.startswith("test/") for k in logged.data.metrics)
     assert _artifacts(client, logged) == {"bundle", "model", "config.yaml", "data.json"}  # nothing from the test split
-    (best,) = [p for p in log_dir.glob("checkpoints/*/*/epoch*.ckpt") if "seed1" in str(p)]
+    # The weights the run stands for: its best epoch's, or its ridge start's when no epoch beat that.
+    kept_start = logged.data.metrics["val/start_kept"] == 1.0
+    pattern = "start.ckpt" if kept_start else "epoch*.ckpt"
+    (best,) = [p for p in log_dir.glob(f"checkpoints/*/*/{pattern}") if "seed1" in str(p)]
     checkpoint = torch.load(best, weights_only=True)["state_dict"]
     bundle = _bundle_weights(client, logged, tmp_path)
     assert bundle.keys() == {k.removeprefix("forecaster.net.") for k in checkpoint}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.data.naive import choose, naive_seasons, rule_key, rule_label, rule_season
@@ -122,3 +123,57 @@ def test_each_forecaster_learns_a_weekly_cycle_with_a_week_of_lookback(model, tm
     assert metrics["test/mse"] < 1.1 * weekly, metrics
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: ")]
     assert "the strongest simple forecast (seasonal naive at 168 steps, chosen on validation)" in line
+
+
+def _weather_run(tmp_path, *overrides: str):
+    from tsattn.config import compose
+    from tsattn.training.train import Training
+
+    settings = [
+        "data=weather",
+        "data.lookback=48",
+        "data.horizon=12",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=3",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "logger=none",
+        f"paths.log_dir={tmp_path}",
+        *overrides,
+    ]
+    training = Training(compose(settings), track=False)
+    return training, training.run()
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_the_fitted_start_is_kept_unless_an_epoch_beats_it_on_validation(tmp_path, caplog, monkeypatch, kept):
+    """The ridge start is scored by the validation loop every epoch uses (it equals the ridge fit's own
+    validation MSE) and stays the run's model unless an epoch scores below it. At a zero learning rate every
+    epoch ties with the start, which stays (its head still at zero), also when the run is resumed with
+    ckpt_path=last; against a start scored worse than any epoch, the best epoch is the model and the start's
+    files are gone."""
+    import tsattn.training.start as start_module
+
+    if not kept:
+        monkeypatch.setattr(start_module, "validate_start", lambda *args: 1e9)
+    overrides = ["model.optimizer.lr=0.0"] if kept else []
+    with caplog.at_level("INFO", logger="tsattn.training.train"):
+        _, metrics = _weather_run(tmp_path, *overrides)
+    start = metrics["val/loss_start"]
+    assert metrics["val/start_kept"] == float(kept)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("no epoch beat the linear path's")]
+    assert len(said) == kept
+    saved = list(tmp_path.glob("checkpoints/*/*/start.*"))
+    if not kept:
+        assert start == 1e9 and metrics["val/loss_best"] < 1.0 and saved == []
+        return
+    assert start == pytest.approx(metrics["linear_path/val_mse"], rel=1e-3)
+    assert metrics["val/loss_best"] == start
+    (checkpoint,) = [p for p in saved if p.suffix == ".ckpt"]
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert not state["forecaster.net.head.linear.weight"].any()  # the start: the path alone
+    assert state["forecaster.net.linear_path.weight"].abs().sum() > 0
+    tested = [r.getMessage() for r in caplog.records if r.getMessage().startswith("testing the best checkpoint")]
+    assert tested[-1].endswith("start.ckpt")
+    _, resumed = _weather_run(tmp_path, *overrides, "ckpt_path=last")
+    assert resumed["val/start_kept"] == 1.0 and resumed["test/mse"] == pytest.approx(metrics["test/mse"])

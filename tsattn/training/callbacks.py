@@ -69,7 +69,8 @@ class OptunaPruning(L.Callback):
         self.pruned = False
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        # Epochs only: not the sanity check, nor the validation of a fitted start before training.
+        if trainer.sanity_checking or trainer.state.fn != "fit" or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
         self.trial.report(value, step=trainer.current_epoch)

@@ -191,7 +191,6 @@ class ForecastModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_errors = None  # sized by the first batch's horizon
-        self.test_metrics_per_step: dict[str, float] = {}  # test/<metric>_h<step>, filled at the epoch's end
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         y_hat, y = self(batch)["y_hat"], batch["y"]
@@ -249,8 +248,9 @@ class ForecastModule(L.LightningModule):
         # (sync_dist with rank_zero_only: no collective, and no warning that one is missing.)
         self.log_dict({k: v.float() for k, v in metrics.items()}, sync_dist=True, rank_zero_only=True)
         # The per-step errors (a thousand values at H=96) go to the loggers in one batch: through log_dict
-        # each costs Lightning some milliseconds, seconds a run. Training reads them from test_metrics_per_step.
-        self.test_metrics_per_step = steps
+        # each costs Lightning some milliseconds, seconds a run. They join callback_metrics, where training
+        # reads every test metric (and which Lightning carries back from spawned DDP workers).
+        self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in steps.items()})
         if self.trainer.is_global_zero:
             for logger in self.loggers:
                 logger.log_metrics(steps, step=self.global_step)

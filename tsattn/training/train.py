@@ -171,6 +171,25 @@ class Training:
         )
         return {"linear_path/val_mse": fit["val_mse"]}
 
+    def _enter_start(self):
+        """Score a fitted start (the linear path's ridge map) on the validation windows and save it as training
+        starts, so the run can keep it if no epoch beats it (tsattn/training/start.py). Only for a fresh run
+        with a fitted linear path and a checkpoint callback; returns the StartAsCandidate callback, or None."""
+        checkpointing = self.trainer.checkpoint_callback
+        if checkpointing is None or self.plan is None:  # no checkpoint directory to keep the start in
+            return None
+        from tsattn.training.start import StartAsCandidate, validate_start
+
+        if self.ckpt_path:  # resuming: the start an earlier attempt of this run saved, if it had one
+            start = StartAsCandidate.saved_in(checkpointing.dirpath)
+        elif self.linear_path_fit:
+            start = StartAsCandidate(checkpointing.dirpath, validate_start(self.trainer, self.model, self.datamodule))
+        else:
+            start = None
+        if start is not None:
+            self.trainer.callbacks.append(start)
+        return start
+
     @property
     def model_name(self) -> str:
         from hydra.core.hydra_config import HydraConfig
@@ -239,6 +258,7 @@ class Training:
         weights = None  # the checkpoint holding the run's model; None: the weights in memory
         stop.check()
         if cfg.train and model.trainable:
+            start = self._enter_start()
             trainer.fit(model, datamodule=datamodule, ckpt_path=self.ckpt_path)
             stop.check()
             metrics.update(_floats(trainer.callback_metrics))
@@ -246,6 +266,17 @@ class Training:
             weights = (checkpointing.best_model_path or None) if checkpointing else None
             if checkpointing is not None and checkpointing.best_model_score is not None:
                 metrics["val/loss_best"] = float(checkpointing.best_model_score)
+            if start is not None:
+                kept = start.choose(checkpointing)
+                metrics["val/loss_start"], metrics["val/start_kept"] = start.loss, float(kept is not None)
+                if kept is not None:
+                    weights, metrics["val/loss_best"] = kept
+                    log.info(
+                        "no epoch beat the linear path's start on validation (val/loss %.4g against the best "
+                        "epoch's %s): the run keeps the start, the ridge map with the network at zero",
+                        start.loss,
+                        f"{float(checkpointing.best_model_score):.4g}" if checkpointing.best_model_score else "none",
+                    )
             if self.pruning is not None and self.pruning.pruned:
                 log.info("Optuna pruned this trial after epoch %d", trainer.current_epoch)
                 metrics["optuna/pruned"] = 1.0
@@ -274,7 +305,6 @@ class Training:
                 log.info("testing the %s: %s", "best checkpoint" if cfg.train else "checkpoint", weights)
             trainer.test(model, datamodule=datamodule, ckpt_path=weights, verbose=False)  # loads its weights
             metrics.update(_floats(trainer.callback_metrics))
-            metrics.update(model.test_metrics_per_step)
             stop.check()
         elif weights:
             _load_weights(model, weights)
@@ -283,6 +313,8 @@ class Training:
         if self.handle is not None and trainer.is_global_zero:
             logged_here = (
                 "val/loss_best",
+                "val/loss_start",
+                "val/start_kept",
                 "optuna/pruned",
                 "linear_path/val_mse",
                 *(k for k in metrics if k.startswith("conformal/")),

@@ -110,6 +110,8 @@ def test_experiments_pin_the_ett_protocol_and_name_their_data(option, tmp_path):
         )
         assert (chosen.channel_independent, chosen.segment_len, chosen.revin) == (True, 24, True)
         assert cfg.data.calendar == "none"
+        # The linear path and the lag channels, chosen on ETTh1's and ETTh2's validation (2026-12-07).
+        assert (chosen.net.linear_path, chosen.seasonal_lags, chosen.linear_path_init) == (True, "auto", "ridge")
         if model == "transformer":
             assert (chosen.net.label_len, chosen.net.d_model) == (2, 64)
         else:

@@ -173,8 +173,8 @@ class Training:
 
     def _enter_start(self):
         """Score a fitted start (the linear path's ridge map) on the validation windows and save it as training
-        starts, so the run can keep it if no epoch beats it (tsattn/training/start.py). Only for a fresh run
-        with a fitted linear path and a checkpoint callback; returns the StartAsCandidate callback, or None."""
+        starts, so the run can keep it if no epoch beats it (tsattn/training/start.py); a resumed run takes the
+        start its first attempt saved. Needs a checkpoint directory; returns the StartAsCandidate, or None."""
         checkpointing = self.trainer.checkpoint_callback
         if checkpointing is None or self.plan is None:  # no checkpoint directory to keep the start in
             return None
@@ -273,9 +273,9 @@ class Training:
                     weights, metrics["val/loss_best"] = kept
                     log.info(
                         "no epoch beat the linear path's start on validation (val/loss %.4g against the best "
-                        "epoch's %s): the run keeps the start, the ridge map with the network at zero",
+                        "epoch's %.4g): the run keeps the start, the ridge map with the network at zero",
                         start.loss,
-                        f"{float(checkpointing.best_model_score):.4g}" if checkpointing.best_model_score else "none",
+                        float(checkpointing.best_model_score),
                     )
             if self.pruning is not None and self.pruning.pruned:
                 log.info("Optuna pruned this trial after epoch %d", trainer.current_epoch)

@@ -9,7 +9,7 @@ Each run is a dataset's own experiment with quantile outputs, trained with the p
     tsattn train experiment=<dataset>_<model> seed=<s> model.net.quantiles=[0.05,0.1,0.25,0.5,0.75,0.9,0.95]
 
 (ETTh1: M, L=96, H=96; M4 Hourly: 414 series, L=168, H=48, its test windows the competition's 48 test values).
-The run scores its own test split, in scaled units: CRPS (the mean over levels of twice the pinball loss),
+The run scores its own test split, in scaled units: CRPS (tsattn.metrics.crps, the integral over every level),
 the median's MAE, and for the 50%, 80% and 90% intervals the share of actuals inside and the mean width.
 The last value's CRPS (its MAE: a point forecast) on the same windows is the reference.
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import build_bundle, run_tsattn
 from tsattn.cli import main
+from tsattn.metrics import crps
 
 TRANSFORMER_STEPS = ["model.net.label_len=12", "model.segment_len=1"]
 WINDOW = ["data=weather", "data.lookback=48", "data.horizon=12"]
@@ -131,6 +132,33 @@ def test_backtest_metrics_equal_a_hand_computation(daily, capsys):
     assert "best simple: the strongest simple forecast, last value, chosen on the model's validation" in printed
 
 
+def test_season_sets_the_mase_lag_and_the_progress_total_counts_origins(daily, capsys):
+    """--season 3: MASE divides by the mean 3-step difference of the 7 rows before the first origin (the
+    default, the model's weekly season, falls back to lag 1 there); the other scores do not move."""
+    import tsattn
+    from tsattn.inference.backtest import count_origins
+    from tsattn.inference.forecast import history_from_frame
+
+    root, csv, values, _, bundle_dir, _ = daily
+    metrics = {}
+    for season in (None, 3):
+        report = root / f"season-{season}.json"
+        args = ["backtest", str(bundle_dir), str(csv), "-o", str(root / "s.csv"), "--step", "2", "--start", "earliest"]
+        assert main([*args, "--metrics-json", str(report), "--quiet", *(["--season", "3"] if season else [])]) == 0
+        metrics[season] = json.loads(report.read_text())
+    insample = values[:7]
+    lag1 = sum(abs(insample[t] - insample[t - 1]) for t in range(1, 7)) / 6
+    lag3 = sum(abs(insample[t] - insample[t - 3]) for t in range(3, 7)) / 4
+    default, three = metrics[None]["metrics"]["model"]["overall"], metrics[3]["metrics"]["model"]["overall"]
+    assert three["mase"] == pytest.approx(default["mase"] * lag1 / lag3) and three["mae"] == default["mae"]
+    assert (metrics[None]["mase_season"], metrics[3]["mase_season"]) == (7, 3)
+    api = tsattn.load(bundle_dir).backtest(pd.read_csv(csv), step=2, season=3, start="earliest")
+    assert api.metrics["model"]["overall"]["mase"] == pytest.approx(three["mase"])
+    model = tsattn.load(bundle_dir)
+    history = history_from_frame(model.bundle, pd.read_csv(csv), fill="causal")
+    assert count_origins(model.bundle, history, 2) == metrics[3]["windows"] == 26  # origins 7, 9, ..., 57
+
+
 def test_a_quantile_models_crps_coverage_and_width_in_real_units(tmp_path, weather_path, capsys):
     """Recomputed from the quantile columns the backtest writes; the median is the point forecast."""
     overrides = ["model=lstm_seq2seq", "model.net.hidden_size=8", "model.net.quantiles=[0.1,0.5,0.9]"]
@@ -142,18 +170,16 @@ def test_a_quantile_models_crps_coverage_and_width_in_real_units(tmp_path, weath
     model = json.loads(report.read_text())["metrics"]["model"]
     rows = pd.read_csv(out)
     np.testing.assert_allclose(rows["model"], rows["model_q0.5"])
-    levels = np.array([0.1, 0.5, 0.9])
     quantiles = rows[["model_q0.1", "model_q0.5", "model_q0.9"]].to_numpy()  # [rows, Q], real units
-    error = rows["actual"].to_numpy()[:, None] - quantiles
-    crps = (2 * np.maximum(levels * error, (levels - 1) * error)).mean(axis=1)
+    actual, levels = rows["actual"].to_numpy(), [0.1, 0.5, 0.9]
     inside = (rows["actual"] >= rows["model_q0.1"]) & (rows["actual"] <= rows["model_q0.9"])
     width = rows["model_q0.9"] - rows["model_q0.1"]
-    assert model["overall"]["crps"] == pytest.approx(crps.mean(), rel=1e-6)
+    assert model["overall"]["crps"] == pytest.approx(crps(actual, quantiles, levels), rel=1e-6)
     assert model["overall"]["coverage_80"] == pytest.approx(inside.mean())
     assert model["overall"]["width_80"] == pytest.approx(width.mean(), rel=1e-6)
-    last = rows["step"] == 12
+    last = (rows["step"] == 12).to_numpy()
     assert model["per_step"]["coverage_80"][11] == pytest.approx(inside[last].mean())
-    assert model["per_step"]["crps"][11] == pytest.approx(crps[last].mean(), rel=1e-6)
+    assert model["per_step"]["crps"][11] == pytest.approx(crps(actual[last], quantiles[last], levels), rel=1e-6)
     assert 0 < model["overall"]["coverage_80"] < 1
     assert model["overall"]["crps"] != pytest.approx(model["overall"]["mae"])  # not the median's MAE
     assert f"model 80% interval: covers {model['overall']['coverage_80']:.1%} of the actuals (nominal 80%)" in printed
@@ -161,29 +187,41 @@ def test_a_quantile_models_crps_coverage_and_width_in_real_units(tmp_path, weath
 
 
 def test_the_training_file_is_backtested_from_its_test_border(daily, capsys):
+    import tsattn
+
     root, csv, values, times, bundle_dir, run = daily
     border = run.datamodule.borders[run.datamodule.collection.series[0].id].val_end  # 70% + 10% of 60 rows: 48
     out = root / "auto.csv"
     assert main(["backtest", str(bundle_dir), str(csv), "-o", str(out), "--step", "1"]) == 0
     err = capsys.readouterr().err
-    assert f"is the model's training file: origins start at its test border ({times[border]})" in err
+    assert f"model was trained on reach before its test border: their origins start there ({times[border]})" in err
     first_targets = pd.to_datetime(pd.read_csv(out).query("step == 1")["date"])
     assert first_targets.min() == times[border] and len(first_targets) == len(values) - 2 + 1 - border
 
-    # Another file with the same series: every origin is kept, and the in-sample ones are counted.
-    copy = root / "copy.csv"
-    copy.write_text(csv.read_text() + "\n")  # other bytes, same rows
-    assert main(["backtest", str(bundle_dir), str(copy), "-o", str(out), "--step", "1"]) == 0
-    err = capsys.readouterr().err
-    in_sample = border - 7  # origins 7 .. border - 1
-    assert (
-        f"tsattn: {in_sample} of {len(values) - 2 + 1 - 7} origins forecast rows before the model's test border" in err
-    )
-    assert f"--start '{times[border]}' leaves them out" in err
+    # The training file with a week appended (other bytes, so another hash): the series is recognised by its
+    # id, and its origins still start at the border; the API's default does the same.
+    longer = root / "longer.csv"
+    week = pd.DataFrame({"date": pd.date_range(times[-1], periods=8, freq="D")[1:].strftime("%Y-%m-%d"), "y": 40.0})
+    pd.concat([pd.read_csv(csv), week]).to_csv(longer, index=False)
+    report = root / "longer.json"
+    args = ["backtest", str(bundle_dir), str(longer), "-o", str(out), "--step", "1"]
+    assert main([*args, "--metrics-json", str(report)]) == 0
+    first_targets = pd.to_datetime(pd.read_csv(out).query("step == 1")["date"])
+    assert first_targets.min() == times[border] and json.loads(report.read_text())["in_sample_origins"] == 0
+    api = tsattn.load(bundle_dir).backtest(pd.read_csv(longer), step=1)
+    assert api.in_sample == 0 and api.windows == len(first_targets)
 
-    assert main(["backtest", str(bundle_dir), str(copy), "-o", str(out), "--start", "2024-02-20"]) == 0
+    # --start earliest scores the rows the model saw: counted in the report and said even with --quiet.
+    assert main([*args, "--start", "earliest", "--quiet", "--metrics-json", str(report)]) == 0
+    err = capsys.readouterr().err
+    in_sample, origins = border - 7, len(values) + 7 - 2 + 1 - 7  # origins 7 .. border - 1 of 7 .. 65
+    assert f"tsattn: {in_sample} of {origins} origins forecast rows before the model's test border" in err
+    assert f"--start '{times[border]}' leaves them out" in err
+    assert json.loads(report.read_text())["in_sample_origins"] == in_sample
+
+    assert main(["backtest", str(bundle_dir), str(longer), "-o", str(out), "--start", "2024-02-20"]) == 0
     assert pd.to_datetime(pd.read_csv(out)["date"]).min() == pd.Timestamp("2024-02-20")
-    assert main(["backtest", str(bundle_dir), str(copy), "-o", str(out), "--start", "someday"]) == 2
+    assert main(["backtest", str(bundle_dir), str(longer), "-o", str(out), "--start", "someday"]) == 2
     assert "--start 'someday': give auto, earliest or a timestamp" in capsys.readouterr().err
 
 

@@ -94,6 +94,30 @@ def test_the_separator_the_message_names_reads_the_file():
     np.testing.assert_array_equal(semicolons.series[0].values, good.series[0].values)
 
 
+@pytest.mark.parametrize("sep", ["\r", "\n", '"', ";;"])
+def test_a_separator_no_csv_can_use_is_one_line(sep):
+    """A line end splits records and the quote opens quoted cells: neither can separate fields (pandas would
+    raise its own error, or read the file wrongly)."""
+    with pytest.raises(TsattnError, match=r"^data\.sep=.*(cannot separate fields|must be one character)"):
+        read_series(BAD_CSV_DIR / "good.csv", sep=sep)
+
+
+def test_day_first_dates_name_the_time_format_and_month_first_ones_read(tmp_path):
+    """13/01/2024 cannot be month first: one line naming data.time_format (pandas would read 01/02 as
+    January 2 and the rest day first, then call the rows out of order). Month-first dates read as before."""
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    for written, refused in (("%d/%m/%Y", True), ("%m/%d/%Y", False), ("%d.%m.%y", True)):
+        path = tmp_path / "dates.csv"
+        pd.DataFrame({"date": days.strftime(written), "y": np.arange(40.0)}).to_csv(path, index=False)
+        if refused:
+            message = rf"line 14: .* is written day first \(13 is not a month\); set data.time_format='{written}'"
+            with pytest.raises(TsattnError, match=message):
+                read_series(path)
+            assert list(read_series(path, time_format=written).series[0].time) == list(days)
+        else:
+            assert list(read_series(path).series[0].time) == list(days)
+
+
 def test_changing_utc_offsets_are_read_as_utc_on_a_regular_grid():
     """A daylight-saving switch in local time: 01:00+01:00 is followed by 03:00+02:00, one hour later."""
     collection = read_series(BAD_CSV_DIR / "dst_offsets.csv")

@@ -283,7 +283,26 @@ CHANGES = {
     "lags_a_number": (lambda s: s["module_options"].update(seasonal_lags=5), "seasonal_lags must list at most 16"),
     "lags_twice": (lambda s: s["module_options"].update(seasonal_lags=[2, 2]), "16 distinct seasons of 1 to 8"),
     "lags_too_long": (lambda s: s["module_options"].update(seasonal_lags=[9]), "16 distinct seasons of 1 to 8"),
+    "sep_line_end": (lambda s: s.update(sep="\n"), "sep must be one character"),
+    "sep_quote": (lambda s: s.update(sep='"'), "sep must be one character"),
+    "options_a_list": (lambda s: s.update(module_options=[]), "module_options must be a mapping of options"),
 }
+# Keys a bundle from an older tsattn may lack: loading gives them their old meaning.
+OPTIONAL_KEYS = {"future_covariates", "static", "best_naive", "interval_offsets", "time_format"}
+
+
+def test_every_key_of_the_schema_is_checked_when_it_is_missing(bundle, tmp_path, capsys):
+    """Each key deleted in turn: a required one is refused in one line naming it (never a KeyError's
+    traceback), an optional one forecasts as the clean bundle does."""
+    clean, forecast = bundle
+    keys = list(json.loads((clean / "schema.json").read_text()))
+    assert {"network", "network_options", "module_options", "sep"} <= set(keys)
+    for key in keys:
+        code, err, frame = _forecast(_tampered(clean, tmp_path, lambda s, key=key: s.pop(key)), tmp_path, capsys)
+        if key in OPTIONAL_KEYS:
+            assert code == 0 and frame.equals(forecast), key
+        else:
+            assert code == 2 and frame is None and len(err.strip().splitlines()) == 1, (key, err)
 
 
 @pytest.mark.parametrize("case", CHANGES)
@@ -312,3 +331,58 @@ def test_options_that_build_nothing_and_json_nested_without_end_are_one_line(bun
     (deep / "schema.json").write_text("[" * 200_000)
     code, err, _ = _forecast(deep, tmp_path, capsys)
     assert code == 2 and "the schema is not valid JSON" in err
+
+
+def test_no_command_writes_a_non_finite_forecast(bundle, tmp_path, capsys):
+    """A history value of 1e300, NaN weights, or a scaler std of 1e-300: one line and exit 2, never a CSV of
+    NaN or inf with exit 0."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    clean, _ = bundle
+    huge = tmp_path / "huge.csv"
+    frame = pd.read_csv(GOOD)
+    frame.loc[len(frame) - 3, "value"] = 1e300  # inside the last window, and before some backtest origins
+    frame.to_csv(huge, index=False)
+    for command in ("forecast", "backtest"):
+        out = tmp_path / f"{command}.csv"
+        code = main([command, str(clean), str(huge), "-o", str(out), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and not out.exists(), command
+        assert "is not a finite number" in err and "Traceback" not in err, err
+
+    nan_weights = _copy(clean, tmp_path, "nan-weights")
+    weights = load_file(nan_weights / "weights.safetensors")
+    name = next(iter(weights))
+    weights[name] = np.full_like(weights[name], np.nan)
+    save_file(weights, nan_weights / "weights.safetensors")
+    code, err, frame = _forecast(nan_weights, tmp_path, capsys)
+    assert code == 2 and frame is None and "forecasts NaN or infinity on a window of zeros" in err, err
+
+    tiny_std = _copy(clean, tmp_path, "tiny-std")
+    scaler = json.loads((tiny_std / "scaler.json").read_text())
+    for stats in scaler["stats"].values():
+        stats["std"] = [1e-300 for _ in stats["std"]]
+    (tiny_std / "scaler.json").write_text(json.dumps(scaler))
+    code, err, frame = _forecast(tiny_std, tmp_path, capsys)
+    assert code == 2 and frame is None and "a std of at least 1e-08 per column" in err, err
+
+
+def test_what_a_bundle_cannot_hold_is_refused_before_training(tmp_path, capsys):
+    """A column name longer than a bundle holds fails in seconds, before training, not at save_bundle; a
+    season far longer than any window (a week of one-second data) is no limit, since nothing is sized by it."""
+    frame = pd.read_csv(GOOD).rename(columns={"value": "v" * 300})
+    long_name = tmp_path / "long_name.csv"
+    frame.to_csv(long_name, index=False)
+    args = ["train", "data=csv", f"data.path={long_name}", "data.lookback=8", "data.horizon=2", "model=linear"]
+    started = time.perf_counter()
+    assert main([*args, f"paths.log_dir={tmp_path / 'logs'}"]) == 2
+    err = capsys.readouterr().err
+    assert "is longer than 200 characters, more than a model bundle holds; rename the column" in err
+    assert time.perf_counter() - started < 30 and not list((tmp_path / "logs").glob("checkpoints/*/*/*.ckpt"))
+
+
+def test_a_season_longer_than_any_window_loads(bundle, tmp_path, capsys):
+    clean, forecast = bundle
+    code, err, frame = _forecast(_tampered(clean, tmp_path, lambda s: s.update(season_length=604_800)), tmp_path, capsys)
+    assert code == 0 and frame.equals(forecast), err

@@ -147,3 +147,14 @@ def test_ddp_config_spawns_inside_sweeps_only(tmp_path):
     assert cfg.trainer.strategy == "ddp"
     swept = compose(["trainer=ddp", f"paths.log_dir={tmp_path}", "hydra.mode=MULTIRUN"])
     assert swept.trainer.strategy == "ddp_spawn"
+
+
+def test_csv_data_is_named_after_its_file():
+    """data=csv names the data, and so the MLflow experiment, after the file, not `csv` for every file."""
+    from tsattn.config import hydra_quoted
+
+    named = (("/shop/sales.csv", "sales"), ("/x/ETTh1.csv.gz", "ETTh1"), ("/x/my data (v2).csv", "my_data_v2"))
+    for path, name in named:
+        cfg = compose(["data=csv", f"data.path={hydra_quoted(path)}"])
+        assert cfg.data.name == name and cfg.logger.experiment_name == name
+    assert compose(["data=csv", "data.path=/shop/sales.csv", "data.name=shop"]).logger.experiment_name == "shop"

@@ -42,7 +42,8 @@ def test_fit_gives_the_metrics_of_tsattn_train_for_the_same_overrides_and_seed(f
     assert main(["train", "data=csv", f"data.path={weather_path}", "model=lstm_seq2seq", *overrides]) == 0
     client = MlflowClient(run.tracking_uri)
     assert run.tracking_uri == f"sqlite:///{root / 'logs' / 'mlflow' / 'mlflow.db'}"  # the CLI's default store
-    experiment = client.get_experiment_by_name("csv").experiment_id
+    assert weather_path.stem == "weather_temps"  # data=csv names its data, and so the experiment, after the file
+    experiment = client.get_experiment_by_name("weather_temps").experiment_id
     runs = {r.info.run_id: r for r in client.search_runs([experiment])}
     assert len(runs) == 2 and run.run_id in runs
     cli = next(r for run_id, r in runs.items() if run_id != run.run_id)
@@ -117,8 +118,37 @@ def test_the_readme_fit_example_runs_and_its_compare_command_ranks_both_runs(ett
         and namespace["alone"].model.schema["future_covariates"] == []
     )
     capsys.readouterr()
-    command = re.search(r"`tsattn (compare --experiment csv [^`]*)`", (REPO / "README.md").read_text()).group(1)
+    command = re.search(r"`tsattn (compare --experiment dataframe [^`]*)`", (REPO / "README.md").read_text()).group(1)
     uri = f"sqlite:///{tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}"
     assert main([*command.split(), "--tracking-uri", uri, "--format", "json"]) == 0
     groups = json.loads(capsys.readouterr().out)["groups"]
     assert len(groups) == 2 and all(g["runs"] == 1 and g["last_value"] is not None for g in groups)
+
+
+def test_mistakes_in_a_dataframe_name_it_and_suggest_the_id_column(tmp_path):
+    """The DataFrame is written to a file of fit's own: the message names the DataFrame, not that file, and a
+    text column whose values repeat is taken for what it most likely is, the series ids of a long table."""
+    times = pd.date_range("2024-01-01", periods=50, freq="h")
+    frame = pd.concat([pd.DataFrame({"store": s, "time": times, "sales": range(50)}) for s in ("north", "south")])
+    with pytest.raises(tsattn.errors.TsattnError) as caught:
+        tsattn.fit(frame, model="linear", overrides=[f"paths.log_dir={tmp_path}"])
+    message = str(caught.value)
+    assert message.startswith("the DataFrame given to fit(): column 'store' holds text that repeats ('north'...)")
+    assert "set data.id_col=store" in message and str(tmp_path) not in message
+
+
+def test_fit_prints_the_commands_lines_unless_logging_is_configured(monkeypatch, capsys):
+    """Without a handler for tsattn's logger (a plain script), fit prints tsattn's lines, the `done:` summary
+    among them, on stderr for its duration only; a configured logger is left alone."""
+    import logging
+
+    from tsattn.training.fit import _progress_lines
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # pytest's own capture handlers, set aside
+    train_log = logging.getLogger("tsattn.training.train")
+    with _progress_lines():
+        train_log.info("done: val/loss_best=0.1")
+    train_log.info("after fit")
+    err = capsys.readouterr().err
+    assert "tsattn: done: val/loss_best=0.1" in err and "after fit" not in err
+    assert not logging.getLogger("tsattn").handlers

@@ -123,6 +123,7 @@ FORECAST_CASES = {
     "no_time_column.csv": "has no column 'time'",
     "bad_timestamp.csv": "cannot parse 'not-a-date'",
     "duplicate_timestamp.csv": "duplicate timestamp",
+    # Gaps: the model's data.missing was fixed in training, so the fix is retraining, not a setting here.
     "missing_timestamps.csv": "is missing 2 timestamps",
     "irregular_timestamps.csv": "off the regular h grid",
     "non_numeric.csv": "'abc' in column 'value' is not a number",
@@ -146,6 +147,9 @@ def test_bad_input_exits_2_with_its_line_and_keeps_the_old_output(command, filen
     assert code == 2
     assert err[-1].startswith("tsattn: error: ") and FORECAST_CASES[filename] in err[-1]
     assert "Traceback" not in "\n".join(err)
+    if filename in ("missing_timestamps.csv", "empty_value.csv"):  # the model's policy, fixed in training
+        assert "or train the model with data.missing=interpolate (or ffill) and forecasting fills them" in err[-1]
+        assert "set data.missing" not in err[-1]
     assert out.read_text() == "precious,earlier,output\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left behind
 
@@ -255,12 +259,12 @@ def test_python_api_loads_every_kind_of_source_and_matches_the_cli(long_model, w
     metrics_json = tmp_path / "metrics.json"
     cli_args = ["backtest", _bundle_dir(run), str(weather_path), "-o", str(tmp_path / "bt.csv"), "--quiet"]
     assert main([*cli_args, "--start", "earliest", "--step", "24", "--metrics-json", str(metrics_json)]) == 0
-    result = models["directory"].backtest(typed, step=24)
+    result = models["directory"].backtest(typed, step=24, start="earliest")
     expected = json.loads(metrics_json.read_text())["metrics"]
     assert result.metrics["model"]["overall"]["mse"] == pytest.approx(expected["model"]["overall"]["mse"], rel=1e-9)
     assert len(result.rows) == len(pd.read_csv(tmp_path / "bt.csv"))
-    border = models["directory"].backtest(text, step=24, start="test")
-    assert border.in_sample == 0 and border.windows < result.windows
+    border = models["directory"].backtest(text, step=24)  # the default, as the command's --start auto
+    assert border.in_sample == 0 and border.windows < result.windows and result.in_sample > 0
 
 
 def test_pyfunc_honours_the_horizon_parameter_and_datetime_times(long_model, weather_path):
@@ -296,3 +300,69 @@ def test_the_readme_python_example_runs_as_written(long_model, weather_path, mon
     assert list(future.columns) == ["city", "time", "step", "temperature"] and len(future) == 2 * 12
     assert result.in_sample == 0 and result.metrics["model"]["overall"]["mse"] > 0
     assert "mse" in capsys.readouterr().out
+
+
+def test_ids_a_spreadsheet_would_run_are_written_as_text(long_model, weather_path, tmp_path):
+    """OWASP's CSV injection rule: ids starting with = or @ get a leading ', unless --no-formula-guard."""
+    workdir, uri, run = long_model
+    history = pd.read_csv(weather_path)
+    cities = sorted(history["city"].unique())
+    history["city"] = history["city"].map(dict(zip(cities, ["=1+2", "@SUM(1)"], strict=True)))
+    source = tmp_path / "formulas.csv"
+    history.to_csv(source, index=False)
+    args = ["forecast", f"runs:/{run.info.run_id}", str(source), "--tracking-uri", uri, "--quiet"]
+    guarded, bare = tmp_path / "guarded.csv", tmp_path / "bare.csv"
+    assert main([*args, "-o", str(guarded)]) == 0
+    assert main([*args, "-o", str(bare), "--no-formula-guard"]) == 0
+    assert set(pd.read_csv(guarded)["city"]) == {"'=1+2", "'@SUM(1)"}
+    assert set(pd.read_csv(bare)["city"]) == {"=1+2", "@SUM(1)"}
+    np.testing.assert_array_equal(pd.read_csv(guarded)["temperature"], pd.read_csv(bare)["temperature"])
+    assert not any(line.startswith(("=", "@")) for line in guarded.read_text().splitlines())
+
+
+def test_outputs_get_the_mode_of_a_new_file_without_touching_the_umask(good_model, tmp_path, monkeypatch):
+    """The written file has the permissions the umask gives a new file, and os.umask is never called (it would
+    set the process's umask to 0 for a moment, for every thread)."""
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda *_: pytest.fail("os.umask called"))
+        out = tmp_path / "f.csv"
+        assert main(["forecast", good_model, str(BAD_CSV_DIR / "good.csv"), "-o", str(out), "--quiet"]) == 0
+        assert out.stat().st_mode & 0o777 == 0o640
+        assert not list(tmp_path.glob(".*"))  # no probe or partial file left
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+
+
+def _day_first(path, frame: pd.DataFrame):
+    """`frame` with its time column written day first (31/01/2010 13:00), as many European exports are."""
+    frame = frame.copy()
+    frame["time"] = pd.to_datetime(frame["time"]).dt.strftime("%d/%m/%Y %H:%M")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_day_first_dates_are_refused_until_data_time_format_says_how_to_read_them(tmp_path, capsys):
+    """Without data.time_format a day-first file is one line naming it (not rows "not in time order"); with
+    it, training reads the same series as from ISO times and the bundle reads histories in that format."""
+    good = pd.read_csv(BAD_CSV_DIR / "good.csv")
+    day_first = _day_first(tmp_path / "day_first.csv", good)
+    overrides = ["data=csv", "data.lookback=8", "data.horizon=2", "model=linear", "logger=none", "callbacks=none"]
+    assert main(["train", f"data.path={day_first}", *overrides, f"paths.log_dir={tmp_path / 'logs'}"]) == 2
+    # good.csv spans days 1 to 4: both readings parse, only day first is regular and in order.
+    assert "only when read day first; set data.time_format='%d/%m/%Y %H:%M'" in capsys.readouterr().err
+
+    day_first_format = "data.time_format='%d/%m/%Y %H:%M'"
+    bundle, run = build_bundle(tmp_path / "m", *overrides, f"data.path={day_first}", day_first_format)
+    iso_bundle, iso_run = build_bundle(tmp_path / "iso", *overrides, f"data.path={BAD_CSV_DIR / 'good.csv'}")
+    times = [r.datamodule.collection.series[0].time for r in (run, iso_run)]
+    np.testing.assert_array_equal(*times)
+    out, iso_out = tmp_path / "f.csv", tmp_path / "iso.csv"
+    assert main(["forecast", str(bundle), str(day_first), "-o", str(out), "--quiet"]) == 0
+    assert main(["forecast", str(iso_bundle), str(BAD_CSV_DIR / "good.csv"), "-o", str(iso_out), "--quiet"]) == 0
+    assert pd.read_csv(out)["time"].tolist() == pd.read_csv(iso_out)["time"].tolist()  # written in ISO
+    code = main(["forecast", str(bundle), str(BAD_CSV_DIR / "good.csv"), "-o", str(out), "--quiet"])
+    assert code == 2 and "with data.time_format='%d/%m/%Y %H:%M'" in capsys.readouterr().err

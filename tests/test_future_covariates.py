@@ -151,7 +151,7 @@ def test_backtest_takes_the_future_covariates_from_the_history(future_model, ett
     model = tsattn.load(future_model)
     frame = pd.read_csv(ett_long_path)
     series = frame[frame["id"] == "second"].reset_index(drop=True)
-    result = model.backtest(series, step=500)
+    result = model.backtest(series, step=500, start="earliest")
     rows = result.rows
     times = pd.to_datetime(series["date"])
     assert rows["origin"].nunique() >= 3

@@ -18,9 +18,9 @@ def test_reads_wide_etth1_as_one_multivariate_series(etth1_path):
     assert collection.freq.freqstr == "h"
     (series,) = collection.series
     assert series.values.shape == (17420, 7)
-    assert series.values.dtype == np.float32
+    assert series.values.dtype == np.float64  # the file's digits, all of them: float32 only once scaled
     raw = pd.read_csv(etth1_path)
-    np.testing.assert_allclose(series.values, raw[collection.targets].to_numpy(np.float32))
+    np.testing.assert_array_equal(series.values, raw[collection.targets].to_numpy(np.float64))
     assert series.time[0] == pd.Timestamp("2016-07-01 00:00")
 
 
@@ -61,7 +61,7 @@ def test_unsorted_rows_are_sorted_and_reported(tmp_path, weather_path, caplog):
     with caplog.at_level(logging.WARNING):
         got = read_series(shuffled, targets=["temperature"], id_col="city").series[0]
     assert "not in time order" in caplog.text
-    np.testing.assert_array_equal(got.values[:, 0], frame["temperature"].to_numpy(np.float32))
+    np.testing.assert_array_equal(got.values[:, 0], frame["temperature"].to_numpy(np.float64))
 
 
 def test_time_column_is_detected_by_content(tmp_path, weather_path):
@@ -75,7 +75,7 @@ def test_time_column_is_detected_by_content(tmp_path, weather_path):
 def test_covariates_follow_targets(etth1_path):
     collection = read_series(etth1_path, targets=["OT"], covariates=["HUFL", "LULL"])
     raw = pd.read_csv(etth1_path, nrows=5)
-    np.testing.assert_allclose(collection.series[0].values[:5], raw[["OT", "HUFL", "LULL"]].to_numpy(np.float32))
+    np.testing.assert_array_equal(collection.series[0].values[:5], raw[["OT", "HUFL", "LULL"]].to_numpy(np.float64))
 
 
 def test_gaps_are_filled_from_rows_before_each_split_border(tmp_path, weather_path):

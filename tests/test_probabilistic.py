@@ -61,6 +61,35 @@ def test_compare_ranks_point_and_quantile_runs_on_crps_beside_the_baselines(stor
     assert list(groups) == sorted(groups, key=lambda m: groups[m]["mean"])  # lower CRPS first
 
 
+def test_quantile_runs_logged_before_the_crps_integral_are_not_ranked_on_crps(store, capsys):
+    """A quantile run without the tsattn.crps tag logged the mean pinball loss of its levels: compare lists it
+    apart with the reason when ranking by CRPS, and still ranks it by MSE."""
+    from mlflow import MlflowClient
+
+    from tsattn.intervals import CRPS_METHOD
+
+    _, uri, _ = store
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("weather").experiment_id
+    (lstm,) = [r for r in client.search_runs([experiment]) if r.data.tags["tsattn.model"] == "lstm_seq2seq"]
+    assert lstm.data.tags["tsattn.crps"] == CRPS_METHOD
+    client.delete_tag(lstm.info.run_id, "tsattn.crps")
+    try:
+        capsys.readouterr()
+        args = ["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json"]
+        assert main([*args, "--metric", "test/crps"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert [g["model"] for g in report["groups"]] == ["linear"]
+        (apart,) = report["not_averaged"]
+        assert apart["run_id"] == lstm.info.run_id
+        assert "mean pinball loss of levels [0.05, 0.1, 0.5, 0.9, 0.95]" in apart["why"]
+        assert "retrain to compare" in apart["why"]
+        assert main([*args, "--metric", "test/mse"]) == 0
+        assert {g["model"] for g in json.loads(capsys.readouterr().out)["groups"]} == {"linear", "lstm_seq2seq"}
+    finally:
+        client.set_tag(lstm.info.run_id, "tsattn.crps", CRPS_METHOD)
+
+
 def test_coverage_ranks_closest_to_its_level_and_has_no_point_baselines(store, capsys):
     _, uri, runs = store
     groups = _compare(uri, "test/coverage_80", capsys)

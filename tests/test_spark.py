@@ -249,3 +249,17 @@ def test_local_only_options_are_refused_with_the_spark_engine(m4, tmp_path, caps
     assert main([*base[:4], str(tmp_path / "out[1].csv"), "--engine", "spark"]) == 2
     assert "reads OUTPUT paths as patterns" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_spark_csv_output_guards_formulas_as_the_local_engine_does(spark):
+    """The same cells prefixed with ' on both engines: text starting with = + - @ that is not a number."""
+    from tsattn.inference.output import formula_safe
+    from tsattn.inference.spark_engine import _formula_safe
+
+    ids = ["=1+2", "@SUM(1)", "-1.5", "-x", "+3", "-", "plain"]
+    frame = pd.DataFrame({"id": ids, "value": [-1.0, 2, 3, 4, 5, 6, 7]})
+    frame = frame.rename(columns={"value": "=value"})
+    got = _formula_safe(spark.createDataFrame(frame)).toPandas()
+    want = formula_safe(frame)
+    assert got["id"].tolist() == want["id"].tolist() == ["'=1+2", "'@SUM(1)", "-1.5", "'-x", "+3", "-", "plain"]
+    assert list(got.columns) == ["id", "'=value"] and got["'=value"].tolist() == frame["=value"].tolist()

@@ -23,8 +23,6 @@ TINY = [
     "+trainer.limit_train_batches=4",
     "+trainer.limit_val_batches=2",
     "+trainer.limit_test_batches=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
     "seed=3",
 ]
 
@@ -35,6 +33,18 @@ def trained(tmp_path_factory):
     result = run_tsattn(["train", *TINY], cwd=workdir)  # paths.log_dir: its default, ./logs
     assert result.returncode == 0, result.stdout + result.stderr
     return workdir, result
+
+
+def test_the_output_is_tsattns_own_lines_without_bars_or_library_chatter(trained):
+    """Output that is not a terminal (a log file, CI) gets no progress bar; Lightning's and MLflow's
+    information lines (device availability, product tips, the layer table, database set-up) stay out."""
+    _, result = trained
+    output = result.stdout + result.stderr
+    for chatter in ("it/s]", "Epoch 0:", "GPU available", "Tip:", "Total params", "Creating initial MLflow", "INFO:"):
+        assert chatter not in output, chatter
+    assert "model lstm_seq2seq: LSTMSeq2Seq, " in output and " trainable parameters" in output
+    assert "done: val/loss_best=" in output
+    assert len(output) < 8000  # a handful of lines: what was read, chosen, trained and where it went
 
 
 def _uri(workdir) -> str:

@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     # MLflow draws a progress bar for every artifact copy or download; in tsattn's output it is noise.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Likewise its information lines (database set-up, signature checks); its warnings still show.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     if command not in commands:
         print(f"tsattn: error: unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -144,6 +146,8 @@ def _train(overrides: list[str]) -> int:
     register_resolvers()
     # Raised inside Lightning on every loop with torch >= 2.13; it says nothing a tsattn user can act on.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning's advice for epochs of fewer batches than log_every_n_steps: epoch metrics are logged anyway.
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def app(cfg) -> dict[str, float]:

@@ -48,6 +48,26 @@ def mixed_precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+DATA_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst", ".csv", ".tsv", ".txt")
+
+
+def file_stem(path: str) -> str:
+    """`${tsattn.stem:${data.path}}`: data=csv's name (and so its MLflow experiment), the file's name without
+    its folder and data suffixes (`sales.csv.gz` -> `sales`); characters other than letters, digits, `.`, `_`
+    and `-` become `_`, so the name also makes a safe directory name."""
+    name = Path(str(path)).name
+    while Path(name).suffix.lower() in DATA_SUFFIXES:
+        name = name[: -len(Path(name).suffix)]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "csv"
+
+
+def on_terminal() -> bool:
+    """`${tsattn.terminal:}`: whether standard output, where Lightning draws its progress bar, is a terminal."""
+    import sys
+
+    return sys.stdout.isatty()
+
+
 def register_resolvers() -> None:
     """Register tsattn's interpolations; safe to call repeatedly.
 
@@ -59,6 +79,8 @@ def register_resolvers() -> None:
     - `${tsattn.ddp_strategy:}`: "ddp", or "ddp_spawn" inside a multirun (ddp would re-run the sweep).
     - `${tsattn.mixed_precision:}`: "bf16-mixed" where the GPU supports bfloat16, else "16-mixed".
     - `${tsattn.threads:}`: torch threads per training process (default_threads).
+    - `${tsattn.stem:PATH}`: a data file's name without folder and suffix (file_stem).
+    - `${tsattn.terminal:}`: whether standard output is a terminal (on_terminal).
     """
     if not OmegaConf.has_resolver("tsattn.bundled"):
         OmegaConf.register_new_resolver("tsattn.bundled", bundled_dataset)
@@ -72,6 +94,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("tsattn.mixed_precision", mixed_precision)
     if not OmegaConf.has_resolver("tsattn.threads"):
         OmegaConf.register_new_resolver("tsattn.threads", default_threads)
+    if not OmegaConf.has_resolver("tsattn.stem"):
+        OmegaConf.register_new_resolver("tsattn.stem", file_stem)
+    if not OmegaConf.has_resolver("tsattn.terminal"):
+        OmegaConf.register_new_resolver("tsattn.terminal", on_terminal)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# How test/crps is computed (tsattn.metrics.crps), recorded as the run tag tsattn.crps. Quantile runs without
+# the tag logged the mean pinball loss of their own levels, which depends on the levels chosen: the
+# leaderboard and the dashboard leave them out of CRPS rankings.
+CRPS_METHOD = "quantile-function-integral"
+
 
 def median_level(quantiles: Sequence[float]) -> int | None:
     """The index of level 0.5, the point forecast that conformal calibration leaves in place; None without one."""

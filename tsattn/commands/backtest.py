@@ -43,6 +43,12 @@ def parser() -> ArgumentParser:
     parser.add_argument("--step", type=positive, default=None, help="steps between origins (default: the horizon)")
     parser.add_argument("--metrics-json", type=Path, help="also write the metrics to this JSON file")
     parser.add_argument("--start", default="auto", help=START_HELP)
+    parser.add_argument(
+        "--season",
+        type=positive,
+        default=None,
+        help="the seasonal lag of MASE's in-sample scale (default: the model's season length, data.season_length)",
+    )
     return parser
 
 
@@ -52,7 +58,7 @@ def main(argv: list[str]) -> None:
     check_output(args.output)
     if args.metrics_json is not None:
         check_output(args.metrics_json)
-    from tsattn.inference.backtest import backtest
+    from tsattn.inference.backtest import backtest, count_origins
 
     start = parse_start(args.start)
     bundle = load_model(args)
@@ -60,11 +66,17 @@ def main(argv: list[str]) -> None:
     min_rows = bundle.lookback + bundle.horizon
     history = read_history(args.input, bundle, args.skip_short, min_rows, args.quiet, args.sep, "causal")
     starts = first_forecast_times(start, bundle, args.input, history, args.quiet)
-    with progress(sum(len(s.time) for s in history.series) // step, args.quiet, unit="windows") as bar:
+    with progress(count_origins(bundle, history, step, starts), args.quiet, unit="origins") as bar:
         result = backtest(
-            bundle, history, step, args.batch_size, on_batch=lambda done: bar.update(done - bar.n), start=starts
+            bundle,
+            history,
+            step,
+            args.batch_size,
+            on_batch=lambda done: bar.update(done - bar.n),
+            start=starts,
+            mase_season=args.season,
         )
-    if result.in_sample and not args.quiet:
+    if result.in_sample:  # never hidden, --quiet or not: these scores flatter the model
         border = min(bundle.test_starts.values())
         print(
             f"tsattn: {result.in_sample} of {result.windows} origins forecast rows before the model's test border "
@@ -78,7 +90,9 @@ def main(argv: list[str]) -> None:
         "series": result.series,
         "windows": result.windows,
         "step": step,
+        "in_sample_origins": result.in_sample,
         "horizon": bundle.horizon,
+        "mase_season": args.season or bundle.season_length,
         "units": "the data's own units",
         "quantiles": bundle.schema.get("quantiles"),
         "best_naive": bundle.schema.get("best_naive"),
@@ -87,7 +101,7 @@ def main(argv: list[str]) -> None:
     from tsattn.inference.output import TableWriter, is_parquet
 
     with atomic_output(args.output) as temporary:
-        with TableWriter(temporary, parquet=is_parquet(args.output)) as writer:
+        with TableWriter(temporary, is_parquet(args.output), not args.no_formula_guard) as writer:
             writer.write(result.rows)
         if args.metrics_json is not None:
             with atomic_output(args.metrics_json) as metrics_file:
@@ -115,19 +129,19 @@ def parse_start(value: str):
 
 def first_forecast_times(start, bundle, path: Path, history, quiet: bool) -> dict:
     """Series id -> the earliest first forecast step, from --start and the model's own test borders."""
-    from tsattn.data.io import file_sha256
+    from tsattn.inference.backtest import trained_series_starts
 
     if start == "earliest":
         return {}
     if start != "auto":
         return {s.id: start for s in history.series}
-    starts = bundle.test_starts
-    if not starts or file_sha256(path) != bundle.schema["training_data"]["sha256"]:
-        return {}
-    if not quiet:
+    starts = trained_series_starts(bundle, history)
+    reaching = [s for s in history.series if s.id in starts and s.time[0] < starts[s.id]]
+    if reaching and not quiet:
         print(
-            f"tsattn: {path} is the model's training file: origins start at its test border "
-            f"({min(starts.values())}); --start earliest includes the rows it was trained on",
+            f"tsattn: {len(reaching)} series of {path} the model was trained on reach before its test border: "
+            f"their origins start there ({min(starts[s.id] for s in reaching)}); --start earliest includes the "
+            "rows it was trained or validated on",
             file=sys.stderr,
         )
     return starts

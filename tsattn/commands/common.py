@@ -48,6 +48,12 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-short", action="store_true", help="skip series shorter than the lookback (named on stderr)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    parser.add_argument(
+        "--no-formula-guard",
+        action="store_true",
+        help="in a CSV output, write text cells that start with = + - @ as they are (by default they get a "
+        "leading ' so a spreadsheet shows them as text instead of running them as formulas)",
+    )
 
 
 def positive(text: str) -> int:
@@ -168,9 +174,9 @@ def atomic_output(output: Path) -> Iterator[Path]:
     try:
         yield temporary
         # mkstemp makes the file private (0600); the output gets the permissions a new file normally has.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        from tsattn.inference.output import new_file_mode
+
+        os.chmod(temporary, new_file_mode(parent))
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)

@@ -33,6 +33,12 @@ def parser() -> ArgumentParser:
     parser.add_argument("--group-by", default="model,data", help="tags or params to group by (default model,data)")
     parser.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"params.data/lookback = '96'\"")
     parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--no-formula-guard",
+        action="store_true",
+        help="with --format csv: write names that start with = + - @ as they are (by default they get a leading ' "
+        "so a spreadsheet shows them as text instead of running them as formulas)",
+    )
     parser.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else sqlite:///logs/mlflow/mlflow.db")
     return parser
@@ -48,9 +54,10 @@ def main(argv: list[str]) -> None:
     board = leaderboard(runs, args.metric, [g.strip() for g in args.group_by.split(",") if g.strip()])
     if not board.groups and not board.apart:
         raise TsattnError(f"experiment {args.experiment!r} has no runs matching the filter")
-    text = {"table": as_table, "csv": as_csv, "markdown": as_markdown, "json": as_json}[args.format](
-        board, args.experiment
-    )
+    if args.format == "csv":
+        text = as_csv(board, args.experiment, formula_guard=not args.no_formula_guard)
+    else:
+        text = {"table": as_table, "markdown": as_markdown, "json": as_json}[args.format](board, args.experiment)
     if args.output is None:
         sys.stdout.write(text)
         return
@@ -91,10 +98,14 @@ def _cell(column: str, value) -> str:
 
 
 def _rows(board) -> tuple[list[str], list[list[str]]]:
-    header = ["rank", *board.columns]
+    """The printed table's header and rows; the settings column only where some group was split apart."""
+    records = board.records()
+    split = any(record["settings"] != "-" for record in records)
+    columns = [c for c in board.columns if c != "settings" or split]
+    header = ["rank", *columns]
     rows = [
-        [str(rank), *(_cell(column, record[column]) for column in board.columns)]
-        for rank, record in enumerate(board.records(), start=1)
+        [str(rank), *(_cell(column, record[column]) for column in columns)]
+        for rank, record in enumerate(records, start=1)
     ]
     return header, rows
 
@@ -129,7 +140,7 @@ def as_table(board, experiment: str) -> str:
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
-    extra = _apart(board)
+    extra = [*board.notes(), *_apart(board)]
     if extra:
         lines += ["", *extra]
     return "\n".join(lines) + "\n"
@@ -140,23 +151,30 @@ def as_markdown(board, experiment: str) -> str:
     lines = [f"_{_title(board, experiment)}_", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join("---" if i <= len(board.group_by) else "---:" for i in range(len(header))) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", *board.notes()] if board.notes() else []
     if board.apart:
         listed = ", ".join(f"{a['run']} ({a['status']})" for a in board.apart)
         lines += ["", f"Not averaged: {listed}."]
     return "\n".join(lines) + "\n"
 
 
-def as_csv(board, experiment: str) -> str:
+def as_csv(board, experiment: str, formula_guard: bool = True) -> str:
+    """The groups as CSV; names a spreadsheet would run as formulas (a data or model name such as =1+2) get a
+    leading ' unless formula_guard is off (the forecast output's rule)."""
     import csv
     import io
 
+    from tsattn.inference.output import formula_safe_text
+
+    def safe(value):
+        return formula_safe_text(value) if formula_guard and isinstance(value, str) else value
+
     buffer = io.StringIO()
-    records = board.records()
     fields = board.columns
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: record[k] for k in fields})
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([safe(field) for field in fields])
+    for record in board.records():
+        writer.writerow([safe(record[field]) for field in fields])
     return buffer.getvalue()
 
 
@@ -170,5 +188,6 @@ def as_json(board, experiment: str) -> str:
         "group_by": board.group_by,
         "groups": [{k: clean(v) for k, v in record.items()} for record in board.records()],
         "not_averaged": board.apart,
+        "notes": board.notes(),
     }
     return json.dumps(payload, indent=2) + "\n"

@@ -90,7 +90,15 @@ def _on_spark(args, started: float) -> None:
         if given:
             raise TsattnError(f"{option} is not available with --engine spark; leave it out or use --engine local")
     rows = run_forecast(
-        args.model, args.input, args.output, args.horizon, args.tracking_uri, args.spark_master, args.quiet, args.sep
+        args.model,
+        args.input,
+        args.output,
+        args.horizon,
+        args.tracking_uri,
+        args.spark_master,
+        args.quiet,
+        args.sep,
+        formula_guard=not args.no_formula_guard,
     )
     if not args.quiet:
         seconds = time.perf_counter() - started
@@ -119,7 +127,8 @@ def run(bundle, args) -> Result:
         if args.future is not None:  # two tables to join by series: read whole
             return _read_whole(bundle, args, horizon, temporary, parquet)
         try:
-            with progress(None, args.quiet) as bar, TableWriter(temporary, parquet) as writer:
+            guard = not args.no_formula_guard
+            with progress(None, args.quiet) as bar, TableWriter(temporary, parquet, guard) as writer:
                 on_series = lambda done: bar.update(done - bar.n)  # noqa: E731
                 report = stream_forecast(bundle, args.input, writer, horizon, args.batch_size, sep, on_series)
             check_short(args.input, report.short, report.series + len(report.short), bundle.lookback,
@@ -156,7 +165,7 @@ def _read_whole(bundle, args, horizon: int, temporary, parquet: bool) -> Result:
         frame = forecast(bundle, history, horizon, args.batch_size, on_batch=on_batch, future=future)
     forward = time.perf_counter() - clock - reading
     clock = time.perf_counter()
-    with TableWriter(temporary, parquet) as writer:
+    with TableWriter(temporary, parquet, not args.no_formula_guard) as writer:
         writer.write(frame)
     seconds = {"reading and validation": reading, "forward": forward, "writing": time.perf_counter() - clock}
     return Result(len(history.series), len(frame), horizon, "read whole", seconds)

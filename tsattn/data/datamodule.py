@@ -37,6 +37,7 @@ class ForecastDataModule(L.LightningDataModule):
         static_covariates: columns of a long file with one value per series (numbers, or levels one-hot
             coded); their code joins the known channels of every step (tsattn.data.static).
         time_col: timestamp column; detected when None.
+        time_format: the time column's strftime format (data.time_format); inferred when None.
         id_col: series id column of a long file; None for a wide file.
         missing: "error", "interpolate" or "ffill" for gaps and empty cells.
         freq: pandas frequency alias when it cannot be inferred.
@@ -80,6 +81,7 @@ class ForecastDataModule(L.LightningDataModule):
         collection: SeriesCollection | None = None,
         future_covariates: Sequence[str] = (),
         static_covariates: Sequence[str] = (),
+        time_format: str | None = None,
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
@@ -96,6 +98,7 @@ class ForecastDataModule(L.LightningDataModule):
             future_covariates=list(future_covariates or []),
             static_covariates=list(static_covariates or []),
             time_col=time_col,
+            time_format=time_format,
             id_col=id_col,
             missing=missing,
             freq=freq,

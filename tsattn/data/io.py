@@ -1,4 +1,4 @@
-"""Read a CSV of time series into validated, regular, float32 series.
+"""Read a CSV of time series into validated, regular series (float64 values, scaled to float32 later).
 
 Two layouts are accepted:
 - wide: a time column plus value columns; the whole file is one (multivariate) series, like ETTh1;
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ READ_SETTINGS = (
     "future_covariates",
     "static_covariates",
     "time_col",
+    "time_format",
     "id_col",
     "missing",
     "freq",
@@ -57,6 +59,7 @@ def read_series(
     fill: bool = True,
     future_covariates: Sequence[str] = (),
     static_covariates: Sequence[str] = (),
+    time_format: str | None = None,
 ) -> SeriesCollection:
     """Read, validate and regularise the series in a CSV file.
 
@@ -67,6 +70,8 @@ def read_series(
         future_covariates: columns known ahead of time, read over the horizon as well as the lookback.
         static_covariates: columns of a long file that hold one value per series (tsattn.data.static).
         time_col: the timestamp column; detected from its name or content when None.
+        time_format: the time column's strftime format ("%d/%m/%Y %H:%M"); None infers it (ISO, or
+            month first where it is ambiguous: day-first dates are refused with the format to set).
         id_col: the series id column of a long file; None reads the file as one wide series.
         missing: what to do with missing timestamps and empty values: "error", "interpolate" or "ffill".
         freq: a pandas frequency alias ("h", "D", "MS"...) when it cannot be inferred from the data.
@@ -92,6 +97,7 @@ def read_series(
         fill=fill,
         future_covariates=future_covariates,
         static_covariates=static_covariates,
+        time_format=time_format,
     )
 
 
@@ -124,6 +130,8 @@ def series_from_frame(
     future_covariates: Sequence[str] = (),
     static_covariates: Sequence[str] = (),
     static_kinds: Mapping[str, str] | None = None,
+    fill_hint: str | None = None,
+    time_format: str | None = None,
 ) -> SeriesCollection:
     """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
 
@@ -135,6 +143,8 @@ def series_from_frame(
         fill: fill gaps and empty values now (see read_series).
         static_kinds: static column -> "numeric" or "categorical", as a trained model read them; decided
             from the table itself when None (training).
+        fill_hint: what the message for gaps under missing="error" suggests (default: a data.missing setting).
+        time_format: the time column's strftime format, or None to infer it (see read_series).
     """
     if missing not in MISSING_POLICIES:
         raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
@@ -171,20 +181,21 @@ def series_from_frame(
     _require_one_role(roles, name)
 
     columns = [*targets, *covariates, *future_covariates]
-    values = {c: numeric_column(frame[c], c, name) for c in columns}
+    values = {c: numeric_column(frame[c], c, name, ids_possible=id_col is None) for c in columns}
     for column, numbers in values.items():
         if np.isnan(numbers).all():
             raise TsattnError(
                 f"{name}: column {column!r} is empty in every row; delete it from the file or leave it out "
                 f"({_without(column, roles)}); filling gaps cannot invent a whole column"
             )
-    times = parse_times(frame[time_col], time_col, name)
+    times = parse_times(frame[time_col], time_col, name, time_format)
     ids = frame[id_col].astype(str).str.strip() if id_col is not None else pd.Series(default_id, index=frame.index)
     static = read_static(frame, ids, static_covariates, name, static_kinds)
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
 
-    series, offset = regularise(table, columns, name, missing, freq, fill=fill)
+    hint = {"fill_hint": fill_hint} if fill_hint else {}
+    series, offset = regularise(table, columns, name, missing, freq, fill=fill, **hint)
     if reject_constant:
         # A future covariate may stay put in a series (a holiday flag that never fires there): the scaler
         # divides it by 1, and RevIN only centres it.
@@ -201,6 +212,7 @@ def series_from_frame(
         future_covariates=future_covariates,
         static_covariates=static_covariates,
         static=static,
+        time_format=time_format,
     )
 
 
@@ -259,6 +271,20 @@ def require_length(collection: SeriesCollection, min_rows: int, reason: str) -> 
             )
 
 
+# Characters that cannot separate fields: line ends split records, and the quote character opens quoted cells.
+NOT_SEPARATORS = ("\r", "\n", '"')
+
+
+def check_separator(sep, option: str) -> None:
+    """One line for a separator no CSV reader can use: not one character, or a line end or the quote."""
+    if not isinstance(sep, str) or len(sep) != 1:
+        raise TsattnError(f"{option}={sep!r}: the separator must be one character, such as , or ;")
+    if sep in NOT_SEPARATORS:
+        raise TsattnError(
+            f"{option}={sep!r}: a line end or the quote character cannot separate fields; use , ; | or a tab"
+        )
+
+
 def read_frame(path: Path, option: str = "data.path", sep: str = ",", sep_option: str = "data.sep") -> pd.DataFrame:
     """A CSV file as a table of text cells, with one-line errors for files that are not CSV at all.
 
@@ -272,8 +298,7 @@ def read_frame(path: Path, option: str = "data.path", sep: str = ",", sep_option
         raise TsattnError(f"{path} is a directory; give the CSV file itself ({option})")
     if not path.is_file():
         raise TsattnError(f"{path}: no such file; check {option}")
-    if len(sep) != 1:
-        raise TsattnError(f"{sep_option}={sep!r}: the separator must be one character, such as , or ;")
+    check_separator(sep, sep_option)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -374,7 +399,14 @@ def _detect_time_column(frame: pd.DataFrame, name: str) -> str:
     )
 
 
-def parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
+# Numeric dates with a separator (13/01/2024, 01.02.24, 2/3/2024 05:00): day first or month first is a guess.
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?))?\s*$")
+
+
+def parse_times(column: pd.Series, col_name: str, name: str, time_format: str | None = None) -> pd.Series:
+    """The time column as datetime64[ns], wall-clock times: by `time_format` (data.time_format) when given,
+    else inferred (ISO and the usual text forms; numeric dates written day first are refused with the
+    data.time_format to set, since inference would read 01/02 as January 2)."""
     if pd.api.types.is_datetime64_any_dtype(column):  # a DataFrame from Python or Parquet: already times
         missing = column.isna()
         if missing.any():
@@ -393,25 +425,74 @@ def parse_times(column: pd.Series, col_name: str, name: str) -> pd.Series:
     if empty.any():
         line = int(empty.idxmax()) + 2
         raise TsattnError(f"{name} line {line}: empty timestamp in column {col_name!r}; every row needs a time")
-    try:
-        # Fast path: one format, inferred from the first row. Rows in another format come back NaT, so
-        # retry those files element by element before calling any value unparseable.
-        parsed = pd.to_datetime(text, errors="coerce")
-        if parsed.isna().any():
-            parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-    except ValueError:  # UTC offsets that change within the column (daylight saving): pandas refuses to mix
-        parsed = _parse_changing_offsets(text, col_name, name)
+    if time_format is not None:
+        parsed = pd.to_datetime(text, errors="coerce", format=time_format)
+        hint = f" with data.time_format={time_format!r}; fix the value or the format"
+    else:
+        _refuse_day_first(text, col_name, name)
+        hint = "; fix the value, use ISO format (2024-01-31 13:00), or give its format as data.time_format"
+        try:
+            # Fast path: one format, inferred from the first row. Rows in another format come back NaT, so
+            # retry those files element by element before calling any value unparseable.
+            parsed = pd.to_datetime(text, errors="coerce")
+            if parsed.isna().any():
+                parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        except ValueError:  # UTC offsets that change within the column (daylight saving): pandas refuses to mix
+            parsed = _parse_changing_offsets(text, col_name, name)
     bad = parsed.isna()
     if bad.any():
         row = int(bad.idxmax())
         raise TsattnError(
-            f"{name} line {row + 2}: cannot parse {column[row]!r} in column {col_name!r} as a timestamp; "
-            "fix the value or use ISO format (2024-01-31 13:00)"
+            f"{name} line {row + 2}: cannot parse {column[row]!r} in column {col_name!r} as a timestamp{hint}"
         )
     if getattr(parsed.dt, "tz", None) is not None:
         # Calendar features use the wall-clock time the file states; the zone itself is dropped.
         parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
+
+
+def _refuse_day_first(text: pd.Series, col_name: str, name: str) -> None:
+    """Numeric dates written day first, which pandas would read month first (01/02 as January 2), mixing two
+    calendars or stretching hours into months: one line instead, naming the data.time_format that reads them.
+
+    Day first is certain where a first field goes above 12. Where every field is at most 12, the column is
+    read both ways and day first is refused only if it alone gives rows in time order on a regular grid.
+    """
+    fields = text.str.extract(_NUMERIC_DATE)
+    if fields[0].isna().any():  # not every value is a numeric date: nothing to decide here
+        return
+    first, second = fields[0].astype(int), fields[2].astype(int)
+    if (second > 12).any():  # month first, certainly
+        return
+    separator, year = fields[1].iloc[0], "%Y" if len(fields[3].iloc[0]) == 4 else "%y"
+    clock = fields[4].iloc[0]
+    clock_format = "" if not isinstance(clock, str) else (" %H:%M:%S" if clock.count(":") == 2 else " %H:%M")
+    day_first = f"%d{separator}%m{separator}{year}{clock_format}"
+    if (first > 12).any():
+        row = int((first > 12).to_numpy().argmax())
+        reason = f"{text.iloc[row]!r} in column {col_name!r} is written day first ({first.iloc[row]} is not a month)"
+        line = row + 2
+    else:
+        month_first = f"%m{separator}%d{separator}{year}{clock_format}"
+        if _disorder(text, day_first) >= _disorder(text, month_first):
+            return
+        reason = f"the dates in column {col_name!r} are in time order on a regular grid only when read day first"
+        line = 2
+    raise TsattnError(
+        f"{name} line {line}: {reason}; set data.time_format='{day_first}' so every date is read that way"
+    )
+
+
+def _disorder(text: pd.Series, time_format: str) -> tuple[int, int]:
+    """How far from a time-ordered regular column `text` reads with `time_format`: (steps backwards, 1 when
+    its distinct times fit no pandas frequency); a value the format cannot read counts as the worst."""
+    parsed = pd.to_datetime(text, errors="coerce", format=time_format)
+    if parsed.isna().any():
+        return (len(text), 1)
+    backwards = int((parsed.diff() < pd.Timedelta(0)).sum())
+    distinct = pd.DatetimeIndex(parsed.drop_duplicates().sort_values())
+    regular = len(distinct) >= 3 and pd.infer_freq(distinct) is not None
+    return (backwards, 0 if regular else 1)
 
 
 _UTC_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
@@ -438,7 +519,13 @@ def _parse_changing_offsets(text: pd.Series, col_name: str, name: str) -> pd.Ser
     return parsed.dt.tz_localize(None)
 
 
-def numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
+def numeric_column(column: pd.Series, col_name: str, name: str, ids_possible: bool = False) -> np.ndarray:
+    """A value column as float64, NaN for empty cells; one line for the first cell that is not a number.
+
+    Args:
+        ids_possible: the file has no id column yet, so a text column whose values repeat is more likely a
+            long file's series ids than a broken value column: the message suggests data.id_col.
+    """
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
         raise TsattnError(f"{name}: column {col_name!r} holds {column.dtype} values, not numbers")
     if pd.api.types.is_numeric_dtype(column):  # typed already: only infinities to refuse
@@ -451,6 +538,11 @@ def numeric_column(column: pd.Series, col_name: str, name: str) -> np.ndarray:
     empty = text.isna() | text.isin(["", "nan", "NaN", "NA", "null", "None"])  # a missing cell of a string column
     numbers = pd.to_numeric(text.where(~empty), errors="coerce")
     bad = numbers.isna() & ~empty
+    if ids_possible and bad.any() and bad[~empty].all() and text[~empty].nunique() <= max(1, len(text) // 2):
+        raise TsattnError(
+            f"{name}: column {col_name!r} holds text that repeats ({text[bad].iloc[0]!r}...), not numbers: if it "
+            f"names the series of a long file, set data.id_col={col_name}; otherwise leave it out of data.targets"
+        )
     if bad.any():
         row = int(bad.idxmax())
         raise TsattnError(

@@ -20,10 +20,21 @@ log = logging.getLogger(__name__)
 
 MISSING_POLICIES = ("error", "interpolate", "ffill")
 _FILL_HINT = "set data.missing=interpolate (or ffill) to fill them"
+# What the same gaps need in a history handed to a trained model, whose policy was fixed when it was trained.
+FORECAST_FILL_HINT = (
+    "train the model with data.missing=interpolate (or ffill) and forecasting fills them the same way "
+    "(this one was trained with data.missing=error)"
+)
 
 
 def regularise(
-    table: pd.DataFrame, columns: Sequence[str], name: str, missing: str, freq: str | None, fill: bool = True
+    table: pd.DataFrame,
+    columns: Sequence[str],
+    name: str,
+    missing: str,
+    freq: str | None,
+    fill: bool = True,
+    fill_hint: str = _FILL_HINT,
 ) -> tuple[list[Series], pd.DateOffset]:
     """Turn a table of (id, time, line, *columns) rows into regular series.
 
@@ -36,6 +47,7 @@ def regularise(
         fill: fill gaps and empty values now, from the whole series; False leaves them NaN for
             fill_within_borders, which never lets a value from after the training border fill a row
             before it.
+        fill_hint: how the user can have gaps filled, for the message when `missing` is "error".
 
     Returns:
         The series sorted by id, and the frequency they share.
@@ -66,14 +78,14 @@ def regularise(
         gaps = len(grid) - len(time)
         empties = int(frame.isna().to_numpy().sum())
         if missing == "error":
-            _reject_gaps(frame, grid, rows, gaps, series_id, offset, name)
+            _reject_gaps(frame, grid, rows, gaps, series_id, offset, name, fill_hint)
         if gaps or empties:
             frame = frame.reindex(grid)
             if fill:
                 frame = pd.DataFrame(fill_gaps(frame.to_numpy(dtype=np.float64), missing, len(grid)))
             filled_times += gaps
             filled_values += empties
-        series.append(Series(id=str(series_id), time=grid, values=frame.to_numpy(dtype=np.float32)))
+        series.append(Series(id=str(series_id), time=grid, values=frame.to_numpy(dtype=np.float64)))
     series.sort(key=lambda s: s.id)
 
     if filled_times or filled_values:
@@ -112,7 +124,7 @@ def _series_blocks(table: pd.DataFrame, columns: Sequence[str], offset: pd.DateO
             yield ids[start], table.iloc[start:end]
         else:
             time = pd.DatetimeIndex(times[start:end])
-            done.append(Series(id=str(ids[start]), time=time, values=values[start:end].astype(np.float32)))
+            done.append(Series(id=str(ids[start]), time=time, values=values[start:end]))
 
 
 def _sorted_by_time(table: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -168,12 +180,13 @@ def _reject_gaps(
     series_id: str,
     offset: pd.DateOffset,
     name: str,
+    fill_hint: str,
 ) -> None:
     if gaps:
         first_gap = grid[~grid.isin(frame.index)][0]
         raise TsattnError(
             f"{name}: series {series_id!r} is missing {gaps} timestamp{'s' * (gaps != 1)} of its {offset.freqstr} grid "
-            f"(first: {first_gap}); add the rows, or {_FILL_HINT}"
+            f"(first: {first_gap}); add the rows, or {fill_hint}"
         )
     empty = frame.isna()
     if empty.to_numpy().any():
@@ -181,7 +194,7 @@ def _reject_gaps(
         line = rows["line"].iloc[int(np.flatnonzero(empty[column].to_numpy())[0])]
         raise TsattnError(
             f"{name} line {line}: empty value in column {column!r} of series {series_id!r} "
-            f"({int(empty.to_numpy().sum())} in all); fill them in the file, or {_FILL_HINT}"
+            f"({int(empty.to_numpy().sum())} in all); fill them in the file, or {fill_hint}"
         )
 
 
@@ -228,4 +241,4 @@ def fill_within_borders(series: Series, missing: str, train_end: int, columns: S
             f"{border} (the training border), so its gaps cannot be filled from them; add values, or move "
             "the borders (data.split)"
         )
-    return Series(id=series.id, time=series.time, values=values.astype(np.float32))
+    return Series(id=series.id, time=series.time, values=values)

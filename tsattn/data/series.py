@@ -14,7 +14,9 @@ class Series:
 
     id: str
     time: pd.DatetimeIndex  # [T], strictly increasing on a regular grid
-    values: np.ndarray  # [T, C + P + U] float32
+    # [T, C + P + U] float64, the data's own units: every path (training, forecast, streaming, Spark) scales
+    # these in float64 and only the scaled values become float32, so 10000001.7 is never read as 10000002.0.
+    values: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class SeriesCollection:
     freq: pd.DateOffset
     time_col: str | None = None  # the file's column names, so forecasts can be written back in them
     id_col: str | None = None
+    time_format: str | None = None  # data.time_format: how the time column was written, when not inferred
     # Columns known ahead (a planned price, a weather forecast): read over the lookback and the horizon.
     future_covariates: list[str] = field(default_factory=list)
     # Per-series constants of a long file (a region, a capacity): series id -> column -> number or level.

@@ -84,35 +84,40 @@ class Model:
         step: int | None = None,
         start: str | pd.Timestamp | None = None,
         batch_size: int = 1024,
+        season: int | None = None,
     ):
         """Rolling-origin evaluation beside last value and seasonal naive, as `tsattn backtest` runs it.
 
         Args:
             step: steps between origins (default: the horizon).
-            start: None or "earliest" for every origin the history allows; "test" to start each series
-                the model was trained on at its test border (origins before it are in-sample); or a time
-                at or after which the first forecast step falls.
+            season: the seasonal lag of MASE's in-sample scale (default: the model's season length).
+            start: None (as `tsattn backtest --start auto`; "test" and "auto" mean the same) starts each series
+                the model was trained on (by id) at its test border, since origins before it are in-sample,
+                and every other series as early as its history allows; "earliest" every origin the history
+                allows (`.in_sample` counts those before the border); or a time at or after which the first
+                forecast step falls.
 
         Returns:
             tsattn.inference.backtest.Backtest: `.rows` (one per origin, step and target) and `.metrics`
             (forecaster -> overall and per-step MSE, MAE, sMAPE, MASE in real units), `.in_sample`.
         """
-        from tsattn.inference.backtest import backtest
+        from tsattn.inference.backtest import backtest, trained_series_starts
         from tsattn.inference.forecast import history_from_frame
 
         step = self.horizon if step is None else _whole(step, "step")
         collection = history_from_frame(self.bundle, _frame(history), name="history", fill="causal")
-        if start is None or start == "earliest":
+        if start == "earliest":
             starts = {}
-        elif start == "test":
-            starts = self.bundle.test_starts
+        elif start is None or start in ("auto", "test"):
+            starts = trained_series_starts(self.bundle, collection)
         else:
             try:
                 when = pd.Timestamp(start)
             except (ValueError, TypeError):
-                raise TsattnError(f"start={start!r}: give None, 'earliest', 'test' or a time") from None
+                raise TsattnError(f"start={start!r}: give None, 'earliest' or a time") from None
             starts = {s.id: when for s in collection.series}
-        return backtest(self.bundle, collection, step, batch_size, start=starts)
+        mase_season = None if season is None else _whole(season, "season")
+        return backtest(self.bundle, collection, step, batch_size, start=starts, mase_season=mase_season)
 
 
 def load(model: str | Path, tracking_uri: str | None = None, device: str = "cpu") -> Model:

@@ -21,6 +21,7 @@ from tsattn.data.calendar import season_offsets
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle import Bundle
+from tsattn.inference.forecast import require_finite
 from tsattn.inference.windows import WindowSpec, origin_windows, predict
 from tsattn.metrics import QuantileErrors, mase_scale, scores
 
@@ -48,17 +49,23 @@ def backtest(
     batch_size: int = 1024,
     on_batch: Callable[[int], None] | None = None,
     start: Mapping[str, pd.Timestamp] | None = None,
+    mase_season: int | None = None,
 ) -> Backtest:
     """Forecast from every `step`-th origin of every series and score the model and both baselines.
 
     Args:
+        on_batch: called with the number of origins forecast so far (count_origins gives the total).
         start: series id -> the earliest time a first forecast step may have; series not in it start
             as early as their history allows.
+        mase_season: the seasonal lag of MASE's in-sample scale (default: the model's season length).
     """
     if step < 1:
         raise TsattnError(f"--step {step}: origins must be at least 1 step apart")
+    if mase_season is not None and mase_season < 1:
+        raise TsattnError(f"--season {mase_season}: a season is at least 1 step")
     schema, lookback, horizon = bundle.schema, bundle.lookback, bundle.horizon
     n_targets, season = len(schema["targets"]), bundle.season_length
+    mase_season = mase_season or season
     earliest = max(lookback, season)
     test_start = bundle.test_starts
     spec = WindowSpec.of(bundle)
@@ -69,10 +76,7 @@ def backtest(
     levels = schema.get("quantiles")
     distribution = QuantileErrors(horizon, levels) if levels else None
     for series in history.series:
-        first = earliest
-        if start and series.id in start:
-            first = max(first, int(series.time.searchsorted(start[series.id])))
-        origins = np.arange(first, len(series.time) - horizon + 1, step)
+        origins = _origins(series, earliest, horizon, step, start)
         if not len(origins):
             continue
         if series.id in test_start:
@@ -92,7 +96,7 @@ def backtest(
             errors[name].append((forecasts[name], actual))
         if distribution is not None:
             distribution.update(torch.from_numpy(quantiles), torch.from_numpy(actual))
-        scale = mase_scale(values[: origins[0], :n_targets], season)  # [C], from rows before the first origin
+        scale = mase_scale(values[: origins[0], :n_targets], mase_season)  # [C], from rows before the first origin
         scaled_abs.append({name: np.abs(forecasts[name] - actual) / scale for name in names})
         parts.append(_rows(series, origins, horizon, schema, actual, forecasts, quantiles))
         done += len(origins)
@@ -123,6 +127,33 @@ def backtest(
     return Backtest(rows, metrics, len(rows) // (horizon * n_targets), len(parts), in_sample)
 
 
+def trained_series_starts(bundle: Bundle, history: SeriesCollection) -> dict[str, pd.Timestamp]:
+    """Series id -> the model's test border, for each series of `history` the model was trained on.
+
+    Recognised by series id, whatever file holds it: the rows before the border were training or validation
+    rows, so a backtest that starts there scores only what the model never saw, also on a copy of the
+    training file with a week appended (which a file hash would not recognise).
+    """
+    borders = bundle.test_starts
+    return {s.id: borders[s.id] for s in history.series if s.id in borders}
+
+
+def count_origins(
+    bundle: Bundle, history: SeriesCollection, step: int, start: Mapping[str, pd.Timestamp] | None = None
+) -> int:
+    """How many origins backtest forecasts from: a progress bar's total."""
+    earliest = max(bundle.lookback, bundle.season_length)
+    return sum(len(_origins(series, earliest, bundle.horizon, step, start)) for series in history.series)
+
+
+def _origins(series, earliest: int, horizon: int, step: int, start: Mapping[str, pd.Timestamp] | None) -> np.ndarray:
+    """Every `step`-th origin of a series with `earliest` rows before it, H after it, and not before its start."""
+    first = earliest
+    if start and series.id in start:
+        first = max(first, int(series.time.searchsorted(start[series.id])))
+    return np.arange(first, len(series.time) - horizon + 1, step)
+
+
 def _seasonal_naive(values: np.ndarray, origins: np.ndarray, horizon: int, season: int, n_targets: int) -> np.ndarray:
     """Seasonal naive from each origin (season 1: the last value). Shape: values [T, F] -> [N, H, C]."""
     return values[origins[:, None] + season_offsets(horizon, season)][..., :n_targets]
@@ -136,7 +167,9 @@ def _model_forecasts(bundle: Bundle, spec: WindowSpec, series: Series, origins: 
     windows = origin_windows(spec, series, origins, static)
     y_hat = torch.from_numpy(predict(bundle.forecaster, windows, batch_size))  # [N, H, C(, Q)], scaled
     quantiles = windows.to_real(y_hat.numpy()) if y_hat.ndim == 4 else None
-    return windows.to_real(bundle.forecaster.point(y_hat).numpy()), quantiles
+    point = windows.to_real(bundle.forecaster.point(y_hat).numpy())
+    require_finite(point[None] if quantiles is None else quantiles[None], [series.id])  # [1, N, H, C(, Q)]
+    return point, quantiles
 
 
 def _rows(series, origins, horizon, schema, actual, forecasts, quantiles) -> pd.DataFrame:

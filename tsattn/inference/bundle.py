@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from tsattn import __version__
+from tsattn.data.io import NOT_SEPARATORS
 from tsattn.data.naive import LINEAR_PATH_INITS, rule_key, rule_season
-from tsattn.data.scaling import StandardScaler
+from tsattn.data.scaling import MIN_STD, StandardScaler
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle_checks import (
     MAX_ID,
+    MAX_INTEGER,
     MAX_STEPS,
+    MAX_STRING,
     MAX_UNSAVED_BUFFER_ELEMENTS,
     check_agreement,
     check_shapes,
@@ -133,6 +136,7 @@ def save_bundle(
         "module_options": module_options,
         "layout": "long" if collection.id_col else "wide",
         "time_col": collection.time_col,
+        "time_format": collection.time_format,
         "id_col": collection.id_col,
         "targets": collection.targets,
         "covariates": collection.covariates,
@@ -258,7 +262,8 @@ def _build(net_class, options: dict[str, Any], source: Path):
 
 
 def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
-    """Forecast one window of zeros: options that build but cannot run are refused now, in one line."""
+    """Forecast one window of zeros: options that build but cannot run, and weights that give no finite
+    forecast, are refused now, in one line."""
     import torch
 
     n_calendar = known_channels(schema)
@@ -270,10 +275,14 @@ def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
     }
     try:
         with torch.inference_mode():
-            module(window)
+            output = module(window)["y_hat"]
     except _BUILD_ERRORS as err:
         detail = " ".join(str(err).split())[:200]
         raise TsattnError(f"{source}: the network does not run on one window of its own shape ({detail})") from None
+    if not bool(torch.isfinite(output).all()):  # NaN or infinite weights: every forecast would be NaN
+        raise TsattnError(
+            f"{source}: the network forecasts NaN or infinity on a window of zeros; its weights are corrupt"
+        )
 
 
 # Bound on a static mean or a conformal offset (scaled units): beyond it float32 arithmetic loses the values.
@@ -313,7 +322,6 @@ def _is_static_encoder(state: Any) -> bool:
     categorical (at most MAX_LEVELS distinct level names), and nothing else."""
     import math
 
-    from tsattn.data.scaling import MIN_STD
     from tsattn.data.static import MAX_LEVELS, MAX_WIDTH
 
     if not isinstance(state, dict) or set(state) != {"columns", "numeric", "categorical"}:
@@ -353,6 +361,56 @@ def _test_starts(datamodule) -> dict[str, str]:
     return starts
 
 
+# Every key a bundle's schema.json must hold; keys added later (future_covariates, static, best_naive,
+# interval_offsets, time_format) take their old meaning when absent, so bundles from before them still load.
+REQUIRED_KEYS = (
+    "model",
+    "network",
+    "network_options",
+    "module_options",
+    "layout",
+    "time_col",
+    "id_col",
+    "targets",
+    "covariates",
+    "series",
+    "calendar",
+    "freq",
+    "lookback",
+    "horizon",
+    "season_length",
+    "missing",
+    "sep",
+    "quantiles",
+    "training_data",
+)
+
+
+def check_savable(collection, lookback: int, horizon: int, season_length: int) -> None:
+    """What a bundle will require of the data and windows, checked before training rather than after it: a
+    setting or a name that no bundle may hold is one line naming it, before the hour of training."""
+    for option, value, high in (
+        ("data.lookback", lookback, MAX_STEPS),
+        ("data.horizon", horizon, MAX_STEPS),
+        ("data.season_length", season_length, MAX_INTEGER),
+    ):
+        if not 1 <= value <= high:
+            raise TsattnError(f"{option}={value}: a model bundle holds 1 to {high:,} steps; choose a smaller one")
+    names = [*collection.columns, *collection.static_covariates, collection.time_col, collection.id_col]
+    long_name = next((n for n in names if n is not None and not is_name(str(n))), None)
+    if long_name is not None:
+        raise TsattnError(
+            f"{collection.source}: column name {str(long_name)[:40]!r}... is longer than {MAX_STRING} characters, "
+            "more than a model bundle holds; rename the column"
+        )
+    long_id = next((s.id for s in collection.series if not is_name(s.id, MAX_ID)), None)
+    if long_id is not None:
+        raise TsattnError(
+            f"{collection.source}: series id {long_id[:40]!r}... is longer than {MAX_ID:,} characters, more than a "
+            "model bundle holds; shorten the ids"
+        )
+
+
 def _check_schema(schema: dict[str, Any], source: Path) -> None:
     """Format and version first, then the type of every field forecasting reads."""
     import pandas as pd
@@ -375,9 +433,14 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
             f"{source.parent} is a format {version} bundle, which named a Python class to build; this "
             "tsattn only loads networks by name, so retrain the model to get a bundle it can load"
         )
+    missing = [key for key in REQUIRED_KEYS if key not in schema]
+    if missing:
+        raise TsattnError(f"{source}: the schema has no {', '.join(missing)}; the bundle is corrupt or incomplete")
     require(is_name(schema.get("model")), source, "model", "a name")
     require(schema.get("layout") in ("wide", "long"), source, "layout", '"wide" or "long"')
     require(is_name(schema.get("time_col")), source, "time_col", "a column name")
+    schema.setdefault("time_format", None)  # bundles from before data.time_format read times by inference
+    require(schema["time_format"] is None or is_name(schema["time_format"]), source, "time_format", "null or text")
     long = schema["layout"] == "long"
     require(is_name(schema.get("id_col")) if long else schema.get("id_col") is None, source, "id_col", "fit layout")
     require(is_names(schema.get("targets")) and bool(schema["targets"]), source, "targets", "column names")
@@ -399,8 +462,10 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         pd.tseries.frequencies.to_offset(schema.get("freq"))
     except (TsattnError, ValueError, TypeError):
         raise TsattnError(f"{source}: freq or calendar is not one tsattn writes; the bundle is corrupt") from None
-    for field in ("lookback", "horizon", "season_length"):
+    for field in ("lookback", "horizon"):  # tensors are sized by these
         require(is_count(schema.get(field), high=MAX_STEPS), source, field, f"an integer from 1 to {MAX_STEPS:,}")
+    # Only an offset into the history is taken from the season (a week of one-second data is 604,800 steps).
+    require(is_count(schema.get("season_length")), source, "season_length", f"an integer from 1 to {MAX_INTEGER:,}")
     schema.setdefault("best_naive", None)  # bundles from before the strongest simple forecast was chosen
     best = schema["best_naive"]
     require(
@@ -410,7 +475,11 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         "null, last_value or seasonal_naive_<m> with m at most the lookback",
     )
     require(schema.get("missing") in MISSING_POLICIES, source, "missing", f"one of {', '.join(MISSING_POLICIES)}")
-    require(isinstance(schema.get("sep"), str) and len(schema["sep"]) == 1, source, "sep", "one character")
+    sep = schema.get("sep")
+    require(isinstance(sep, str) and len(sep) == 1 and sep not in NOT_SEPARATORS, source, "sep", "one character")
+    require(is_name(schema.get("network")), source, "network", "a network's name")
+    for options in ("network_options", "module_options"):
+        require(isinstance(schema.get(options), dict), source, options, "a mapping of options")
     quantiles = schema.get("quantiles")
     levels_ok = isinstance(quantiles, list) and all(isinstance(q, float) and 0 < q < 1 for q in quantiles)
     require(quantiles is None or levels_ok, source, "quantiles", "null or levels in (0, 1)")
@@ -450,7 +519,9 @@ def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:
             isinstance(values, list)
             and len(values) == len(columns)
             and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
-            and (not positive or all(v > 0 for v in values))
+            # Training divides by 1 where a column's std is under MIN_STD; a smaller one (1e-300) is tampered
+            # with, and would send every scaled value past float32's range.
+            and (not positive or all(v >= MIN_STD for v in values))
         )
 
     for series_id, entry in stats.items():
@@ -462,6 +533,6 @@ def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:
             and numbers(entry["std"], True),
             path,
             f"stats of series {str(series_id)[:40]!r}",
-            "a mean and a positive std per column",
+            f"a mean and a std of at least {MIN_STD:g} per column",
         )
     return StandardScaler.from_dict(data)

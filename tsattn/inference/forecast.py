@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tsattn.data.io import series_from_frame
+from tsattn.data.regularity import FORECAST_FILL_HINT
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.data.static import StaticEncoder
 from tsattn.errors import TsattnError
@@ -43,10 +44,12 @@ def history_from_frame(
         static_covariates=static_columns(schema),
         static_kinds=static.kinds if static is not None else None,
         time_col=schema["time_col"],
+        time_format=schema["time_format"],  # the history is written as the training file was
         id_col=schema["id_col"],
         missing=schema["missing"],
         reject_constant=False,  # a flat stretch of recent history is a valid input
         fill=fill == "whole",
+        fill_hint=FORECAST_FILL_HINT,  # data.missing is the trained model's, not a setting of this command
     )
     if fill == "causal":
         collection = dataclasses.replace(collection, series=[_carried_forward(s) for s in collection.series])
@@ -62,7 +65,7 @@ def _carried_forward(series: Series) -> Series:
     """Gaps filled with the last value before them; the leading rows with nothing before them left out."""
     if not np.isnan(series.values).any():
         return series
-    values = pd.DataFrame(series.values).ffill().to_numpy(dtype=np.float32)
+    values = pd.DataFrame(series.values).ffill().to_numpy(dtype=np.float64)
     first = int(np.flatnonzero(~np.isnan(values).any(axis=1))[0])  # an all-empty column is refused earlier
     return Series(id=series.id, time=series.time[first:], values=values[first:])
 
@@ -133,6 +136,7 @@ def forecast_rows(bundle: Bundle, ids: list[str], windows: Windows, y_hat: np.nd
     schema = bundle.schema
     targets = schema["targets"]
     real = windows.to_real(y_hat)[:, :horizon]  # [B, h, C(, Q)]
+    require_finite(real, ids)
     id_col, time_col = schema["id_col"] or "series", schema["time_col"] or "time"
     columns = {
         id_col: np.repeat(ids, horizon),
@@ -153,6 +157,21 @@ def forecast_rows(bundle: Bundle, ids: list[str], windows: Windows, y_hat: np.nd
     frame = pd.DataFrame(columns)[ordered + [c for c in columns if c not in ordered]]
     # A wide file holds one series and has no id column: neither has its forecast.
     return frame.drop(columns=id_col) if schema["layout"] == "wide" else frame
+
+
+def require_finite(forecasts: np.ndarray, ids: list[str]) -> None:
+    """Refuse forecasts that are NaN or infinite, naming the first such series: nothing non-finite is written.
+
+    Shape: forecasts [B, ...] (real units), ids [B].
+    """
+    finite = np.isfinite(forecasts.reshape(len(ids), -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise TsattnError(
+            f"the forecast of series {ids[bad[0]]!r} is not a finite number ({len(bad)} series in all): its "
+            "history holds values too large for the model's float32 arithmetic (or the model is broken); "
+            "check that series' rows, or leave it out"
+        )
 
 
 def _median_index(quantiles) -> int:

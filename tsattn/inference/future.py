@@ -68,7 +68,7 @@ def future_from_frame(
         require_columns(frame, [id_col], "the model's id column", name)
     require_columns(frame, columns, "the model's future covariates", name)
     where = _line if lines else _row
-    times = parse_times(frame[time_col], time_col, name).to_numpy()
+    times = parse_times(frame[time_col], time_col, name, schema.get("time_format")).to_numpy()
     ids = (
         frame[id_col].astype(str).str.strip().to_numpy()
         if id_col is not None

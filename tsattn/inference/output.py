@@ -18,6 +18,58 @@ import pyarrow as pa
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # A cell holding one of these needs CSV quoting; anything else is written bare, as pandas writes it.
 _NEEDS_QUOTES = re.compile(r'[",\r\n;\t|]')
+# A text cell starting with one of these is run as a formula by spreadsheets (`=1+2`, `@SUM(1)`, `-2+3`):
+# OWASP's CSV injection rule writes it with a leading ' instead, which spreadsheets show as text.
+_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+
+
+def formula_safe_text(value: str) -> str:
+    """`value` with a leading ' when a spreadsheet would run it as a formula; numbers (-1.5) and a lone sign
+    or dash (`-`, which tables print for a missing value) stay as they are."""
+    if len(value) < 2 or not _FORMULA_START.match(value):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell (ids, names) made formula-safe (formula_safe_text); numbers and times
+    are never touched. Returns the frame itself when no cell needs it."""
+    changed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            unique = pd.Series(column.dropna().unique())  # ids repeat H times: look at each once
+            safe = {v: formula_safe_text(v) for v in unique if isinstance(v, str) and formula_safe_text(v) != v}
+            if safe:
+                changed[name] = column.map(lambda v, safe=safe: safe.get(v, v) if isinstance(v, str) else v)
+    return frame.assign(**changed) if changed else frame
+
+
+def new_file_mode(directory: Path, folder: bool = False) -> int:
+    """The permissions a new file (or folder) gets in `directory`: a probe is created with the widest mode,
+    the system applies the process umask, and the mode is read back and the probe removed. Reading the umask
+    with os.umask would set it process-wide for a moment, and files that other threads create in that moment
+    would be public."""
+    import os
+
+    for attempt in range(100):
+        probe = Path(directory) / f".tsattn-mode-{os.getpid()}-{attempt}"
+        try:
+            if folder:
+                os.mkdir(probe, 0o777)
+            else:
+                os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        try:
+            return probe.stat().st_mode & 0o777
+        finally:
+            probe.rmdir() if folder else probe.unlink()
+    raise OSError(f"could not create a file in {directory}")
 
 
 def is_parquet(path: Path) -> bool:
@@ -36,9 +88,10 @@ class TableWriter:
     temporary file and renames it only on success) to delete.
     """
 
-    def __init__(self, path: Path, parquet: bool | None = None) -> None:
+    def __init__(self, path: Path, parquet: bool | None = None, formula_guard: bool = True) -> None:
         self.path = Path(path)
         self.parquet = is_parquet(self.path) if parquet is None else parquet
+        self.formula_guard = formula_guard and not self.parquet  # Parquet keeps types: no spreadsheet runs it
         self.rows = 0
         self._writer = None
         self._handle = None
@@ -50,6 +103,8 @@ class TableWriter:
         self.close()
 
     def write(self, frame: pd.DataFrame) -> None:
+        if self.formula_guard:
+            frame = formula_safe(frame)
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
         if self.parquet:
             import pyarrow.parquet as pq
@@ -63,7 +118,8 @@ class TableWriter:
             if self._handle is None:
                 self._handle = open(self.path, "wb")
                 header = io.StringIO()
-                csv.writer(header, lineterminator="\n").writerow(frame.columns)
+                names = [formula_safe_text(str(c)) if self.formula_guard else c for c in frame.columns]
+                csv.writer(header, lineterminator="\n").writerow(names)
                 self._handle.write(header.getvalue().encode())
             quoting = "needed" if _has_special_text(frame) else "none"
             options = pcsv.WriteOptions(include_header=False, quoting_style=quoting)

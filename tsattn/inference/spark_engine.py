@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tsattn.data.io import check_separator
 from tsattn.errors import TsattnError
 
 JAVA_MISSING = "the Spark engine needs Java 17: install it (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
@@ -35,6 +36,7 @@ def run_forecast(
     master: str = "local[2]",
     quiet: bool = False,
     sep: str | None = None,
+    formula_guard: bool = True,
 ) -> int:
     """Forecast every series of INPUT on Spark and write OUTPUT; returns the number of rows written.
 
@@ -44,6 +46,8 @@ def run_forecast(
         master: the Spark master: local[N], spark://host:7077, yarn... An active session is used as it is.
         quiet: no Spark session line on stderr (Spark's own logging is at ERROR either way).
         sep: a CSV input's field separator (default: the training file's).
+        formula_guard: in a CSV OUTPUT, text cells a spreadsheet would run as a formula get a leading '
+            (tsattn.inference.output.formula_safe_text, the local engine's rule).
     """
     from tsattn.spark import _pyspark, forecast_directory, user_errors
 
@@ -53,8 +57,8 @@ def run_forecast(
         # Spark reads and writes paths through Hadoop, which takes these characters as patterns.
         if any(c in str(path) for c in "*?[]{}:") and not str(path).startswith(("s3", "gs:", "hdfs:", "abfs")):
             raise TsattnError(f"{path}: Spark reads {what} paths as patterns; rename it without * ? [ ] {{ }} :")
-    if sep is not None and len(sep) != 1:
-        raise TsattnError(f"--sep {sep!r}: the separator must be one character, such as , or ;")
+    if sep is not None:
+        check_separator(sep, "--sep")
     reader = _input_kind(input_path)
     writer = _output_kind(output_path)
     from tsattn.inference.model_source import bundle_directory
@@ -67,6 +71,8 @@ def run_forecast(
         history = _read(spark, input_path, reader, sep)
         with user_errors():
             future = forecast_directory(history, directory, horizon, source=str(input_path))
+            if writer == "csv" and formula_guard:
+                future = _formula_safe(future)
             return _write(future, output_path, writer, input_path)
 
 
@@ -192,6 +198,23 @@ def _read(spark, path: Path, kind: str, sep: str):
     return spark.read.options(header=True, inferSchema=False, sep=sep, mode="PERMISSIVE").csv(str(path))
 
 
+def _formula_safe(frame):
+    """The local engine's formula rule in Spark SQL: a text cell of two or more characters starting with
+    = + - @ or a tab or carriage return that is not a number gets a leading ', and so does such a column name."""
+    from pyspark.sql import functions as F
+
+    from tsattn.inference.output import formula_safe_text
+
+    for name, kind in frame.dtypes:
+        if kind == "string":
+            quoted = "`" + name.replace("`", "``") + "`"
+            cell = F.col(quoted)
+            # try_cast: under ANSI SQL (Spark 4's default) a plain cast of "=1+2" fails the job.
+            risky = cell.rlike(r"(?s)^[=+\-@\t\r].") & F.expr(f"try_cast({quoted} AS DOUBLE)").isNull()
+            frame = frame.withColumn(name, F.when(risky, F.concat(F.lit("'"), cell)).otherwise(cell))
+    return frame.toDF(*(formula_safe_text(name) for name in frame.columns))
+
+
 def _write(future, output: Path, kind: str, source: Path) -> int:
     """Write beside OUTPUT, then rename it into place: a failed job leaves nothing, an old OUTPUT untouched."""
     parent = output.parent if str(output.parent) else Path(".")
@@ -230,13 +253,14 @@ def _parquet_rows(directory: Path) -> int:
 
 def _publish(source: Path, output: Path) -> None:
     """Rename a complete file or directory over OUTPUT, with the permissions a new file normally has."""
-    umask = os.umask(0)
-    os.umask(umask)
+    from tsattn.inference.output import new_file_mode
+
+    parent = output.parent if str(output.parent) else Path(".")
     if source.is_file():
-        os.chmod(source, 0o666 & ~umask)
+        os.chmod(source, new_file_mode(parent))
         os.replace(source, output)
         return
-    os.chmod(source, 0o777 & ~umask)
+    os.chmod(source, new_file_mode(parent, folder=True))
     old = None
     if output.exists():  # an earlier Spark output (checked): set aside, replaced, then removed
         old = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".old")) / "old"

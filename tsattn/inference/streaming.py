@@ -82,6 +82,8 @@ def stream_forecast(
         raise NeedsWholeFile("a wide file holds one series", about_the_model=True)
     if schema.get("static") or schema.get("future_covariates"):
         raise NeedsWholeFile("the model reads static or future covariates", about_the_model=True)
+    if schema.get("time_format"):  # Arrow's reader parses ISO times only
+        raise NeedsWholeFile(f"the model reads times written as {schema['time_format']}", about_the_model=True)
     freq = pd.tseries.frequencies.to_offset(schema["freq"])
     step_ns = fixed_step_ns(freq)
     if step_ns is None:

@@ -15,14 +15,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tsattn.errors import TsattnError
+from tsattn.intervals import CRPS_METHOD
 
 # Baseline name -> the prefix its metrics carry in a run (test/naive_mse, test/snaive_mse_h3...). best_naive
 # is the strongest simple forecast, the last value or seasonal naive at the best candidate season, chosen on
 # each run's validation windows; best_naive_rule names the rule (param data/best_naive).
 BASELINES = {"last_value": "naive_", "seasonal_naive": "snaive_", "best_naive": "best_naive_"}
-# What each group's record holds after its group keys, in the order tables show it.
-COLUMNS = ("mean", "std", "runs", "seeds", *(c for b in BASELINES for c in (b, f"skill_{b}")), "best_naive_rule")
-TEXT_COLUMNS = ("seeds", "best_naive_rule")
+# What each group's record holds after its group keys, in the order tables show it. settings names what sets
+# a group apart from others with the same keys (different data, or settings other than the seed); "-" if none.
+COLUMNS = (
+    "mean",
+    "std",
+    "runs",
+    "seeds",
+    *(c for b in BASELINES for c in (b, f"skill_{b}")),
+    "best_naive_rule",
+    "settings",
+)
+TEXT_COLUMNS = ("seeds", "best_naive_rule", "settings")
+# Params that differ between runs for reasons that are not modelling choices: where files go, the seed itself,
+# the torch threads of the machine, a resumed run's checkpoint. Everything else logged is a setting.
+NOT_SETTINGS = (
+    "seed",
+    "threads",
+    "ckpt_path",
+    "data/path",
+    "paths/",
+    "logger/",
+    "callbacks/model_checkpoint/dirpath",
+    "trainer/default_root_dir",
+    "optuna_trial/",
+)
+DATA_CONTENT = "data content"  # the pseudo-setting naming a run's data file by its SHA-256 (tag tsattn.data_sha256)
 SKILL_COLUMNS = tuple(f"skill_{b}" for b in BASELINES)
 
 
@@ -34,6 +58,7 @@ class Group:
     seeds: list[str]
     run_ids: list[str]
     rules: list[str] = field(default_factory=list)  # each run's strongest simple forecast (data/best_naive)
+    settings: dict[str, str] = field(default_factory=dict)  # what sets it apart from groups with the same key
 
     @property
     def mean(self) -> float:
@@ -84,9 +109,29 @@ class Leaderboard:
                     for column, value in ((name, group.baseline(name)), (f"skill_{name}", group.skill(name)))
                 },
                 "best_naive_rule": ",".join(sorted(set(group.rules))) or "-",
+                "settings": ", ".join(f"{k}={v}" for k, v in group.settings.items()) or "-",
             }
             for group in self.groups
         ]
+
+    def notes(self) -> list[str]:
+        """One line per thing a reader of the table must know: groups split apart, seeds counted twice."""
+        lines = []
+        split = {group.key for group in self.groups if group.settings}
+        for key in sorted(split):
+            differing = sorted({name for g in self.groups if g.key == key for name in g.settings})
+            lines.append(
+                f"{' '.join(key)}: split into {sum(g.key == key for g in self.groups)} groups, whose runs differ "
+                f"in {', '.join(differing)} (the settings column says which is which); seeds alone are averaged"
+            )
+        for group in self.groups:
+            repeated = sorted({s for s in group.seeds if group.seeds.count(s) > 1}, key=_seed_order)
+            if repeated:
+                lines.append(
+                    f"{' '.join(group.key)}: seed {', '.join(repeated)} appears in more than one run with the same "
+                    "data and settings: a rerun, counted twice in the mean; remove one or compare with --filter"
+                )
+        return lines
 
 
 def nominal_coverage(metric: str) -> float | None:
@@ -148,8 +193,13 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         if value is None or not math.isfinite(value):
             apart.append({"run": name, "run_id": run.info.run_id, "status": run.info.status, "why": f"no {metric}"})
             continue
+        why = incomparable(run, metric)
+        if why:
+            apart.append({"run": name, "run_id": run.info.run_id, "status": run.info.status, "why": why})
+            continue
         key = tuple(_group_value(run, g) for g in group_by)
-        group = groups.setdefault(key, Group(key, [], {}, [], []))
+        identity = (key, _fingerprint(run, group_by))
+        group = groups.setdefault(identity, Group(key, [], {}, [], []))
         group.values.append(value)
         group.seeds.append(tags.get("tsattn.seed", "?"))
         group.run_ids.append(run.info.run_id)
@@ -158,9 +208,54 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         for baseline, name in baseline_names.items():
             if name in run.data.metrics:  # runs from before a baseline was logged leave it out
                 group.baselines.setdefault(baseline, []).append(run.data.metrics[name])
+    _name_differences(groups)
     rank = rank_key(metric)
     ranked = sorted(groups.values(), key=lambda g: rank(g.mean))
     return Leaderboard(metric=metric, group_by=list(group_by), groups=ranked, apart=apart)
+
+
+def _fingerprint(run, group_by: Sequence[str]) -> frozenset[tuple[str, str]]:
+    """What must be equal for two runs to be seeds of one another: the data file's content and every setting
+    (logged param) except the NOT_SETTINGS and those already grouped by."""
+    settings = {
+        name: value
+        for name, value in run.data.params.items()
+        if not name.startswith(NOT_SETTINGS) and name not in group_by
+    }
+    settings[DATA_CONTENT] = run.data.tags.get("tsattn.data_sha256", "")[:12] or "?"
+    return frozenset(settings.items())
+
+
+def _name_differences(groups: dict) -> None:
+    """Where runs with the same group key split into several groups, give each the settings that differ."""
+    by_key: dict[tuple[str, ...], list] = {}
+    for (key, fingerprint), group in groups.items():
+        by_key.setdefault(key, []).append((dict(fingerprint), group))
+    for members in by_key.values():
+        if len(members) < 2:
+            continue
+        names = sorted({name for settings, _ in members for name in settings})
+        differing = [n for n in names if len({settings.get(n, "(unset)") for settings, _ in members}) > 1]
+        for settings, group in members:
+            group.settings = {name: settings.get(name, "(unset)") for name in differing}
+
+
+def incomparable(run, metric: str) -> str | None:
+    """Why a finished run's `metric` cannot be ranked with the others', or None.
+
+    A quantile run logged by tsattn before the CRPS integral (no tsattn.crps tag) holds the mean pinball loss of
+    its own levels as test/crps: 0.50 for perfect normal quantiles at 0.1, 0.5, 0.9 and 0.38 with 0.05 and 0.95
+    added, where the CRPS is 0.56 for both, so it would rank runs by their choice of levels.
+    """
+    if not re.fullmatch(r"(test|val)/crps(_h\d+)?", metric):  # the baselines' *_crps are their MAE either way
+        return None
+    levels = run.data.params.get("model/net/quantiles", "None")
+    if levels in ("None", "null", "") or run.data.tags.get("tsattn.crps") == CRPS_METHOD:
+        return None
+    return (
+        f"its {metric} is the mean pinball loss of levels {levels} (tsattn before the CRPS integral): "
+        "retrain to compare"
+    )
 
 
 def _group_value(run, key: str) -> str:

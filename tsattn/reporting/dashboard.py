@@ -16,14 +16,22 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tsattn.reporting.compare import BASELINES, SKILL_COLUMNS, TEXT_COLUMNS, Leaderboard, leaderboard, rank_key
+from tsattn.reporting.compare import (
+    BASELINES,
+    NOT_SETTINGS,
+    SKILL_COLUMNS,
+    TEXT_COLUMNS,
+    Leaderboard,
+    incomparable,
+    leaderboard,
+    rank_key,
+)
 from tsattn.resources import dashboard_dir
 
 CURVES = ("train/loss", "val/loss", "val/loss_tf")
 MAX_CURVE_RUNS = 12  # per model: the best ones, so 100 runs stay readable
 FORECAST_WINDOWS = 3
-# Params that differ between any two runs for reasons that are not modelling choices.
-_NOT_SETTINGS = ("paths/", "logger/", "callbacks/model_checkpoint/dirpath", "trainer/default_root_dir", "optuna_trial/")
+MAX_CONFIG_GROUPS = 8  # columns of the configuration differences: the best run of each of the best groups
 
 
 def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> dict:
@@ -32,13 +40,13 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
     finished = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("tsattn.role") != "sweep"]
     by_model: dict[str, list] = defaultdict(list)
     for run in finished:
-        if metric in run.data.metrics:
+        if metric in run.data.metrics and not incomparable(run, metric):
             by_model[run.data.tags.get("tsattn.model", "?")].append(run)
     rank = rank_key(metric)
     for model_runs in by_model.values():
         model_runs.sort(key=lambda r: rank(r.data.metrics[metric]))
-    best = {model: model_runs[0] for model, model_runs in by_model.items()}
-    curves = {m: _curves(client, model_runs[:MAX_CURVE_RUNS]) for m, model_runs in by_model.items()}
+    labels = _labels(board)
+    curves = {m: _curves(client, model_runs[:MAX_CURVE_RUNS], labels) for m, model_runs in by_model.items()}
     with tempfile.TemporaryDirectory(prefix="tsattn-dashboard-") as tmp:
         # From the best run that logged them (runs from older versions, or copied runs, may not have).
         forecasts = {
@@ -59,7 +67,7 @@ def build_payload(client, experiment: str, runs, metric: str = "test/mse") -> di
         "horizon": _horizon(by_model, metric),
         "forecasts": {m: f for m, f in forecasts.items() if f is not None},
         "attention": {m: a for m, a in attention.items() if a is not None},
-        "configs": _config_differences(best),
+        "configs": _config_differences(board, {r.info.run_id: r for r in finished}),
     }
 
 
@@ -104,7 +112,17 @@ def _leaderboard(board: Leaderboard) -> dict:
     }
 
 
-def _curves(client, runs) -> list[dict]:
+def _labels(board: Leaderboard) -> dict[str, str]:
+    """Each ranked run's label: its name, followed by what sets its group apart where runs of one model and
+    data were split (different data or settings), so two curves never carry the same label."""
+    return {
+        run_id: ", ".join(f"{k}={v}" for k, v in group.settings.items())
+        for group in board.groups
+        for run_id in group.run_ids
+    }
+
+
+def _curves(client, runs, labels: dict[str, str]) -> list[dict]:
     curves = []
     for run in runs:
         series = {}
@@ -112,7 +130,9 @@ def _curves(client, runs) -> list[dict]:
             history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
             if history:
                 series[key] = [[epoch, m.value] for epoch, m in enumerate(history)]
-        curves.append({"run": run.info.run_name, "series": series})
+        apart = labels.get(run.info.run_id)
+        name = run.info.run_name or run.info.run_id
+        curves.append({"run": f"{name} ({apart})" if apart else name, "series": series})
     return curves
 
 
@@ -206,15 +226,27 @@ def _attention(client, run, tmp: Path) -> dict | None:
     }
 
 
-def _config_differences(best: dict) -> dict:
-    models = sorted(best)
-    keys = sorted({k for run in best.values() for k in run.data.params if not k.startswith(_NOT_SETTINGS)})
+def _config_differences(board: Leaderboard, runs: dict) -> dict:
+    """The settings that differ between the best run of each group (up to MAX_CONFIG_GROUPS, best groups first):
+    different models, and the groups one model and data were split into."""
+    rank = rank_key(board.metric)
+    best = []
+    for group in board.groups[:MAX_CONFIG_GROUPS]:
+        value, run_id = min(zip(group.values, group.run_ids, strict=True), key=lambda pair: rank(pair[0]))
+        label = " ".join(group.key)
+        if group.settings:
+            label += " [" + ", ".join(f"{k}={v}" for k, v in group.settings.items()) + "]"
+        best.append((f"{label} ({runs[run_id].info.run_name})", runs[run_id]))
+    keys = sorted({k for _, run in best for k in run.data.params if not k.startswith(NOT_SETTINGS)})
     rows = []
     for key in keys:
-        values = [best[m].data.params.get(key) for m in models]
+        values = [run.data.params.get(key) for _, run in best]
         if len(set(values)) > 1:
             rows.append([key, *values])
-    return {"columns": [f"{m} ({best[m].info.run_name})" for m in models], "rows": rows}
+    contents = [run.data.tags.get("tsattn.data_sha256", "")[:12] or "?" for _, run in best]
+    if len(set(contents)) > 1:
+        rows.insert(0, ["data content (SHA-256)", *contents])
+    return {"columns": [label for label, _ in best], "rows": rows}
 
 
 def _finite(value):

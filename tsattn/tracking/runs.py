@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from tsattn import __version__
 from tsattn.data.io import file_sha256
+from tsattn.intervals import CRPS_METHOD
 from tsattn.tracking.store import is_remote, store_lock
 from tsattn.tracking.sweeps import parent_run, sweep_directory
 
@@ -97,6 +98,7 @@ def run_tags(model_name: str, data_name: str, seed: int, data_path: str, checkpo
         "tsattn.model": model_name,
         "tsattn.data": data_name,
         "tsattn.seed": str(seed),
+        "tsattn.crps": CRPS_METHOD,
         "tsattn.data_path": str(Path(data_path).absolute()),
         "tsattn.data_sha256": file_sha256(Path(data_path)),
         "tsattn.checkpoint_dir": str(checkpoint_dir or ""),

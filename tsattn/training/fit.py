@@ -12,8 +12,9 @@ names a file it was trained on, as a CLI run does). The overrides are the string
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,17 @@ def fit(
     settings = [f"model={model}", *([f"logger.tracking_uri={hydra_quoted(tracking_uri)}"] if tracking_uri else [])]
     if not isinstance(data, str | Path):  # a DataFrame is written as a comma-separated file
         settings.append("data.sep=','")
+        if not any(o.lstrip("+").startswith("data.name=") for o in overrides):
+            settings.append("data.name=dataframe")  # not the written file's name, frame-<content hash>
     # Composed once without the data to learn where this run writes (paths.log_dir, which overrides may move).
     path = _csv_of(data, _composed(["data=csv", "data.path=unused", *overrides, *settings]).paths.log_dir)
+    with _naming_the_caller(data, path), _progress_lines():
+        return _fit(path, overrides, settings)
+
+
+def _fit(path: Path, overrides: list[str], settings: list[str]) -> Run:
+    from tsattn.config import hydra_quoted
+
     cfg = _composed(["data=csv", f"data.path={hydra_quoted(path)}", *overrides, *settings])
     if not cfg.train and not cfg.get("ckpt_path"):
         raise TsattnError(
@@ -92,6 +102,55 @@ def fit(
     metrics = training.run()
     uri = str(cfg.logger.tracking_uri)
     return Run(training.handle.run_id, metrics, _bundle_path(uri, training.handle.run_id), uri)
+
+
+@contextlib.contextmanager
+def _naming_the_caller(data: Any, path: Path) -> Iterator[None]:
+    """A DataFrame is written to a file of fit's own: a mistake in it names the DataFrame, not that file."""
+    try:
+        yield
+    except TsattnError as err:
+        if isinstance(data, str | Path):
+            raise
+        err.args = (str(err).replace(str(path), "the DataFrame given to fit()"),)
+        raise
+
+
+@contextlib.contextmanager
+def _progress_lines() -> Iterator[None]:
+    """The command's output during fit, and only for its duration: tsattn's own lines (what was read and
+    chosen, the `done:` summary) on stderr unless the caller configured logging for tsattn already, and none
+    of MLflow's information lines and artifact progress bars or Lightning's deprecation notes."""
+    import logging
+    import os
+    import sys
+    import warnings
+
+    logger, mlflow_logger = logging.getLogger("tsattn"), logging.getLogger("mlflow")
+    levels = logger.level, mlflow_logger.level
+    handler = None
+    if not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("tsattn: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    mlflow_logger.setLevel(max(logging.WARNING, mlflow_logger.getEffectiveLevel()))  # MLflow imported already
+    # MLflow sets its logger's level from these when first imported, and reads the bar's at each download.
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    unset = [key for key in quiet if key not in os.environ]
+    os.environ.update({key: quiet[key] for key in unset})
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+            warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than")
+            yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+        logger.setLevel(levels[0])
+        mlflow_logger.setLevel(levels[1])
+        for key in unset:
+            os.environ.pop(key, None)
 
 
 def _composed(overrides: list[str]):

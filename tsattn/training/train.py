@@ -80,6 +80,12 @@ class Training:
         from hydra.utils import instantiate
         from lightning.pytorch.utilities import rank_zero_only
 
+        # Lightning sets its loggers to INFO when imported, which is after Hydra configured logging: GPU and
+        # TPU availability, tips for other products, the layer table and checkpoint restores would print on
+        # every run. Its warnings still show; tsattn logs what the run did itself.
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
 
@@ -91,6 +97,11 @@ class Training:
         # As a partial: Hydra would turn a dataclass passed to instantiate into a config node.
         self.datamodule = instantiate(cfg.data, _partial_=True)(collection=collection)
         self.datamodule.setup("fit")
+        if self.tracked:  # a tracked run ends by saving a bundle: what it may not hold is refused now
+            from tsattn.inference.bundle import check_savable
+
+            data = self.datamodule
+            check_savable(data.collection, data.lookback, data.horizon, data.season_length)
         L.seed_everything(cfg.seed, workers=True)
         data = self.datamodule
         chosen = resolve_auto(
@@ -118,6 +129,8 @@ class Training:
             require_calibratable(cfg.model.net.get("quantiles"))
         n_future = len(self.datamodule.collection.future_covariates)
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        log.info("model %s: %s, %s trainable parameters", self.model_name, type(net).__name__, f"{trainable:,}")
         callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
         self.pruning = None
         trial = cfg.get("optuna_trial")
@@ -280,6 +293,15 @@ class Training:
             if self.pruning is not None and self.pruning.pruned:
                 log.info("Optuna pruned this trial after epoch %d", trainer.current_epoch)
                 metrics["optuna/pruned"] = 1.0
+            elif not metrics.get("val/start_kept") and _best_epoch_was_last(trainer):
+                metrics["val/best_is_last"] = 1.0
+                log.warning(
+                    "the best validation loss came at the last of the %d epochs: the model may be undertrained; "
+                    "train longer with trainer.max_epochs=%d (early stopping still ends the run once validation "
+                    "stops improving)",
+                    trainer.max_epochs,
+                    2 * trainer.max_epochs,
+                )
         elif model.trainable:
             weights = self.ckpt_path
             if weights is None:
@@ -316,6 +338,7 @@ class Training:
                 "val/loss_start",
                 "val/start_kept",
                 "optuna/pruned",
+                "val/best_is_last",
                 "linear_path/val_mse",
                 *(k for k in metrics if k.startswith("conformal/")),
             )
@@ -472,6 +495,15 @@ def _without_target(net_cfg: DictConfig) -> dict:
     options = OmegaConf.to_container(net_cfg, resolve=True)
     options.pop("_target_", None)
     return options
+
+
+def _best_epoch_was_last(trainer) -> bool:
+    """Whether fitting ran every epoch of trainer.max_epochs and its last validation was still a new best:
+    early stopping's count of epochs without improvement is zero and it never stopped the run."""
+    stopping = trainer.early_stopping_callback
+    if stopping is None or trainer.max_epochs is None or trainer.max_epochs < 1:
+        return False
+    return stopping.stopped_epoch == 0 and stopping.wait_count == 0 and trainer.current_epoch >= trainer.max_epochs
 
 
 def _floats(metrics) -> dict[str, float]:

@@ -194,7 +194,8 @@ def test_the_training_file_is_backtested_from_its_test_border(daily, capsys):
     out = root / "auto.csv"
     assert main(["backtest", str(bundle_dir), str(csv), "-o", str(out), "--step", "1"]) == 0
     err = capsys.readouterr().err
-    assert f"model was trained on reach before its test border: their origins start there ({times[border]})" in err
+    assert f"the model was trained on (a wide file's one series always does) and reach before its test border: " in err
+    assert f"their origins start there ({times[border]})" in err
     first_targets = pd.to_datetime(pd.read_csv(out).query("step == 1")["date"])
     assert first_targets.min() == times[border] and len(first_targets) == len(values) - 2 + 1 - border
 
@@ -216,7 +217,7 @@ def test_the_training_file_is_backtested_from_its_test_border(daily, capsys):
     err = capsys.readouterr().err
     in_sample, origins = border - 7, len(values) + 7 - 2 + 1 - 7  # origins 7 .. border - 1 of 7 .. 65
     assert f"tsattn: {in_sample} of {origins} origins forecast rows before the model's test border" in err
-    assert f"--start '{times[border]}' leaves them out" in err
+    assert "--start auto (the default) leaves them out" in err
     assert json.loads(report.read_text())["in_sample_origins"] == in_sample
 
     assert main(["backtest", str(bundle_dir), str(longer), "-o", str(out), "--start", "2024-02-20"]) == 0

@@ -303,6 +303,8 @@ def test_every_key_of_the_schema_is_checked_when_it_is_missing(bundle, tmp_path,
             assert code == 0 and frame.equals(forecast), key
         else:
             assert code == 2 and frame is None and len(err.strip().splitlines()) == 1, (key, err)
+            versions = ("format", "format_version", "tsattn_version")  # refused as another format or version
+            assert key in err or (key in versions and ("format" in err or "version" in err)), (key, err)
 
 
 @pytest.mark.parametrize("case", CHANGES)

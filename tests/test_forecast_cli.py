@@ -265,6 +265,12 @@ def test_python_api_loads_every_kind_of_source_and_matches_the_cli(long_model, w
     assert len(result.rows) == len(pd.read_csv(tmp_path / "bt.csv"))
     border = models["directory"].backtest(text, step=24)  # the default, as the command's --start auto
     assert border.in_sample == 0 and border.windows < result.windows and result.in_sample > 0
+    # A series the model never saw, beside the two it was trained on, starts as early as its history allows.
+    other = text.assign(city=text["city"] + "-elsewhere")
+    mixed = models["directory"].backtest(pd.concat([text, other], ignore_index=True), step=24)
+    first = pd.to_datetime(mixed.rows.groupby("city")["origin"].min())
+    known = sorted(text["city"].unique())[0]
+    assert first[f"{known}-elsewhere"] < first[known] and mixed.in_sample == 0
 
 
 def test_pyfunc_honours_the_horizon_parameter_and_datetime_times(long_model, weather_path):
@@ -366,3 +372,12 @@ def test_day_first_dates_are_refused_until_data_time_format_says_how_to_read_the
     assert pd.read_csv(out)["time"].tolist() == pd.read_csv(iso_out)["time"].tolist()  # written in ISO
     code = main(["forecast", str(bundle), str(BAD_CSV_DIR / "good.csv"), "-o", str(out), "--quiet"])
     assert code == 2 and "with data.time_format='%d/%m/%Y %H:%M'" in capsys.readouterr().err
+
+
+def test_a_day_first_history_for_a_model_trained_on_iso_times_says_to_retrain(good_model, tmp_path, capsys):
+    """The model's time format was fixed in training: the message points at the history or at retraining, not
+    at a data.* setting this command does not take."""
+    day_first = _day_first(tmp_path / "day_first.csv", pd.read_csv(BAD_CSV_DIR / "good.csv"))
+    assert main(["forecast", good_model, str(day_first), "-o", str(tmp_path / "f.csv"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the model reads times as its training file wrote them" in err and "retrain with data.time_format" in err

@@ -71,3 +71,18 @@ def test_names_a_spreadsheet_would_run_are_written_as_text_in_csv():
     board = leaderboard([run])
     assert "\n" + "lstm_seq2seq,'=HYPERLINK(1),1.0," in as_csv(board, "x")
     assert "\n" + "lstm_seq2seq,=HYPERLINK(1),1.0," in as_csv(board, "x", formula_guard=False)
+
+
+def test_how_a_run_executed_and_settings_one_run_lacks_split_nothing():
+    """A progress bar on a terminal or not, another device or DDP strategy, torch threads, and a setting that
+    an older run never logged (absent is not different): seeds of one setting still average together."""
+    runs = [
+        _run("terminal", 1.0, 0, **{"trainer/enable_progress_bar": "True", "data/time_format": "None"}),
+        _run("nohup", 2.0, 1, **{"trainer/enable_progress_bar": "False", "trainer/strategy": "ddp_spawn"}),
+        _run("old", 3.0, 2),
+    ]
+    runs[1].data.params["threads"] = "1"
+    board = leaderboard(runs)
+    (group,) = board.groups
+    assert group.mean == 2.0 and board.notes() == []
+    assert leaderboard([*runs, _run("other", 9.0, 3, **{"data/time_format": "%d/%m/%Y"})]).notes()

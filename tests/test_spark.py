@@ -256,10 +256,11 @@ def test_spark_csv_output_guards_formulas_as_the_local_engine_does(spark):
     from tsattn.inference.output import formula_safe
     from tsattn.inference.spark_engine import _formula_safe
 
-    ids = ["=1+2", "@SUM(1)", "-1.5", "-x", "+3", "-", "plain"]
-    frame = pd.DataFrame({"id": ids, "value": [-1.0, 2, 3, 4, 5, 6, 7]})
+    ids = ["=1+2", "@SUM(1)", "-1.5", "-x", "+3", "-", "plain", "-inf", "-1d", " =1", "\t1", "\uff1d1"]
+    frame = pd.DataFrame({"id": ids, "value": [-1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]})
     frame = frame.rename(columns={"value": "=value"})
     got = _formula_safe(spark.createDataFrame(frame)).toPandas()
     want = formula_safe(frame)
-    assert got["id"].tolist() == want["id"].tolist() == ["'=1+2", "'@SUM(1)", "-1.5", "'-x", "+3", "-", "plain"]
+    guarded = ["'=1+2", "'@SUM(1)", "-1.5", "'-x", "+3", "-", "plain", "'-inf", "'-1d", "' =1", "'\t1", "'\uff1d1"]
+    assert got["id"].tolist() == want["id"].tolist() == guarded
     assert list(got.columns) == ["id", "'=value"] and got["'=value"].tolist() == frame["=value"].tolist()

@@ -114,7 +114,7 @@ def quantile_function_weights(levels: Sequence[float], grid: int = CRPS_GRID) ->
     return tau, weights
 
 
-def crps_terms(y_hat: torch.Tensor, y: torch.Tensor, levels: Sequence[float], chunk: int = 25) -> torch.Tensor:
+def crps_terms(y_hat: torch.Tensor, y: torch.Tensor, levels: Sequence[float], chunk: int = 1 << 16) -> torch.Tensor:
     """The CRPS of every forecast element: twice the pinball loss integrated over every level in (0, 1).
 
     CRPS = 2 * integral over t in (0, 1) of pinball_t(y, Q(t)), with Q the forecast's quantile function
@@ -125,16 +125,16 @@ def crps_terms(y_hat: torch.Tensor, y: torch.Tensor, levels: Sequence[float], ch
         y_hat [..., Q], y [...] -> [...]
     """
     tau, weights = quantile_function_weights(levels)
-    values = torch.sort(y_hat.double(), dim=-1).values  # [..., Q]
-    truth = y.double()
+    values = torch.sort(y_hat.double(), dim=-1).values.reshape(-1, y_hat.shape[-1])  # [N, Q]
+    truth = y.double().reshape(-1)  # [N]
     weights_t = torch.from_numpy(weights).to(values.device)  # [Q, G]
     # pinball_t(e) = t * e + relu(-e) with e = y - Q(t): the first term sums in closed form over the levels,
     # (y * sum(t) - values @ (weights @ t)); only the second needs Q at every level.
-    total = truth * tau.sum() - values @ (weights_t @ torch.from_numpy(tau).to(values.device))  # [...]
-    for start in range(0, tau.size, chunk):  # [..., G] in chunks: a test set's [B, H, C, G] need not fit at once
-        at_levels = values @ weights_t[:, start : start + chunk]  # [..., g]
-        total = total + torch.relu(at_levels - truth.unsqueeze(-1)).sum(dim=-1)
-    return 2.0 * total / tau.size
+    total = truth * tau.sum() - values @ (weights_t @ torch.from_numpy(tau).to(values.device))  # [N]
+    for start in range(0, len(truth), chunk):  # [chunk, G] at a time: 52 MB, whatever B, H and C are
+        at_levels = values[start : start + chunk] @ weights_t  # [n, G]
+        total[start : start + chunk] += torch.relu(at_levels - truth[start : start + chunk, None]).sum(dim=-1)
+    return (2.0 * total / tau.size).reshape(y.shape)
 
 
 def crps(actual, quantile_forecasts, levels: Sequence[float]) -> float:

@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
         print(
             f"tsattn: {result.in_sample} of {result.windows} origins forecast rows before the model's test border "
             f"(from {border}), which it was trained or validated on: their errors are in-sample; "
-            f"--start '{border}' leaves them out",
+            "--start auto (the default) leaves them out",
             file=sys.stderr,
         )
     report = {
@@ -139,7 +139,8 @@ def first_forecast_times(start, bundle, path: Path, history, quiet: bool) -> dic
     reaching = [s for s in history.series if s.id in starts and s.time[0] < starts[s.id]]
     if reaching and not quiet:
         print(
-            f"tsattn: {len(reaching)} series of {path} the model was trained on reach before its test border: "
+            f"tsattn: {len(reaching)} series of {path} share an id with a series the model was trained on (a wide "
+            "file's one series always does) and reach before its test border: "
             f"their origins start there ({min(starts[s.id] for s in reaching)}); --start earliest includes the "
             "rows it was trained or validated on",
             file=sys.stderr,

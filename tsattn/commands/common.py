@@ -39,7 +39,9 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
         "--tracking-uri",
         help="MLflow store of runs:/ and models:/ (default: MLFLOW_TRACKING_URI, else logs/mlflow/mlflow.db here)",
     )
-    parser.add_argument("--sep", default=None, help="INPUT's field separator (default: the training file's)")
+    parser.add_argument(
+        "--sep", type=separator, default=None, help="INPUT's field separator (default: the training file's)"
+    )
     parser.add_argument("--batch-size", type=positive, default=1024, help="windows per forward pass (default 1024)")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available"
@@ -54,6 +56,17 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
         help="in a CSV output, write text cells that start with = + - @ as they are (by default they get a "
         "leading ' so a spreadsheet shows them as text instead of running them as formulas)",
     )
+
+
+def separator(text: str) -> str:
+    """A field separator for argparse: one character, never a line end or the quote (data.io.check_separator)."""
+    from tsattn.data.io import check_separator
+
+    try:
+        check_separator(text, "--sep")
+    except TsattnError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from None
+    return text
 
 
 def positive(text: str) -> int:

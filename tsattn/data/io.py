@@ -132,6 +132,7 @@ def series_from_frame(
     static_kinds: Mapping[str, str] | None = None,
     fill_hint: str | None = None,
     time_format: str | None = None,
+    trained: bool = False,
 ) -> SeriesCollection:
     """Validate and regularise series held in a DataFrame (read from `name`; see read_series).
 
@@ -145,6 +146,8 @@ def series_from_frame(
             from the table itself when None (training).
         fill_hint: what the message for gaps under missing="error" suggests (default: a data.missing setting).
         time_format: the time column's strftime format, or None to infer it (see read_series).
+        trained: the table is a history for a trained model, whose settings are fixed: messages suggest
+            retraining rather than a data.* setting.
     """
     if missing not in MISSING_POLICIES:
         raise TsattnError(f"data.missing={missing!r} is not a policy; use one of: {', '.join(MISSING_POLICIES)}")
@@ -188,7 +191,7 @@ def series_from_frame(
                 f"{name}: column {column!r} is empty in every row; delete it from the file or leave it out "
                 f"({_without(column, roles)}); filling gaps cannot invent a whole column"
             )
-    times = parse_times(frame[time_col], time_col, name, time_format)
+    times = parse_times(frame[time_col], time_col, name, time_format, trained)
     ids = frame[id_col].astype(str).str.strip() if id_col is not None else pd.Series(default_id, index=frame.index)
     static = read_static(frame, ids, static_covariates, name, static_kinds)
     table = pd.DataFrame({"id": ids, "time": times, **values})
@@ -403,7 +406,9 @@ def _detect_time_column(frame: pd.DataFrame, name: str) -> str:
 _NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?))?\s*$")
 
 
-def parse_times(column: pd.Series, col_name: str, name: str, time_format: str | None = None) -> pd.Series:
+def parse_times(
+    column: pd.Series, col_name: str, name: str, time_format: str | None = None, trained: bool = False
+) -> pd.Series:
     """The time column as datetime64[ns], wall-clock times: by `time_format` (data.time_format) when given,
     else inferred (ISO and the usual text forms; numeric dates written day first are refused with the
     data.time_format to set, since inference would read 01/02 as January 2)."""
@@ -426,10 +431,17 @@ def parse_times(column: pd.Series, col_name: str, name: str, time_format: str | 
         line = int(empty.idxmax()) + 2
         raise TsattnError(f"{name} line {line}: empty timestamp in column {col_name!r}; every row needs a time")
     if time_format is not None:
-        parsed = pd.to_datetime(text, errors="coerce", format=time_format)
+        try:
+            parsed = pd.to_datetime(text, errors="coerce", format=time_format)
+        except (ValueError, TypeError) as err:  # a directive pandas does not know, or offsets it cannot mix
+            detail = " ".join(str(err).split())[:120]
+            raise TsattnError(
+                f"{name}: data.time_format={time_format!r} cannot read column {col_name!r} ({detail}); give a "
+                "strftime format such as '%d/%m/%Y %H:%M'"
+            ) from None
         hint = f" with data.time_format={time_format!r}; fix the value or the format"
     else:
-        _refuse_day_first(text, col_name, name)
+        _refuse_day_first(text, col_name, name, trained)
         hint = "; fix the value, use ISO format (2024-01-31 13:00), or give its format as data.time_format"
         try:
             # Fast path: one format, inferred from the first row. Rows in another format come back NaT, so
@@ -451,13 +463,15 @@ def parse_times(column: pd.Series, col_name: str, name: str, time_format: str | 
     return parsed.astype("datetime64[ns]")
 
 
-def _refuse_day_first(text: pd.Series, col_name: str, name: str) -> None:
+def _refuse_day_first(text: pd.Series, col_name: str, name: str, trained: bool = False) -> None:
     """Numeric dates written day first, which pandas would read month first (01/02 as January 2), mixing two
     calendars or stretching hours into months: one line instead, naming the data.time_format that reads them.
 
     Day first is certain where a first field goes above 12. Where every field is at most 12, the column is
     read both ways and day first is refused only if it alone gives rows in time order on a regular grid.
     """
+    if not text.head(1000).str.match(_NUMERIC_DATE).all():  # cheap exit for ISO and named-month files
+        return
     fields = text.str.extract(_NUMERIC_DATE)
     if fields[0].isna().any():  # not every value is a numeric date: nothing to decide here
         return
@@ -478,9 +492,13 @@ def _refuse_day_first(text: pd.Series, col_name: str, name: str) -> None:
             return
         reason = f"the dates in column {col_name!r} are in time order on a regular grid only when read day first"
         line = 2
-    raise TsattnError(
-        f"{name} line {line}: {reason}; set data.time_format='{day_first}' so every date is read that way"
+    fix = (
+        f"the model reads times as its training file wrote them: write them so (ISO: 2024-01-31 13:00), or "
+        f"retrain with data.time_format='{day_first}'"
+        if trained
+        else f"set data.time_format='{day_first}' so every date is read that way"
     )
+    raise TsattnError(f"{name} line {line}: {reason}; {fix}")
 
 
 def _disorder(text: pd.Series, time_format: str) -> tuple[int, int]:

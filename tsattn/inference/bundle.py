@@ -482,7 +482,8 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
         require(isinstance(schema.get(options), dict), source, options, "a mapping of options")
     quantiles = schema.get("quantiles")
     levels_ok = isinstance(quantiles, list) and all(isinstance(q, float) and 0 < q < 1 for q in quantiles)
-    require(quantiles is None or levels_ok, source, "quantiles", "null or levels in (0, 1)")
+    levels_ok = levels_ok and all(a < b for a, b in zip(quantiles, quantiles[1:]))  # CRPS integrates them in order
+    require(quantiles is None or levels_ok, source, "quantiles", "null or ascending levels in (0, 1)")
     schema.setdefault("interval_offsets", None)  # bundles from before conformal calibration have none
     offsets_ok = quantiles is not None and _is_offsets(schema["interval_offsets"], schema, quantiles)
     require(schema["interval_offsets"] is None or offsets_ok, source, "interval_offsets", "null or [H][C][P] numbers")

@@ -50,6 +50,7 @@ def history_from_frame(
         reject_constant=False,  # a flat stretch of recent history is a valid input
         fill=fill == "whole",
         fill_hint=FORECAST_FILL_HINT,  # data.missing is the trained model's, not a setting of this command
+        trained=True,
     )
     if fill == "causal":
         collection = dataclasses.replace(collection, series=[_carried_forward(s) for s in collection.series])

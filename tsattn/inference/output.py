@@ -18,21 +18,21 @@ import pyarrow as pa
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # A cell holding one of these needs CSV quoting; anything else is written bare, as pandas writes it.
 _NEEDS_QUOTES = re.compile(r'[",\r\n;\t|]')
-# A text cell starting with one of these is run as a formula by spreadsheets (`=1+2`, `@SUM(1)`, `-2+3`):
-# OWASP's CSV injection rule writes it with a leading ' instead, which spreadsheets show as text.
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+# A text cell starting with one of these (after spaces; their full-width forms too) is run as a formula by
+# spreadsheets (`=1+2`, `@SUM(1)`, `-2+3`, ` =1`): OWASP's CSV injection rule writes it with a leading '
+# instead, which spreadsheets show as text. Plain decimal numbers (-1.5, +3, 1e-5) are left as they are; the
+# patterns are also Java regular expressions, so the Spark engine applies the very same rule.
+FORMULA_START = r"^\s*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|^[\t\r]"
+PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_FORMULA_START, _PLAIN_NUMBER = re.compile(FORMULA_START), re.compile(PLAIN_NUMBER)
 
 
 def formula_safe_text(value: str) -> str:
-    """`value` with a leading ' when a spreadsheet would run it as a formula; numbers (-1.5) and a lone sign
-    or dash (`-`, which tables print for a missing value) stay as they are."""
-    if len(value) < 2 or not _FORMULA_START.match(value):
+    """`value` with a leading ' when a spreadsheet would run it as a formula; plain numbers (-1.5) and a lone
+    sign or dash (`-`, which tables print for a missing value) stay as they are."""
+    if len(value) < 2 or not _FORMULA_START.match(value) or _PLAIN_NUMBER.match(value):
         return value
-    try:
-        float(value)
-    except ValueError:
-        return "'" + value
-    return value
+    return "'" + value
 
 
 def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -199,18 +199,16 @@ def _read(spark, path: Path, kind: str, sep: str):
 
 
 def _formula_safe(frame):
-    """The local engine's formula rule in Spark SQL: a text cell of two or more characters starting with
-    = + - @ or a tab or carriage return that is not a number gets a leading ', and so does such a column name."""
+    """The local engine's formula rule in Spark SQL, with the same patterns (tsattn.inference.output): a text
+    cell of two or more characters that a spreadsheet would run gets a leading ', and so does such a column name."""
     from pyspark.sql import functions as F
 
-    from tsattn.inference.output import formula_safe_text
+    from tsattn.inference.output import FORMULA_START, PLAIN_NUMBER, formula_safe_text
 
     for name, kind in frame.dtypes:
         if kind == "string":
-            quoted = "`" + name.replace("`", "``") + "`"
-            cell = F.col(quoted)
-            # try_cast: under ANSI SQL (Spark 4's default) a plain cast of "=1+2" fails the job.
-            risky = cell.rlike(r"(?s)^[=+\-@\t\r].") & F.expr(f"try_cast({quoted} AS DOUBLE)").isNull()
+            cell = F.col("`" + name.replace("`", "``") + "`")
+            risky = (F.length(cell) >= 2) & cell.rlike(FORMULA_START) & ~cell.rlike(PLAIN_NUMBER)
             frame = frame.withColumn(name, F.when(risky, F.concat(F.lit("'"), cell)).otherwise(cell))
     return frame.toDF(*(formula_safe_text(name) for name in frame.columns))
 

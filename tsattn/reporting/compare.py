@@ -33,8 +33,9 @@ COLUMNS = (
     "settings",
 )
 TEXT_COLUMNS = ("seeds", "best_naive_rule", "settings")
-# Params that differ between runs for reasons that are not modelling choices: where files go, the seed itself,
-# the torch threads of the machine, a resumed run's checkpoint. Everything else logged is a setting.
+# Params that differ between runs for reasons that are not modelling choices: the seed itself, where files
+# go, how and where the run executed (torch threads, a terminal's progress bar, devices, the DDP strategy), a
+# resumed run's checkpoint. Everything else logged is a setting. Names are exact; prefixes end in "/".
 NOT_SETTINGS = (
     "seed",
     "threads",
@@ -44,8 +45,19 @@ NOT_SETTINGS = (
     "logger/",
     "callbacks/model_checkpoint/dirpath",
     "trainer/default_root_dir",
+    "trainer/enable_progress_bar",
+    "trainer/enable_model_summary",
+    "trainer/accelerator",
+    "trainer/devices",
+    "trainer/num_nodes",
+    "trainer/strategy",
     "optuna_trial/",
 )
+
+
+def is_setting(name: str) -> bool:
+    """Whether a logged param is a modelling setting (see NOT_SETTINGS)."""
+    return not any(name == n or (n.endswith("/") and name.startswith(n)) for n in NOT_SETTINGS)
 DATA_CONTENT = "data content"  # the pseudo-setting naming a run's data file by its SHA-256 (tag tsattn.data_sha256)
 SKILL_COLUMNS = tuple(f"skill_{b}" for b in BASELINES)
 
@@ -125,7 +137,7 @@ class Leaderboard:
                 f"in {', '.join(differing)} (the settings column says which is which); seeds alone are averaged"
             )
         for group in self.groups:
-            repeated = sorted({s for s in group.seeds if group.seeds.count(s) > 1}, key=_seed_order)
+            repeated = sorted({s for s in group.seeds if s != "?" and group.seeds.count(s) > 1}, key=_seed_order)
             if repeated:
                 lines.append(
                     f"{' '.join(group.key)}: seed {', '.join(repeated)} appears in more than one run with the same "
@@ -176,7 +188,8 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         group_by: tsattn tags (model, data, seed...) or params (model/net/hidden_size) to group by.
     """
     baseline_names = baseline_metrics(metric)
-    groups: dict[tuple[str, ...], Group] = {}
+    # Group key -> its clusters of runs that are seeds of one another: (their settings, the group).
+    groups: dict[tuple[str, ...], list[tuple[dict[str, str], Group]]] = {}
     apart = []
     for run in runs:
         tags = run.data.tags
@@ -198,8 +211,7 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
             apart.append({"run": name, "run_id": run.info.run_id, "status": run.info.status, "why": why})
             continue
         key = tuple(_group_value(run, g) for g in group_by)
-        identity = (key, _fingerprint(run, group_by))
-        group = groups.setdefault(identity, Group(key, [], {}, [], []))
+        group = _group_of(groups.setdefault(key, []), key, _settings(run, group_by))
         group.values.append(value)
         group.seeds.append(tags.get("tsattn.seed", "?"))
         group.run_ids.append(run.info.run_id)
@@ -208,36 +220,47 @@ def leaderboard(runs: Sequence, metric: str = "test/mse", group_by: Sequence[str
         for baseline, name in baseline_names.items():
             if name in run.data.metrics:  # runs from before a baseline was logged leave it out
                 group.baselines.setdefault(baseline, []).append(run.data.metrics[name])
-    _name_differences(groups)
+    for clusters in groups.values():
+        _name_differences(clusters)
     rank = rank_key(metric)
-    ranked = sorted(groups.values(), key=lambda g: rank(g.mean))
+    ranked = sorted((group for clusters in groups.values() for _, group in clusters), key=lambda g: rank(g.mean))
     return Leaderboard(metric=metric, group_by=list(group_by), groups=ranked, apart=apart)
 
 
-def _fingerprint(run, group_by: Sequence[str]) -> frozenset[tuple[str, str]]:
+def _settings(run, group_by: Sequence[str]) -> dict[str, str]:
     """What must be equal for two runs to be seeds of one another: the data file's content and every setting
-    (logged param) except the NOT_SETTINGS and those already grouped by."""
-    settings = {
-        name: value
-        for name, value in run.data.params.items()
-        if not name.startswith(NOT_SETTINGS) and name not in group_by
-    }
-    settings[DATA_CONTENT] = run.data.tags.get("tsattn.data_sha256", "")[:12] or "?"
-    return frozenset(settings.items())
+    (logged param; is_setting) not already grouped by."""
+    settings = {name: value for name, value in run.data.params.items() if is_setting(name) and name not in group_by}
+    content = run.data.tags.get("tsattn.data_sha256", "")[:12]
+    if content:
+        settings[DATA_CONTENT] = content
+    return settings
 
 
-def _name_differences(groups: dict) -> None:
-    """Where runs with the same group key split into several groups, give each the settings that differ."""
-    by_key: dict[tuple[str, ...], list] = {}
-    for (key, fingerprint), group in groups.items():
-        by_key.setdefault(key, []).append((dict(fingerprint), group))
-    for members in by_key.values():
-        if len(members) < 2:
-            continue
-        names = sorted({name for settings, _ in members for name in settings})
-        differing = [n for n in names if len({settings.get(n, "(unset)") for settings, _ in members}) > 1]
-        for settings, group in members:
-            group.settings = {name: settings.get(name, "(unset)") for name in differing}
+def _group_of(clusters: list, key: tuple[str, ...], settings: dict[str, str]) -> Group:
+    """The group of the first cluster whose settings agree with `settings` on every name both hold (a setting
+    one run did not log, such as one added in a later version, separates nothing), or a new one."""
+    for known, group in clusters:
+        if all(known[name] == value for name, value in settings.items() if name in known):
+            known.update(settings)  # the union: later runs are checked against every setting seen
+            return group
+    group = Group(key, [], {}, [], [])
+    clusters.append((dict(settings), group))
+    return group
+
+
+def _name_differences(clusters: list) -> None:
+    """Where runs with one group key split into several groups, give each the settings that set it apart."""
+    if len(clusters) < 2:
+        return
+    names = sorted({name for settings, _ in clusters for name in settings})
+    differing = [
+        name
+        for name in names
+        if len({settings[name] for settings, _ in clusters if name in settings}) > 1
+    ]
+    for settings, group in clusters:
+        group.settings = {name: settings.get(name, "(unset)") for name in differing}
 
 
 def incomparable(run, metric: str) -> str | None:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from tsattn.reporting.compare import (
     BASELINES,
-    NOT_SETTINGS,
     SKILL_COLUMNS,
     TEXT_COLUMNS,
     Leaderboard,
     incomparable,
+    is_setting,
     leaderboard,
     rank_key,
 )
@@ -237,7 +237,7 @@ def _config_differences(board: Leaderboard, runs: dict) -> dict:
         if group.settings:
             label += " [" + ", ".join(f"{k}={v}" for k, v in group.settings.items()) + "]"
         best.append((f"{label} ({runs[run_id].info.run_name})", runs[run_id]))
-    keys = sorted({k for _, run in best for k in run.data.params if not k.startswith(NOT_SETTINGS)})
+    keys = sorted({k for _, run in best for k in run.data.params if is_setting(k)})
     rows = []
     for key in keys:
         values = [run.data.params.get(key) for _, run in best]

@@ -127,7 +127,9 @@ def _progress_lines() -> Iterator[None]:
     import warnings
 
     logger, mlflow_logger = logging.getLogger("tsattn"), logging.getLogger("mlflow")
-    levels = logger.level, mlflow_logger.level
+    # Training sets Lightning's loggers to WARNING; the caller's process gets its levels back afterwards.
+    libraries = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = logger.level, mlflow_logger.level, [library.level for library in libraries]
     handler = None
     if not logger.hasHandlers():
         handler = logging.StreamHandler(sys.stderr)
@@ -149,6 +151,8 @@ def _progress_lines() -> Iterator[None]:
             logger.removeHandler(handler)
         logger.setLevel(levels[0])
         mlflow_logger.setLevel(levels[1])
+        for library, level in zip(libraries, levels[2], strict=True):
+            library.setLevel(level)
         for key in unset:
             os.environ.pop(key, None)
 

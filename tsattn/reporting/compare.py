@@ -77,6 +77,11 @@ class Group:
         return sum(self.values) / len(self.values)
 
     @property
+    def settings_text(self) -> str:
+        """What sets the group apart (`trainer/max_epochs=5, data content=...`); empty when nothing does."""
+        return ", ".join(f"{name}={value}" for name, value in self.settings.items())
+
+    @property
     def std(self) -> float:
         """Sample standard deviation over the runs (n - 1); NaN for a single run."""
         n = len(self.values)
@@ -121,7 +126,7 @@ class Leaderboard:
                     for column, value in ((name, group.baseline(name)), (f"skill_{name}", group.skill(name)))
                 },
                 "best_naive_rule": ",".join(sorted(set(group.rules))) or "-",
-                "settings": ", ".join(f"{k}={v}" for k, v in group.settings.items()) or "-",
+                "settings": group.settings_text or "-",
             }
             for group in self.groups
         ]

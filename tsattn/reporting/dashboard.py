@@ -116,7 +116,7 @@ def _labels(board: Leaderboard) -> dict[str, str]:
     """Each ranked run's label: its name, followed by what sets its group apart where runs of one model and
     data were split (different data or settings), so two curves never carry the same label."""
     return {
-        run_id: ", ".join(f"{k}={v}" for k, v in group.settings.items())
+        run_id: group.settings_text
         for group in board.groups
         for run_id in group.run_ids
     }
@@ -235,7 +235,7 @@ def _config_differences(board: Leaderboard, runs: dict) -> dict:
         value, run_id = min(zip(group.values, group.run_ids, strict=True), key=lambda pair: rank(pair[0]))
         label = " ".join(group.key)
         if group.settings:
-            label += " [" + ", ".join(f"{k}={v}" for k, v in group.settings.items()) + "]"
+            label += f" [{group.settings_text}]"
         best.append((f"{label} ({runs[run_id].info.run_name})", runs[run_id]))
     keys = sorted({k for _, run in best for k in run.data.params if is_setting(k)})
     rows = []

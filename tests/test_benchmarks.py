@@ -286,10 +286,12 @@ def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():
 
     histories, tests = read_m4(m4_hourly_path())
     assert len(histories) == 414 and {len(t) for t in tests.values()} == {48}
-    published = {naive2: (18.383, 2.395, 1.000), seasonal_naive: (13.912, 1.193, 0.627)}
+    # Naive2's OWA is 1.000 by construction (OWA divides by Naive2's own scores): its sMAPE and MASE are the
+    # independent checks, and seasonal naive's OWA checks the division.
+    published = {naive2: (18.383, 2.395), seasonal_naive: (13.912, 1.193, 0.627)}
     for method, expected in published.items():
         got = score(histories, tests, {key: method(history) for key, history in histories.items()})
-        assert got == pytest.approx(expected, abs=0.0006), (method.__name__, got)
+        assert got[: len(expected)] == pytest.approx(expected, abs=0.0006), (method.__name__, got)
     assert score(histories, tests, tests) == (0.0, 0.0, 0.0)  # the test values themselves
     off = score(histories, tests, {key: tests[key] * 1.1 for key in histories})  # 10% high everywhere
     assert off[0] == pytest.approx(200 * 0.1 / 2.1, rel=1e-9)

@@ -388,3 +388,20 @@ def test_a_season_longer_than_any_window_loads(bundle, tmp_path, capsys):
     clean, forecast = bundle
     code, err, frame = _forecast(_tampered(clean, tmp_path, lambda s: s.update(season_length=604_800)), tmp_path, capsys)
     assert code == 0 and frame.equals(forecast), err
+
+
+def test_bundles_too_large_to_load_within_bounded_memory_are_refused_before_parsing(bundle, tmp_path, capsys):
+    """A scaler.json over 64 MB, or a schema listing more than 1,000,000 series: one line, in well under the
+    time and memory parsing them would take (a bundle at the bounds loads within about 1.5 GB)."""
+    clean, _ = bundle
+    padded = _copy(clean, tmp_path, "padded")
+    text = (padded / "scaler.json").read_text()
+    (padded / "scaler.json").write_text(text[:-1] + " " * (64 * 2**20) + text[-1])  # valid JSON, 64 MB of spaces
+    started = time.perf_counter()
+    code, err, frame = _forecast(padded, tmp_path, capsys)
+    assert code == 2 and frame is None and "the scaler is over 64 MB; the bundle is refused" in err
+    assert time.perf_counter() - started < 5
+
+    many = _tampered(clean, tmp_path, lambda s: s.update(series=[f"s{i}" for i in range(1_000_001)]))
+    code, err, frame = _forecast(many, tmp_path, capsys)
+    assert code == 2 and frame is None and "series must be a list of 1 to 1,000,000 series ids" in err

@@ -28,6 +28,8 @@ from tsattn.errors import TsattnError
 from tsattn.inference.bundle_checks import (
     MAX_ID,
     MAX_INTEGER,
+    MAX_JSON_BYTES,
+    MAX_SERIES,
     MAX_STEPS,
     MAX_STRING,
     MAX_UNSAVED_BUFFER_ELEMENTS,
@@ -403,6 +405,19 @@ def check_savable(collection, lookback: int, horizon: int, season_length: int) -
             f"{collection.source}: column name {str(long_name)[:40]!r}... is longer than {MAX_STRING} characters, "
             "more than a model bundle holds; rename the column"
         )
+    if len(collection.series) > MAX_SERIES:
+        raise TsattnError(
+            f"{collection.source}: {len(collection.series):,} series, more than the {MAX_SERIES:,} a model bundle "
+            "holds; train a model per part of the file"
+        )
+    # The scaler's JSON: per series its id and a mean and std per column, about 24 characters a number.
+    size = sum(len(s.id) + 30 + 48 * len(collection.columns) for s in collection.series)
+    if size > MAX_JSON_BYTES:
+        raise TsattnError(
+            f"{collection.source}: {len(collection.series):,} series of {len(collection.columns)} columns make a "
+            f"scaler of about {size >> 20} MB, more than the {MAX_JSON_BYTES >> 20} MB a model bundle holds (so "
+            "that any bundle loads within 1.5 GB); train a model per part of the file"
+        )
     long_id = next((s.id for s in collection.series if not is_name(s.id, MAX_ID)), None)
     if long_id is not None:
         raise TsattnError(
@@ -453,8 +468,8 @@ def _check_schema(schema: dict[str, Any], source: Path) -> None:
     columns = value_columns(schema) + static_columns(schema)
     require(len(set(columns)) == len(columns), source, "targets", "columns with one role each")
     require(not static_columns(schema) or long, source, "static", "absent in a wide layout")
-    series_ids = is_names(schema.get("series"), limit=None, length=MAX_ID)
-    require(series_ids and bool(schema["series"]), source, "series", "a list of series ids")
+    series_ids = is_names(schema.get("series"), limit=MAX_SERIES, length=MAX_ID)
+    require(series_ids and bool(schema["series"]), source, "series", f"a list of 1 to {MAX_SERIES:,} series ids")
     require(is_names(schema.get("calendar")), source, "calendar", "a list of calendar feature names")
     require(is_name(schema.get("freq")), source, "freq", "a pandas frequency alias")
     try:
@@ -513,7 +528,12 @@ def _read_scaler(path: Path, schema: dict[str, Any]) -> StandardScaler:
     columns = value_columns(schema)
     require(data.get("columns") == columns, path, "columns", "the schema's targets, covariates, future covariates")
     stats = data.get("stats")
-    require(isinstance(stats, dict) and bool(stats), path, "stats", "a mapping of series to statistics")
+    require(
+        isinstance(stats, dict) and 0 < len(stats) <= MAX_SERIES,
+        path,
+        "stats",
+        f"a mapping of 1 to {MAX_SERIES:,} series to statistics",
+    )
 
     def numbers(values, positive: bool) -> bool:
         return (

@@ -264,3 +264,13 @@ def test_spark_csv_output_guards_formulas_as_the_local_engine_does(spark):
     guarded = ["'=1+2", "'@SUM(1)", "-1.5", "'-x", "+3", "-", "plain", "'-inf", "'-1d", "' =1", "'\t1", "'\uff1d1"]
     assert got["id"].tolist() == want["id"].tolist() == guarded
     assert list(got.columns) == ["id", "'=value"] and got["'=value"].tolist() == frame["=value"].tolist()
+
+
+def test_an_output_name_means_the_same_format_on_both_engines(tmp_path):
+    """`-o forecast` (no extension) is CSV on Spark as it is locally; .parquet and .pq are Parquet on both."""
+    from tsattn.inference.output import is_parquet
+    from tsattn.inference.spark_engine import _output_kind
+
+    for name in ("forecast", "forecast.csv", "forecast.parquet", "forecast.pq", "forecast.txt"):
+        assert _output_kind(tmp_path / name) == ("parquet" if is_parquet(tmp_path / name) else "csv"), name
+    assert _output_kind(tmp_path / "forecast") == "csv"

@@ -180,7 +180,7 @@ def _output_kind(path: Path) -> str:
         raise TsattnError(f"-o {path}: the directory {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise TsattnError(f"-o {path}: the directory {parent} is not writable")
-    kind = "parquet" if path.suffix.lower() in (*PARQUET_SUFFIXES, "") else "csv"
+    kind = "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"  # the local engine's rule
     if kind == "csv" and path.is_dir():
         raise TsattnError(f"-o {path} is a directory; give a file name for CSV, or end it in .parquet")
     if kind == "parquet" and path.is_file():

@@ -130,7 +130,6 @@ def series_from_frame(
     future_covariates: Sequence[str] = (),
     static_covariates: Sequence[str] = (),
     static_kinds: Mapping[str, str] | None = None,
-    fill_hint: str | None = None,
     time_format: str | None = None,
     trained: bool = False,
 ) -> SeriesCollection:
@@ -144,7 +143,6 @@ def series_from_frame(
         fill: fill gaps and empty values now (see read_series).
         static_kinds: static column -> "numeric" or "categorical", as a trained model read them; decided
             from the table itself when None (training).
-        fill_hint: what the message for gaps under missing="error" suggests (default: a data.missing setting).
         time_format: the time column's strftime format, or None to infer it (see read_series).
         trained: the table is a history for a trained model, whose settings are fixed: messages suggest
             retraining rather than a data.* setting.
@@ -197,8 +195,7 @@ def series_from_frame(
     table = pd.DataFrame({"id": ids, "time": times, **values})
     table["line"] = frame.index + 2  # header is line 1
 
-    hint = {"fill_hint": fill_hint} if fill_hint else {}
-    series, offset = regularise(table, columns, name, missing, freq, fill=fill, **hint)
+    series, offset = regularise(table, columns, name, missing, freq, fill=fill, trained=trained)
     if reject_constant:
         # A future covariate may stay put in a series (a holiday flag that never fires there): the scaler
         # divides it by 1, and RevIN only centres it.

@@ -34,7 +34,7 @@ def regularise(
     missing: str,
     freq: str | None,
     fill: bool = True,
-    fill_hint: str = _FILL_HINT,
+    trained: bool = False,
 ) -> tuple[list[Series], pd.DateOffset]:
     """Turn a table of (id, time, line, *columns) rows into regular series.
 
@@ -47,7 +47,8 @@ def regularise(
         fill: fill gaps and empty values now, from the whole series; False leaves them NaN for
             fill_within_borders, which never lets a value from after the training border fill a row
             before it.
-        fill_hint: how the user can have gaps filled, for the message when `missing` is "error".
+        trained: the table is a history for a trained model, whose data.missing was fixed in training: the
+            message for gaps under missing="error" points at retraining, not at a setting.
 
     Returns:
         The series sorted by id, and the frequency they share.
@@ -78,7 +79,8 @@ def regularise(
         gaps = len(grid) - len(time)
         empties = int(frame.isna().to_numpy().sum())
         if missing == "error":
-            _reject_gaps(frame, grid, rows, gaps, series_id, offset, name, fill_hint)
+            hint = FORECAST_FILL_HINT if trained else _FILL_HINT
+            _reject_gaps(frame, grid, rows, gaps, series_id, offset, name, hint)
         if gaps or empties:
             frame = frame.reindex(grid)
             if fill:

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from tsattn.data.io import series_from_frame
-from tsattn.data.regularity import FORECAST_FILL_HINT
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.data.static import StaticEncoder
 from tsattn.errors import TsattnError
@@ -49,8 +48,7 @@ def history_from_frame(
         missing=schema["missing"],
         reject_constant=False,  # a flat stretch of recent history is a valid input
         fill=fill == "whole",
-        fill_hint=FORECAST_FILL_HINT,  # data.missing is the trained model's, not a setting of this command
-        trained=True,
+        trained=True,  # data.missing and data.time_format are the trained model's, not settings of this command
     )
     if fill == "causal":
         collection = dataclasses.replace(collection, series=[_carried_forward(s) for s in collection.series])

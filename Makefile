@@ -45,6 +45,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/defaults.py --datasets etth1 etth2 --settings tuned --seeds 0
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/parallel_jobs.py
+	$(BIN)/python benchmarks/bundle_memory.py
 
 bench-full: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py --dataset etth1 --settings M --horizons 192 336 720

@@ -205,18 +205,26 @@ def naive2(history: np.ndarray) -> np.ndarray:
 
 
 def seasonal_naive(history: np.ndarray) -> np.ndarray:
-    return np.resize(history[-SEASON:], HORIZON)
+    from tsattn.data.calendar import season_offsets  # the rule every tsattn path forecasts with
+
+    return history[len(history) + season_offsets(HORIZON, SEASON)]
 
 
 def score(histories: dict, tests: dict, forecasts: dict) -> tuple[float, float, float]:
-    """sMAPE, MASE and OWA of forecasts (by id) against the test values, as the competition computed them."""
-    smapes, mases = [], []
-    for key, history in histories.items():
-        actual, forecast = tests[key], np.asarray(forecasts[key], dtype=float)
-        smapes.append(np.mean(200 * np.abs(actual - forecast) / (np.abs(actual) + np.abs(forecast))))
-        scale = np.mean(np.abs(history[SEASON:] - history[:-SEASON]))
-        mases.append(np.mean(np.abs(actual - forecast)) / scale)
-    smape, mase = float(np.mean(smapes)), float(np.mean(mases))
+    """sMAPE, MASE and OWA of forecasts (by id) against the test values, as the competition computed them.
+
+    tsattn's own metrics (the ones `tsattn backtest` reports) score them: every series has H values, so
+    their mean over every value is the competition's mean of per-series means, and MASE's scale is the
+    mean absolute seasonal difference of each series' history.
+    """
+    from tsattn.metrics import mase_scale, scores
+
+    keys = list(histories)
+    actual = np.stack([np.asarray(tests[k], dtype=float) for k in keys])[..., None]  # [S, H, 1]
+    forecast = np.stack([np.asarray(forecasts[k], dtype=float) for k in keys])[..., None]
+    scale = np.stack([mase_scale(np.asarray(histories[k], dtype=float)[:, None], SEASON) for k in keys])  # [S, 1]
+    overall = scores(forecast, actual, np.abs(forecast - actual) / scale[:, None])["overall"]
+    smape, mase = overall["smape"], overall["mase"]
     return smape, mase, (smape / NAIVE2["smape"] + mase / NAIVE2["mase"]) / 2
 
 

@@ -158,7 +158,7 @@ def measure_training(args: argparse.Namespace) -> dict:
     module.to(device).train()
     train = datamodule.datasets["train"]
     everything = {
-        k: v.to(device) for k, v in train[list(range(len(train)))].items() if k in ("x", "y", "future_calendar")
+        k: v.to(device) for k, v in train[list(range(len(train)))].items() if k in ("x", "y", "known_future")
     }
     optimizer = module.optimizer_factory(params=module.parameters())
     clip = cfg.trainer.gradient_clip_val
@@ -256,7 +256,7 @@ def measure_decoding(args: argparse.Namespace) -> dict:
     from tsattn.models.transformer import TransformerForecaster
 
     device = torch.device(args.device)
-    dims = {"n_features": 15, "n_targets": 7, "n_calendar": 8}  # ETTh1: 7 channels + 8 calendar features
+    dims = {"n_features": 15, "n_targets": 7, "n_known": 8}  # ETTh1: 7 channels + 8 calendar features
     nets = {
         "lstm_seq2seq": LSTMSeq2Seq(**dims, hidden_size=64),
         "attention_seq2seq": AttentionSeq2Seq(**dims, hidden_size=64),
@@ -269,7 +269,7 @@ def measure_decoding(args: argparse.Namespace) -> dict:
         for horizon in (24, 96, 336):
             batch = {
                 "x": torch.randn(args.decode_windows, 96, 15, device=device),
-                "future_calendar": torch.randn(args.decode_windows, horizon, 8, device=device),
+                "known_future": torch.randn(args.decode_windows, horizon, 8, device=device),
             }
             with torch.inference_mode():
                 net(batch)

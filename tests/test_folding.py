@@ -68,7 +68,7 @@ def _module(name, dims, channel_independent, segment_len, seed=0, channel_identi
 
 def test_folds_are_exact_inverses_and_keep_each_value_in_place(etth1):
     batch, dims = etth1
-    c, k = dims["n_targets"], dims["n_calendar"]
+    c, k = dims["n_targets"], dims["n_known"]
     per_channel = fold_channels(batch, c)
     assert per_channel["x"].shape == (64 * c, LOOKBACK, 1 + k)
     # Window b's channel j is folded window b * C + j, its calendar unchanged.
@@ -88,15 +88,15 @@ def test_folds_are_exact_inverses_and_keep_each_value_in_place(etth1):
 def test_segments_that_do_not_divide_the_window_drop_the_oldest_steps_and_round_the_horizon_up(etth1):
     """L=46, H=20, S=12: 3 encoder segments from steps 10..45, 2 decoder segments cut back to 20 steps."""
     full, dims = etth1
-    c, k = dims["n_targets"], dims["n_calendar"]
-    batch = {"x": full["x"][:, 2:], "future_calendar": full["future_calendar"][:, :20], "y": full["y"][:, :20]}
+    c, k = dims["n_targets"], dims["n_known"]
+    batch = {"x": full["x"][:, 2:], "known_future": full["known_future"][:, :20], "y": full["y"][:, :20]}
     segments = fold_segments(batch, c, SEGMENT)
     assert segments["x"].shape == (64, 3, SEGMENT * (c + k))
-    assert segments["future_calendar"].shape == (64, 2, SEGMENT * k) and segments["y"].shape == (64, 2, SEGMENT * c)
+    assert segments["known_future"].shape == (64, 2, SEGMENT * k) and segments["y"].shape == (64, 2, SEGMENT * c)
     torch.testing.assert_close(segments["x"][:, 0, :c], batch["x"][:, 10, :c], rtol=0, atol=0)  # oldest 10 unread
     torch.testing.assert_close(segments["x"][:, -1, -k:], batch["x"][:, -1, c:], rtol=0, atol=0)  # ends at step L
-    padded = segments["future_calendar"][:, 1].unflatten(-1, (SEGMENT, k))  # steps 12..23, of which 20..23 added
-    torch.testing.assert_close(padded[:, 8:], batch["future_calendar"][:, -1:].expand(-1, 4, -1), rtol=0, atol=0)
+    padded = segments["known_future"][:, 1].unflatten(-1, (SEGMENT, k))  # steps 12..23, of which 20..23 added
+    torch.testing.assert_close(padded[:, 8:], batch["known_future"][:, -1:].expand(-1, 4, -1), rtol=0, atol=0)
     unfolded = unfold_segments({"y_hat": segments["y"]}, SEGMENT, 20)["y_hat"]
     torch.testing.assert_close(unfolded, batch["y"], rtol=0, atol=0)
     per_segment = torch.softmax(torch.randn(64, 2, 3), dim=-1)  # [B, H'/S, L'/S]
@@ -110,7 +110,7 @@ def test_segments_that_do_not_divide_the_window_drop_the_oldest_steps_and_round_
 
 def _ragged(full):
     """L=46, H=20 windows from the L=48, H=24 ones: with S=12, 10 lookback steps unread, 4 horizon steps added."""
-    return {"x": full["x"][:, 2:], "future_calendar": full["future_calendar"][:, :20], "y": full["y"][:, :20]}
+    return {"x": full["x"][:, 2:], "known_future": full["known_future"][:, :20], "y": full["y"][:, :20]}
 
 
 @pytest.mark.parametrize("name", list(RAGGED_NETS))
@@ -118,14 +118,14 @@ def test_ragged_segments_forecast_every_step_and_never_read_the_targets_or_a_lat
     full, dims = etth1
     batch = _ragged(full)
     module = _module(name, dims, channel_independent=True, segment_len=SEGMENT)
-    calendar = batch["future_calendar"].clone()
+    calendar = batch["known_future"].clone()
     calendar[:, SEGMENT:] += 5.0  # the second segment's calendar (the last 8 steps)
     with torch.no_grad():
         clean = module(batch)["y_hat"]
         expected = (*batch["y"].shape, 3) if name == "lstm_quantiles" else batch["y"].shape
         assert clean.shape == expected and torch.isfinite(clean).all()
         torch.testing.assert_close(clean, module(dict(batch, y=batch["y"] + 100.0))["y_hat"], rtol=0, atol=0)
-        dirty = module(dict(batch, future_calendar=calendar))["y_hat"]
+        dirty = module(dict(batch, known_future=calendar))["y_hat"]
     torch.testing.assert_close(clean[:, :SEGMENT], dirty[:, :SEGMENT], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(clean[:, SEGMENT:], dirty[:, SEGMENT:])
 
@@ -165,9 +165,9 @@ def test_the_steps_a_ragged_segment_leaves_out_are_read_by_revin_alone(etth1):
 
 def test_the_channel_identity_rides_with_the_calendar_of_each_folded_window(etth1):
     batch, dims = etth1
-    c, k = dims["n_targets"], dims["n_calendar"]
+    c, k = dims["n_targets"], dims["n_known"]
     plain, coded = fold_channels(batch, c), fold_channels(batch, c, identity=True)
-    assert coded["x"].shape == (64 * c, LOOKBACK, 1 + c + k) and coded["future_calendar"].shape == (
+    assert coded["x"].shape == (64 * c, LOOKBACK, 1 + c + k) and coded["known_future"].shape == (
         64 * c,
         HORIZON,
         c + k,
@@ -177,13 +177,13 @@ def test_the_channel_identity_rides_with_the_calendar_of_each_folded_window(etth
     torch.testing.assert_close(coded["x"][window, :, 0], batch["x"][5, :, 3], rtol=0, atol=0)
     torch.testing.assert_close(coded["x"][window, :, 1 + c :], plain["x"][window, :, 1:], rtol=0, atol=0)
     assert torch.equal(coded["x"][window, :, 1 : 1 + c], torch.eye(c)[3].expand(LOOKBACK, c))
-    assert torch.equal(coded["future_calendar"][window, :, :c], torch.eye(c)[3].expand(HORIZON, c))
+    assert torch.equal(coded["known_future"][window, :, :c], torch.eye(c)[3].expand(HORIZON, c))
     torch.testing.assert_close(
-        coded["future_calendar"][window, :, c:], plain["future_calendar"][window], rtol=0, atol=0
+        coded["known_future"][window, :, c:], plain["known_future"][window], rtol=0, atol=0
     )
     torch.testing.assert_close(coded["y"], plain["y"], rtol=0, atol=0)
     sizes = network_sizes(dims, LOOKBACK, HORIZON, True, SEGMENT, channel_identity=True)
-    assert sizes == {"n_features": SEGMENT * (1 + c + k), "n_targets": SEGMENT, "n_calendar": SEGMENT * (c + k)}
+    assert sizes == {"n_features": SEGMENT * (1 + c + k), "n_targets": SEGMENT, "n_known": SEGMENT * (c + k)}
     with pytest.raises(TsattnError, match=r"model\.channel_identity=true .* set model\.channel_independent=true"):
         network_sizes(dims, LOOKBACK, HORIZON, False, SEGMENT, channel_identity=True)
 
@@ -220,7 +220,7 @@ def test_the_network_reads_the_channel_codes_exactly_as_they_are_never_normalise
         module(batch)
     codes = torch.eye(c).repeat(64, 1)  # [B * C, C]
     assert torch.equal(seen[0]["x"][..., 1 : 1 + c], codes.unsqueeze(1).expand(-1, LOOKBACK, -1))
-    assert torch.equal(seen[0]["future_calendar"][..., :c], codes.unsqueeze(1).expand(-1, HORIZON, -1))
+    assert torch.equal(seen[0]["known_future"][..., :c], codes.unsqueeze(1).expand(-1, HORIZON, -1))
     assert not torch.equal(seen[0]["x"][..., 0], fold_channels(batch, c)["x"][..., 0])  # the values were standardised
 
 
@@ -245,13 +245,13 @@ def test_channel_independent_forecast_of_a_channel_depends_on_that_channel_only(
 def test_folded_models_never_read_the_targets_or_a_later_calendar_step(etth1, name, channel_independent):
     batch, dims = etth1
     module = _module(name, dims, channel_independent, SEGMENT)
-    calendar = batch["future_calendar"].clone()
+    calendar = batch["known_future"].clone()
     calendar[:, SEGMENT:] += 5.0  # the second segment's calendar onwards
     with torch.no_grad():
         clean = module(batch)["y_hat"]
         assert clean.shape == batch["y"].shape
         torch.testing.assert_close(clean, module(dict(batch, y=batch["y"] + 100.0))["y_hat"], rtol=0, atol=0)
-        dirty = module(dict(batch, future_calendar=calendar))["y_hat"]
+        dirty = module(dict(batch, known_future=calendar))["y_hat"]
     torch.testing.assert_close(clean[:, :SEGMENT], dirty[:, :SEGMENT], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(clean[:, SEGMENT:], dirty[:, SEGMENT:])
 
@@ -280,11 +280,11 @@ def test_attention_is_the_channel_mean_of_segment_weights_spread_evenly_over_ste
 
 
 def test_a_segment_longer_than_the_lookback_is_one_clear_error():
-    dims = {"n_features": 15, "n_targets": 7, "n_calendar": 8}
+    dims = {"n_features": 15, "n_targets": 7, "n_known": 8}
     with pytest.raises(TsattnError, match=r"segment_len=49 must be between 1 and data\.lookback=48"):
         network_sizes(dims, LOOKBACK, HORIZON, False, 49)
     assert network_sizes(dims, LOOKBACK, HORIZON, False, 10)["n_features"] == 150  # need not divide L or H
-    assert network_sizes(dims, LOOKBACK, HORIZON, True, 12) == {"n_features": 108, "n_targets": 12, "n_calendar": 96}
+    assert network_sizes(dims, LOOKBACK, HORIZON, True, 12) == {"n_features": 108, "n_targets": 12, "n_known": 96}
 
 
 @pytest.mark.parametrize(("identity", "lookback", "horizon"), [(False, 48, 24), (True, 48, 24), (False, 46, 20)])

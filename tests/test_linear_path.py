@@ -30,12 +30,12 @@ NETWORKS = {
 def batch(n: int = 5) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, L, C + K, generator=generator) * 3 + 7  # [B, L, C + K]: far from standardised
-    return {"x": x, "future_calendar": torch.randn(n, H, K, generator=generator)}
+    return {"x": x, "known_future": torch.randn(n, H, K, generator=generator)}
 
 
 def forecaster(name: str, revin: bool = True, quantiles=None, season: int = 1) -> Forecaster:
     cls, options = NETWORKS[name]
-    dims = {"n_features": C + K, "n_targets": C, "n_calendar": K}
+    dims = {"n_features": C + K, "n_targets": C, "n_known": K}
     sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S)
     net = cls(
         **sizes, **options, quantiles=quantiles, linear_path=True, lookback=L, horizon=H, linear_path_season=season
@@ -98,7 +98,7 @@ def test_seasonal_lag_channels_hold_the_seasonal_naive_values_and_nothing_after_
 
     inputs = batch()
     lagged = with_seasonal_lags(inputs, [24, 48], C)
-    x, future = lagged["x"], lagged["future_calendar"]
+    x, future = lagged["x"], lagged["known_future"]
     assert x.shape == (5, L, C + K + 2 * C) and future.shape == (5, H, K + 2 * C)
     targets = inputs["x"][..., :C]
     for j, m in enumerate((24, 48)):
@@ -110,15 +110,15 @@ def test_seasonal_lag_channels_hold_the_seasonal_naive_values_and_nothing_after_
     changed = dict(inputs, x=inputs["x"].clone())
     changed["x"][:, -1, :C] += 100.0
     after, before = with_seasonal_lags(changed, [24], C), with_seasonal_lags(inputs, [24], C)
-    moved = (after["future_calendar"] - before["future_calendar"])[..., K:].abs()  # [B, H, C]: the lag channels
+    moved = (after["known_future"] - before["known_future"])[..., K:].abs()  # [B, H, C]: the lag channels
     assert moved[:, 23].min() > 99 and moved[:, :23].max() == 0  # step 24 repeats the last step; no other does
 
 
 def lagged_forecaster(name: str) -> Forecaster:
     cls, options = NETWORKS[name]
-    dims = {"n_features": C + K, "n_targets": C, "n_calendar": K}
+    dims = {"n_features": C + K, "n_targets": C, "n_known": K}
     sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S, n_lags=2)
-    assert sizes["n_calendar"] == (K + 2) * S  # 2 seasons x 1 target per window, in segments of S
+    assert sizes["n_known"] == (K + 2) * S  # 2 seasons x 1 target per window, in segments of S
     net = cls(**sizes, **options, linear_path=True, lookback=L, horizon=H, linear_path_season=24)
     return Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C, seasonal_lags=[24, 48])
 

@@ -153,9 +153,9 @@ def test_parallel_decoding_never_reads_the_targets_even_when_teacher_forced(weat
         torch.testing.assert_close(net(batch, 1.0)["y_hat"], net(perturbed, 1.0)["y_hat"], rtol=0, atol=0)
         # Each step is decoded on its own, from the same encoder state: step h does not depend on the
         # other steps' calendar inputs, earlier or later (the recurrent decoders' later steps do).
-        calendar = batch["future_calendar"].clone()
+        calendar = batch["known_future"].clone()
         calendar[:, 3] += 5.0
-        clean, dirty = net(batch)["y_hat"], net(dict(batch, future_calendar=calendar))["y_hat"]
+        clean, dirty = net(batch)["y_hat"], net(dict(batch, known_future=calendar))["y_hat"]
     changed = (clean - dirty).abs().amax(dim=(0, 2)) > 1e-6  # [H]
     assert changed.tolist() == [h == 3 for h in range(HORIZON)]
     assert not net.uses_teacher_forcing  # so the module neither schedules nor logs a ratio for it
@@ -172,7 +172,7 @@ def test_parallel_decoding_keeps_windows_apart_and_reads_the_position(weather, n
         assert not torch.allclose(clean[0], dirty[0])
         torch.testing.assert_close(clean[1:], dirty[1:], rtol=0, atol=1e-6)
         # With the same calendar at every step, only the position code tells the steps apart...
-        flat = dict(batch, future_calendar=batch["future_calendar"][:, :1].expand_as(batch["future_calendar"]))
+        flat = dict(batch, known_future=batch["known_future"][:, :1].expand_as(batch["known_future"]))
         assert not torch.allclose(net(flat)["y_hat"][:, 0], net(flat)["y_hat"][:, -1])
         # ...and without it every step would be the same forecast.
         monkeypatch.setattr(net.positions, "forward", lambda x, start=0: x)
@@ -195,9 +195,9 @@ def test_parallel_decoder_past_its_position_code_names_itself_and_the_fix(weathe
     batch, dims = weather
     net = build("lstm_parallel", dims).eval()
     steps = net.positions.max_len + 1
-    calendar = batch["future_calendar"][:1, :1].expand(1, steps, -1)  # [1, 4097, K]: one window, too long
+    calendar = batch["known_future"][:1, :1].expand(1, steps, -1)  # [1, 4097, K]: one window, too long
     with pytest.raises(TsattnError) as caught, torch.no_grad():
-        net(dict(batch, x=batch["x"][:1], future_calendar=calendar, y=batch["y"][:1, :1].expand(1, steps, -1)))
+        net(dict(batch, x=batch["x"][:1], known_future=calendar, y=batch["y"][:1, :1].expand(1, steps, -1)))
     line = str(caught.value)
     assert f"parallel decoder reads {steps} horizon steps" in line and "Transformer" not in line
     assert "model.segment_len or model.net.decoding=recurrent" in line and "\n" not in line
@@ -209,10 +209,10 @@ def test_future_decoder_inputs_never_reach_earlier_steps(weather, name):
     batch, dims = weather
     net = build(name, dims).eval()
     k = 4
-    calendar = batch["future_calendar"].clone()
+    calendar = batch["known_future"].clone()
     calendar[:, k:] += 5.0
     with torch.no_grad():
-        clean, dirty = net(batch)["y_hat"], net(dict(batch, future_calendar=calendar))["y_hat"]
+        clean, dirty = net(batch)["y_hat"], net(dict(batch, known_future=calendar))["y_hat"]
     torch.testing.assert_close(clean[:, :k], dirty[:, :k], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(clean[:, k:], dirty[:, k:])
 
@@ -276,12 +276,12 @@ def test_attention_finds_the_step_to_copy(score):
     """Future step h is a copy of input step 10 + h: after training, step h's weights peak there."""
     torch.manual_seed(0)
     lookback, horizon, source = 24, 4, 10
-    net = AttentionSeq2Seq(n_features=1, n_targets=1, n_calendar=0, hidden_size=32, score=score)
+    net = AttentionSeq2Seq(n_features=1, n_targets=1, n_known=0, hidden_size=32, score=score)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
 
     def batch(n=256):
         x = torch.randn(n, lookback, 1)
-        return {"x": x, "y": x[:, source : source + horizon], "future_calendar": torch.zeros(n, horizon, 0)}
+        return {"x": x, "y": x[:, source : source + horizon], "known_future": torch.zeros(n, horizon, 0)}
 
     for _ in range(400):
         b = batch()

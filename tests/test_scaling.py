@@ -84,3 +84,23 @@ def test_a_state_loaded_before_setup_keeps_its_scaler(tmp_path, etth1_path):
     fresh = ForecastDataModule(str(tmp_path / "ETTh1.csv"), lookback=96, horizon=96, split=ETT_SPLIT)
     fresh.setup()
     assert fresh.scaler.to_dict() != trained.scaler.to_dict()  # the control: without the state, a new fit
+
+
+def test_statistics_are_two_arrays_read_through_views():
+    """A million series' statistics are [S, F] arrays, not two small arrays per series (the bundle memory
+    bound rests on it): every read is a view into them, and none can change the fitted statistics."""
+    import pytest
+
+    stats = {f"s{i}": {"mean": [float(i), 2.0 * i], "std": [1.0 + i, 1.0]} for i in range(5)}
+    scaler = StandardScaler(["a", "b"], stats)
+    assert list(scaler.stats) == list(stats) and len(scaler.pairs) == 5 and "s9" not in scaler.stats
+    mean, std = scaler.pairs["s3"]
+    assert mean.tolist() == [3.0, 6.0] and std.tolist() == [4.0, 1.0]
+    assert mean.base is scaler.stats["s1"]["mean"].base is not None  # one [S, F] array behind every series
+    with pytest.raises(ValueError, match="read-only"):
+        mean[0] = 0.0
+    np.testing.assert_allclose(scaler.transform("s3", np.array([[7.0, 6.0]])), [[1.0, 0.0]])
+    assert StandardScaler.from_json(scaler.to_json()).to_dict() == scaler.to_dict() == {
+        "columns": ["a", "b"],
+        "stats": {sid: {k: [float(v) for v in s[k]] for k in ("mean", "std")} for sid, s in stats.items()},
+    }

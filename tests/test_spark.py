@@ -274,3 +274,49 @@ def test_an_output_name_means_the_same_format_on_both_engines(tmp_path):
     for name in ("forecast", "forecast.csv", "forecast.parquet", "forecast.pq", "forecast.txt"):
         assert _output_kind(tmp_path / name) == ("parquet" if is_parquet(tmp_path / name) else "csv"), name
     assert _output_kind(tmp_path / "forecast") == "csv"
+
+
+def test_the_same_csv_reads_the_same_on_both_engines_or_is_refused_the_same(spark, m4, tmp_path, capsys):
+    """A quote doubled inside a quoted id is one quote on both engines (Spark's default escape would keep
+    both and the backslash), and a row with more or fewer fields than the header is one line on both
+    (Spark's permissive mode would drop the extra field or fill the missing one)."""
+    from tsattn.cli import main
+    from tsattn.inference.spark_engine import run_forecast
+
+    _, bundle, history, local = m4
+    few = history[history["id"].isin(["H1", "H2"])].replace({"id": {"H1": 'H"1'}})
+    quoted = tmp_path / "quoted.csv"
+    few.to_csv(quoted, index=False)
+    assert '"H""1"' in quoted.read_text()  # as pandas and spreadsheets write it
+    run_forecast(bundle, quoted, tmp_path / "spark.csv", quiet=True)
+    assert main(["forecast", bundle, str(quoted), "-o", str(tmp_path / "local.csv"), "--quiet"]) == 0
+    on_spark, on_local = pd.read_csv(tmp_path / "spark.csv"), pd.read_csv(tmp_path / "local.csv")
+    assert sorted(on_spark["id"].unique()) == sorted(on_local["id"].unique()) == ['H"1', "H2"]
+    np.testing.assert_allclose(on_spark["value"], on_local["value"], rtol=1e-5)
+    want = local[local["id"] == "H2"]["value"].to_numpy()
+    np.testing.assert_allclose(on_spark[on_spark["id"] == "H2"]["value"], want, rtol=1e-5)
+
+    lines = quoted.read_text().splitlines()
+    for row in (lines[7] + ",9", lines[7].rsplit(",", 1)[0]):  # line 8 with a field too many, or too few
+        ragged = tmp_path / "ragged.csv"
+        ragged.write_text("\n".join([*lines[:7], row, *lines[8:]]) + "\n")
+        with pytest.raises(TsattnError) as refused:
+            run_forecast(bundle, ragged, tmp_path / "out.csv", quiet=True)
+        assert str(refused.value).startswith(f"{ragged} is not a well-formed CSV (a row's fields do not match")
+        assert repr(row) in str(refused.value) and "\n" not in str(refused.value)
+        capsys.readouterr()
+        assert main(["forecast", bundle, str(ragged), "-o", str(tmp_path / "out.csv"), "--quiet"]) == 2
+        refusal = f"{ragged} is not a well-formed CSV (line 8 has {len(row.split(','))} fields, the header 3)"
+        assert refusal in capsys.readouterr().err
+        assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_spark_engine_refuses_storage_uris_in_one_line(m4, tmp_path):
+    """The result is renamed into place on the driver's file system: S3 or HDFS paths go through the API."""
+    from tsattn.inference.spark_engine import run_forecast
+
+    workdir, bundle, _, _ = m4
+    for source, target in ((workdir / "history.csv", "s3://bucket/out.csv"), ("hdfs://nn/history.csv", tmp_path / "o")):
+        with pytest.raises(TsattnError, match=r"the Spark engine reads INPUT and writes OUTPUT on a file system"):
+            run_forecast(bundle, source, target, quiet=True)
+    assert not list(tmp_path.iterdir())

@@ -44,13 +44,13 @@ def test_the_code_is_a_standardised_number_and_a_one_hot_level_at_every_known_st
         "categorical": {"site": ["north", "south"]},
     }
     n_calendar = 2 * len(datamodule.calendar_names)
-    assert datamodule.dims["n_calendar"] == n_calendar + 3
+    assert datamodule.dims["n_known"] == n_calendar + 3
     dataset = datamodule.datasets["train"]
     for series_index, code in ((0, [1.0, 0.0, 1.0]), (1, [0.0, 1.0, -1.0])):
         window = int(np.flatnonzero(dataset.series.numpy() == series_index)[5])
         batch = dataset[[window]]
         known_past = batch["x"][0, :, 1 + n_calendar :].numpy()  # [L, 3]: after MUFL and the calendar
-        known_future = batch["future_calendar"][0, :, n_calendar:].numpy()  # [H, 3]
+        known_future = batch["known_future"][0, :, n_calendar:].numpy()  # [H, 3]
         np.testing.assert_allclose(known_past, np.tile(code, (48, 1)))
         np.testing.assert_allclose(known_future, np.tile(code, (12, 1)))
 
@@ -145,3 +145,29 @@ def test_levels_keep_their_text_and_a_history_reads_them_as_the_model_did():
     text = pd.DataFrame({"id": ["a"], "size": ["large"]})
     with pytest.raises(TsattnError, match=r"static covariate 'size' holds 'large'.*reads it as a number"):
         read_static(text, text["id"], ["size"], "history.csv", numeric.kinds)
+
+
+def test_static_levels_keep_codes_written_in_digits_as_levels(ett_long_path, tmp_path):
+    """A store code "001" is a level: data.static_levels one-hot codes it with its text kept, where the
+    column alone (every value a number) would be standardised as the amounts 1 and 10."""
+    from tsattn.data.datamodule import ForecastDataModule
+    from tsattn.data.io import read_series
+
+    frame = pd.read_csv(ett_long_path)
+    frame["store"] = np.where(frame["id"] == "first", "001", "010")
+    frame.to_csv(tmp_path / "stores.csv", index=False)
+    settings = dict(targets=["MUFL"], static_covariates=["store", "capacity"], id_col="id")
+    as_numbers = read_series(tmp_path / "stores.csv", **settings)
+    assert as_numbers.static["first"]["store"] == 1.0  # the control: without static_levels, an amount
+    module = ForecastDataModule(
+        str(tmp_path / "stores.csv"), lookback=48, horizon=12, static_levels=["store"], **settings
+    )
+    module.setup()
+    assert module.collection.static == {
+        "first": {"store": "001", "capacity": 40.0},
+        "second": {"store": "010", "capacity": 25.0},
+    }
+    assert module.static_encoder.categorical == {"store": ["001", "010"]}
+    assert module.static_encoder.kinds == {"store": "categorical", "capacity": "numeric"}
+    with pytest.raises(TsattnError, match=r"data\.static_levels names 'site', which is not among data\.static_co"):
+        read_series(tmp_path / "stores.csv", static_levels=["site"], **settings)

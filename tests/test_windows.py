@@ -81,7 +81,7 @@ def test_long_and_wide_forms_give_identical_windows(tmp_path, etth1_path):
 
     from_wide, from_long = windows(wide), windows(long, id_col="site")
     for split in SPLITS:
-        for key in ("x", "y", "future_calendar", "first_target"):
+        for key in ("x", "y", "known_future", "first_target"):
             torch.testing.assert_close(from_wide[split][key], from_long[split][key], rtol=0, atol=0)
 
     # Two series in one long file: the same windows as each series read alone, and none spans both.
@@ -144,7 +144,7 @@ def test_future_covariates_are_known_channels_of_the_lookback_and_the_horizon(et
     frame = pd.read_csv(ett_long_path)
     n_calendar = 2 * len(datamodule.calendar_names)
     assert n_calendar == 6  # hourly data: hour of day, day of week and day of year as sin/cos pairs
-    assert datamodule.dims == {"n_features": 2 + n_calendar + 2, "n_targets": 1, "n_calendar": n_calendar + 2}
+    assert datamodule.dims == {"n_features": 2 + n_calendar + 2, "n_targets": 1, "n_known": n_calendar + 2}
     dataset = datamodule.datasets["test"]
     picks = [0, len(dataset) // 2, len(dataset) - 1]
     batch = dataset[picks]
@@ -155,7 +155,7 @@ def test_future_covariates_are_known_channels_of_the_lookback_and_the_horizon(et
         stats = datamodule.scaler.stats[series_id]
         scaled = (rows[["MUFL", "OT", "HUFL", "HULL"]].to_numpy() - stats["mean"]) / stats["std"]  # [T, 4]
         past, ahead = scaled[origin - 24 : origin], scaled[origin : origin + 12]
-        x, future = batch["x"][row].numpy(), batch["future_calendar"][row].numpy()
+        x, future = batch["x"][row].numpy(), batch["known_future"][row].numpy()
         np.testing.assert_allclose(x[:, :2], past[:, :2], rtol=1e-5, atol=1e-5)  # values: MUFL, OT
         np.testing.assert_allclose(x[:, -2:], past[:, 2:], rtol=1e-5, atol=1e-5)  # known: HUFL, HULL
         np.testing.assert_allclose(future[:, -2:], ahead[:, 2:], rtol=1e-5, atol=1e-5)

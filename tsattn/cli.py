@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from tsattn import __version__
-from tsattn.errors import Interrupted, TsattnError
+from tsattn.errors import Interrupted, TsattnError, one_line
 
 USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,compare,dashboard} ...
 
@@ -173,7 +173,7 @@ def _train(overrides: list[str]) -> int:
         return done.code if isinstance(done.code, int) else int(done.code is not None)
     except (HydraException, OmegaConfBaseException) as err:
         # Config mistakes: unknown group option, bad override syntax, missing mandatory value.
-        raise TsattnError(" ".join(str(err).split()) + _quoting_hint(overrides, err)) from None
+        raise TsattnError(one_line(err) + _quoting_hint(overrides, err)) from None
     return 0
 
 

@@ -14,3 +14,10 @@ class Interrupted(TsattnError):
     """Ctrl-C or SIGTERM stopped a command; the message says what was kept and how to go on."""
 
     exit_code = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
+
+
+def one_line(err: BaseException, limit: int | None = None) -> str:
+    """Another library's error message on one line (whitespace runs collapsed), cut at `limit` characters:
+    quoted inside a TsattnError, whose message is always one line."""
+    text = " ".join(str(err).split())
+    return text if limit is None else text[:limit]

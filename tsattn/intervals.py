@@ -13,9 +13,15 @@ from collections.abc import Sequence
 CRPS_METHOD = "quantile-function-integral"
 
 
+def point_level(quantiles: Sequence[float]) -> int:
+    """The index of the level closest to 0.5: the quantile a quantile model's point forecast is (0 for none)."""
+    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5)) if len(quantiles) else 0
+
+
 def median_level(quantiles: Sequence[float]) -> int | None:
     """The index of level 0.5, the point forecast that conformal calibration leaves in place; None without one."""
-    return next((i for i, q in enumerate(quantiles) if abs(q - 0.5) < 1e-9), None)
+    i = point_level(quantiles)
+    return i if len(quantiles) and abs(quantiles[i] - 0.5) < 1e-9 else None
 
 
 def interval_pairs(quantiles: Sequence[float]) -> list[tuple[int, int, int]]:

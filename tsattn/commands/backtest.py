@@ -11,14 +11,13 @@ from pathlib import Path
 from tsattn.commands.common import (
     ArgumentParser,
     add_model_and_io_arguments,
-    atomic_output,
-    check_output,
     load_model,
     positive,
     progress,
     read_history,
 )
 from tsattn.errors import TsattnError
+from tsattn.inference.publish import atomic_output, check_output
 
 DESCRIPTION = """Forecast from every --step-th origin of every series in INPUT (once the model's lookback is
 available) and compare with the actuals, beside the last-value and seasonal-naive forecasts of the same

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -78,17 +74,6 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
-
-
-def check_output(output: Path) -> None:
-    """Fail before any work when the output cannot be written where asked."""
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise TsattnError(f"-o {output}: the directory {parent} does not exist; create it first")
-    if output.is_dir():
-        raise TsattnError(f"-o {output} is a directory; give a file name")
-    if not os.access(parent, os.W_OK):
-        raise TsattnError(f"-o {output}: the directory {parent} is not writable")
 
 
 def load_model(args: argparse.Namespace):
@@ -167,32 +152,11 @@ def read_parquet(path: Path, option: str = "the INPUT argument"):
     try:
         frame = pd.read_parquet(path)
     except (pa.ArrowException, OSError, ValueError) as err:
-        detail = " ".join(str(err).split())[:160]
+        detail = one_line(err, 160)
         raise TsattnError(f"{path} is not a readable Parquet file ({detail})") from None
     if frame.empty:
         raise TsattnError(f"{path} has no rows; it needs the rows of every series to forecast")
     return frame
-
-
-@contextlib.contextmanager
-def atomic_output(output: Path) -> Iterator[Path]:
-    """A temporary file beside `output`, renamed over it only when the block succeeds.
-
-    An error or an interrupt leaves no partial file behind, and an existing `output` untouched.
-    """
-    parent = output.parent if str(output.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=parent, prefix=f".{output.name}.", suffix=".partial")
-    os.close(handle)
-    temporary = Path(temporary)
-    try:
-        yield temporary
-        # mkstemp makes the file private (0600); the output gets the permissions a new file normally has.
-        from tsattn.inference.output import new_file_mode
-
-        os.chmod(temporary, new_file_mode(parent))
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def progress(total: int | None, quiet: bool, unit: str = "series"):

@@ -7,8 +7,9 @@ import math
 import sys
 from pathlib import Path
 
-from tsattn.commands.common import ArgumentParser, atomic_output, check_output
-from tsattn.errors import TsattnError
+from tsattn.commands.common import ArgumentParser
+from tsattn.inference.publish import atomic_output, check_output
+from tsattn.errors import TsattnError, one_line
 from tsattn.reporting.compare import SKILL_COLUMNS, ordering
 
 DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a
@@ -82,7 +83,7 @@ def search_runs(experiment: str, filter_string: str, tracking_uri: str | None):
     try:
         return client.search_runs([found.experiment_id], filter_string=filter_string, max_results=50_000)
     except MlflowException as err:
-        raise TsattnError(f"--filter {filter_string!r}: {' '.join(str(err).split())[:200]}") from None
+        raise TsattnError(f"--filter {filter_string!r}: {one_line(err, 200)}") from None
 
 
 def _fmt(value, digits: int = 4) -> str:

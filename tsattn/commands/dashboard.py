@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from tsattn.commands.common import ArgumentParser, atomic_output, check_output
+from tsattn.commands.common import ArgumentParser
+from tsattn.inference.publish import atomic_output, check_output
 
 DESCRIPTION = """Write one HTML page for an MLflow experiment: the leaderboard (sortable), learning curves per
 run, error by horizon step against the last-value and seasonal-naive baselines, forecasts against actuals,

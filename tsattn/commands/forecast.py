@@ -10,14 +10,13 @@ from pathlib import Path
 from tsattn.commands.common import (
     ArgumentParser,
     add_model_and_io_arguments,
-    atomic_output,
-    check_output,
     check_short,
     load_model,
     progress,
     read_history,
     read_input,
 )
+from tsattn.inference.publish import atomic_output, check_output
 
 DESCRIPTION = """Forecast the steps after the end of every series in INPUT with a trained model, in the
 data's own units. One output row per series and future timestamp: the id column (long files), the time

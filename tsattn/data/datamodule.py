@@ -18,7 +18,7 @@ from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
 from tsattn.data.split import SPLITS, Borders, RatioSplit, RowSplit, window_starts
 from tsattn.data.static import StaticEncoder
-from tsattn.data.windows import WindowDataset, batch_loader
+from tsattn.data.windows import WindowDataset, batch_loader, known_channels
 from tsattn.errors import TsattnError
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class ForecastDataModule(L.LightningDataModule):
             lookback and by every decoder at each horizon step.
         static_covariates: columns of a long file with one value per series (numbers, or levels one-hot
             coded); their code joins the known channels of every step (tsattn.data.static).
+        static_levels: static covariates that are levels even when every value is a number (a store code
+            "001"): one-hot coded, their text kept.
         time_col: timestamp column; detected when None.
         time_format: the time column's strftime format (data.time_format); inferred when None.
         id_col: series id column of a long file; None for a wide file.
@@ -82,6 +84,7 @@ class ForecastDataModule(L.LightningDataModule):
         future_covariates: Sequence[str] = (),
         static_covariates: Sequence[str] = (),
         time_format: str | None = None,
+        static_levels: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
@@ -97,6 +100,7 @@ class ForecastDataModule(L.LightningDataModule):
             covariates=list(covariates or []),
             future_covariates=list(future_covariates or []),
             static_covariates=list(static_covariates or []),
+            static_levels=list(static_levels or []),
             time_col=time_col,
             time_format=time_format,
             id_col=id_col,
@@ -171,23 +175,20 @@ class ForecastDataModule(L.LightningDataModule):
 
         The known channels are the calendar features, the static code, then the scaled future covariates:
         windows give the model their lookback rows beside the values and their horizon rows as
-        `future_calendar`.
+        `known_future`.
         """
         collection = self.collection
         observed = collection.n_observed  # C + P: the rest of the columns are future covariates
-        values, calendar, offsets = [], [], []
+        values, known_rows, offsets = [], [], []
         starts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
         series_of: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
         offset = 0
         for i, s in enumerate(collection.series):
             scaled = self.scaler.transform(s.id, s.values)  # [T, C + P + U]
             values.append(scaled[:, :observed])
-            static = np.zeros((len(s.time), 0), dtype=np.float32)
-            if self.static_encoder is not None:  # [E] -> [T, E]: the same code at every step
-                code = self.static_encoder.encode(collection.static[s.id])
-                static = np.broadcast_to(code, (len(s.time), len(code)))
-            known = [calendar_features(s.time, self.calendar_names), static, scaled[:, observed:]]
-            calendar.append(np.concatenate(known, axis=1))  # [T, K]
+            code = None if self.static_encoder is None else self.static_encoder.encode(collection.static[s.id])
+            calendar = calendar_features(s.time, self.calendar_names)  # [T, K']
+            known_rows.append(known_channels(calendar, code, scaled[:, observed:]))  # [T, K]
             offsets.append(offset)
             for split in SPLITS:
                 stride = self.stride if split == "train" else 1  # every evaluation window is scored
@@ -197,7 +198,7 @@ class ForecastDataModule(L.LightningDataModule):
             offset += len(s.time)
 
         values_t = torch.from_numpy(np.concatenate(values))  # [N, C + P]
-        calendar_t = torch.from_numpy(np.concatenate(calendar))  # [N, K]: calendar, static code, future covariates
+        known_t = torch.from_numpy(np.concatenate(known_rows))  # [N, K]: calendar, static code, future covariates
         offsets_t = torch.tensor(offsets, dtype=torch.long)  # [S]
         season = self.season_length
         for split in SPLITS:
@@ -209,7 +210,7 @@ class ForecastDataModule(L.LightningDataModule):
                 )
             self.datasets[split] = WindowDataset(
                 values_t,
-                calendar_t,
+                known_t,
                 split_starts,
                 torch.from_numpy(np.concatenate(series_of[split])),
                 offsets_t,
@@ -263,17 +264,17 @@ class ForecastDataModule(L.LightningDataModule):
 
     @property
     def dims(self) -> dict[str, int]:
-        """Sizes the network needs: n_features (C + P + K input channels), n_targets (C), n_calendar (K).
+        """Sizes the network needs: n_features (C + P + K input channels), n_targets (C), n_known (K).
 
         K counts every known channel: two per calendar feature, the static code's, one per future covariate.
         """
         if self.collection is None:
             raise RuntimeError("ForecastDataModule.setup() must run before dims are known")
-        n_calendar = 2 * len(self.calendar_names) + self.static_width + len(self.collection.future_covariates)
+        n_known = 2 * len(self.calendar_names) + self.static_width + len(self.collection.future_covariates)
         return {
-            "n_features": self.collection.n_observed + n_calendar,
+            "n_features": self.collection.n_observed + n_known,
             "n_targets": len(self.collection.targets),
-            "n_calendar": n_calendar,
+            "n_known": n_known,
         }
 
     @property

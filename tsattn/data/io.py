@@ -24,7 +24,7 @@ import pandas as pd
 from tsattn.data.regularity import MISSING_POLICIES, regularise
 from tsattn.data.series import Series, SeriesCollection
 from tsattn.data.static import read_static
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ READ_SETTINGS = (
     "covariates",
     "future_covariates",
     "static_covariates",
+    "static_levels",
     "time_col",
     "time_format",
     "id_col",
@@ -60,6 +61,7 @@ def read_series(
     future_covariates: Sequence[str] = (),
     static_covariates: Sequence[str] = (),
     time_format: str | None = None,
+    static_levels: Sequence[str] = (),
 ) -> SeriesCollection:
     """Read, validate and regularise the series in a CSV file.
 
@@ -69,6 +71,8 @@ def read_series(
         covariates: past covariates, known up to the forecast origin only.
         future_covariates: columns known ahead of time, read over the horizon as well as the lookback.
         static_covariates: columns of a long file that hold one value per series (tsattn.data.static).
+        static_levels: static covariates read as levels (categorical) even when every value is a number:
+            codes such as "001" keep their text.
         time_col: the timestamp column; detected from its name or content when None.
         time_format: the time column's strftime format ("%d/%m/%Y %H:%M"); None infers it (ISO, or
             month first where it is ambiguous: day-first dates are refused with the format to set).
@@ -97,6 +101,7 @@ def read_series(
         fill=fill,
         future_covariates=future_covariates,
         static_covariates=static_covariates,
+        static_kinds=dict.fromkeys(static_levels or (), "categorical"),
         time_format=time_format,
     )
 
@@ -141,8 +146,8 @@ def series_from_frame(
         default_id: the series id of a wide table.
         reject_constant: refuse a column that never changes (right for training, wrong for a short history).
         fill: fill gaps and empty values now (see read_series).
-        static_kinds: static column -> "numeric" or "categorical", as a trained model read them; decided
-            from the table itself when None (training).
+        static_kinds: static column -> "numeric" or "categorical", as a trained model read them (or as
+            data.static_levels names levels); a column not named is decided from the table itself.
         time_format: the time column's strftime format, or None to infer it (see read_series).
         trained: the table is a history for a trained model, whose settings are fixed: messages suggest
             retraining rather than a data.* setting.
@@ -161,6 +166,11 @@ def series_from_frame(
     require_columns(frame, covariates, "data.covariates", name)
     require_columns(frame, future_covariates, "data.future_covariates", name)
     require_columns(frame, static_covariates, "data.static_covariates", name)
+    if unknown := [c for c in static_kinds or {} if c not in static_covariates]:
+        raise TsattnError(
+            f"{name}: data.static_levels names {unknown[0]!r}, which is not among data.static_covariates "
+            f"({', '.join(static_covariates) or 'none'}); add it there, or leave it out of data.static_levels"
+        )
     if static_covariates and id_col is None:
         raise TsattnError(
             f"{name}: data.static_covariates describe the series of a long file; set data.id_col (a wide file "
@@ -321,6 +331,12 @@ def read_frame(path: Path, option: str = "data.path", sep: str = ",", sep_option
         )
     frame = _read_with_pyarrow(raw, sep)
     if frame is None:
+        if ragged := _ragged_record(text, sep, len(header)):
+            line, fields = ragged
+            raise TsattnError(
+                f"{path} is not a well-formed CSV (line {line} has {fields} field{'s' * (fields != 1)}, the header "
+                f"{len(header)}); check the delimiter ({sep_option}) and quoting"
+            )
         try:
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
         except pd.errors.ParserError as err:
@@ -342,6 +358,21 @@ def _header(text: str, sep: str) -> list[str]:
 
     first = next(csv.reader(io.StringIO(text.lstrip("\n")), delimiter=sep), [])
     return [name.strip() for name in first]
+
+
+def _ragged_record(text: str, sep: str, width: int) -> tuple[int, int] | None:
+    """(line, fields) of the first record whose field count differs from the header's, None when none does.
+
+    pandas alone would read a short row as empty cells and refuse only a long one; a ragged row is refused
+    either way, as the Spark engine refuses it, so the same file gives the same answer on both engines.
+    """
+    import csv
+
+    reader = csv.reader(io.StringIO(text.lstrip("\n")), delimiter=sep, skipinitialspace=True)
+    for record in reader:
+        if record and len(record) != width:
+            return reader.line_num + len(text) - len(text.lstrip("\n")), len(record)
+    return None
 
 
 def _reject_other_separator(path: Path, column: str, sep: str, sep_option: str) -> None:
@@ -431,7 +462,7 @@ def parse_times(
         try:
             parsed = pd.to_datetime(text, errors="coerce", format=time_format)
         except (ValueError, TypeError) as err:  # a directive pandas does not know, or offsets it cannot mix
-            detail = " ".join(str(err).split())[:120]
+            detail = one_line(err, 120)
             raise TsattnError(
                 f"{name}: data.time_format={time_format!r} cannot read column {col_name!r} ({detail}); give a "
                 "strftime format such as '%d/%m/%Y %H:%M'"

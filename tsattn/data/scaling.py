@@ -7,7 +7,7 @@ into the inputs through the scaler. They are plain numbers, saved as JSON beside
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -56,8 +56,39 @@ def run_mean_and_std(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray
     return mean + first, np.where(std < MIN_STD, 1.0, std)
 
 
+class SeriesStatistics(Mapping):
+    """Series id -> {"mean": [F], "std": [F]}: read-only views into a scaler's [S, F] arrays."""
+
+    def __init__(self, rows: Mapping[str, int], mean: np.ndarray, std: np.ndarray) -> None:
+        self._rows, self._mean, self._std = rows, mean, std
+
+    def __getitem__(self, series_id: str) -> dict[str, np.ndarray]:
+        row = self._rows[series_id]
+        return {"mean": self._mean[row], "std": self._std[row]}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, series_id: object) -> bool:
+        return series_id in self._rows
+
+
+class StatisticPairs(SeriesStatistics):
+    """Series id -> (mean [F], std [F]): the same views as pairs, as the forecast paths read them."""
+
+    def __getitem__(self, series_id: str) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        row = self._rows[series_id]
+        return self._mean[row], self._std[row]
+
+
 class StandardScaler:
     """z = (value - mean) / std, with statistics per (series, channel).
+
+    The statistics are two [S, F] arrays and a row per series id: a million series cost 16 bytes per
+    channel each and one dictionary entry, not two small arrays apiece.
 
     Args:
         columns: channel names, targets first.
@@ -66,10 +97,23 @@ class StandardScaler:
 
     def __init__(self, columns: Sequence[str], stats: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
         self.columns = list(columns)
-        self.stats = {
-            sid: {"mean": np.asarray(s["mean"], dtype=np.float64), "std": np.asarray(s["std"], dtype=np.float64)}
-            for sid, s in stats.items()
-        }
+        width = len(self.columns)
+        self._rows = {sid: row for row, sid in enumerate(stats)}
+        self._mean = np.empty((len(stats), width), dtype=np.float64)  # [S, F]
+        self._std = np.empty((len(stats), width), dtype=np.float64)
+        for row, entry in enumerate(stats.values()):
+            self._mean[row], self._std[row] = entry["mean"], entry["std"]
+        self._mean.flags.writeable = self._std.flags.writeable = False
+
+    @property
+    def stats(self) -> SeriesStatistics:
+        """Series id -> {"mean": [F], "std": [F]} (read-only views)."""
+        return SeriesStatistics(self._rows, self._mean, self._std)
+
+    @property
+    def pairs(self) -> StatisticPairs:
+        """Series id -> (mean [F], std [F]) (read-only views)."""
+        return StatisticPairs(self._rows, self._mean, self._std)
 
     @classmethod
     def fit(cls, collection: SeriesCollection, train_ends: Mapping[str, int]) -> StandardScaler:
@@ -83,22 +127,23 @@ class StandardScaler:
 
     def transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
         """Scale a series' values. Shape: [T, F] -> [T, F], float32."""
-        s = self.stats[series_id]
-        return ((values - s["mean"]) / s["std"]).astype(np.float32)
+        row = self._rows[series_id]
+        return ((values - self._mean[row]) / self._std[row]).astype(np.float32)
 
     def inverse_transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
         """Back to real units; the last dim may hold the first C channels only (the targets).
 
         Shape: [..., C] -> [..., C].
         """
-        s = self.stats[series_id]
-        n = values.shape[-1]
-        return (values * s["std"][:n] + s["mean"][:n]).astype(np.float32)
+        row, n = self._rows[series_id], values.shape[-1]
+        return (values * self._std[row, :n] + self._mean[row, :n]).astype(np.float32)
 
     def to_dict(self) -> dict:
         return {
             "columns": self.columns,
-            "stats": {sid: {k: v.tolist() for k, v in s.items()} for sid, s in self.stats.items()},
+            "stats": {
+                sid: {"mean": self._mean[row].tolist(), "std": self._std[row].tolist()} for sid, row in self._rows.items()
+            },
         }
 
     @classmethod

@@ -12,10 +12,26 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tsattn.data.calendar import season_offsets
+
+
+def known_channels(calendar: np.ndarray, static: np.ndarray | None, future: np.ndarray | None) -> np.ndarray:
+    """The known channels of each step in the one order training and every forecast path give the model:
+    the calendar features, the static code (the same at every step), then the scaled future covariates.
+
+    Shape:
+        calendar [..., T, K'], static [..., E] or None, future [..., T, U] or None -> [..., T, K' + E + U] float32
+    """
+    parts = [calendar.astype(np.float32, copy=False)]
+    if static is not None:  # [..., E] -> [..., T, E]
+        parts.append(np.broadcast_to(static[..., None, :], (*calendar.shape[:-1], static.shape[-1])))
+    if future is not None:
+        parts.append(future)
+    return np.concatenate(parts, axis=-1).astype(np.float32, copy=False)
 
 
 class WindowDataset(Dataset):
@@ -23,9 +39,9 @@ class WindowDataset(Dataset):
 
     Args:
         values: scaled targets then past covariates of every series, concatenated. [N, C + P]
-        calendar: the known channels of the same rows: calendar features, the static code, then scaled
+        known: the known channels of the same rows: calendar features, the static code, then scaled
             future covariates.
-            A window's lookback rows join its inputs and its horizon rows are `future_calendar`. [N, K]
+            A window's lookback rows join its inputs and its horizon rows are `known_future`. [N, K]
         starts: global row where each window begins. [W]
         series: index of the series each window belongs to. [W]
         offsets: global row where each series begins. [S]
@@ -43,7 +59,7 @@ class WindowDataset(Dataset):
     def __init__(
         self,
         values: torch.Tensor,
-        calendar: torch.Tensor,
+        known: torch.Tensor,
         starts: torch.Tensor,
         series: torch.Tensor,
         offsets: torch.Tensor,
@@ -66,7 +82,7 @@ class WindowDataset(Dataset):
         self._targets = values[:, :n_targets]
         # Views, no copies: [N, F] -> [N - L - H + 1, F, L + H].
         self._values = values.unfold(0, lookback + horizon, 1)
-        self._calendar = calendar.unfold(0, lookback + horizon, 1)
+        self._known = known.unfold(0, lookback + horizon, 1)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -89,11 +105,11 @@ class WindowDataset(Dataset):
         start = self.starts[index]
         L = self.lookback
         window = self._values[start].transpose(1, 2)  # [B, F, L + H] -> [B, L + H, F]
-        calendar = self._calendar[start].transpose(1, 2)  # [B, K, L + H] -> [B, L + H, K]
+        known = self._known[start].transpose(1, 2)  # [B, K, L + H] -> [B, L + H, K]
         batch = {
-            "x": torch.cat([window[:, :L], calendar[:, :L]], dim=-1),  # [B, L, F + K]
+            "x": torch.cat([window[:, :L], known[:, :L]], dim=-1),  # [B, L, F + K]
             "y": window[:, L:, : self.n_targets].contiguous(),  # [B, H, C]
-            "future_calendar": calendar[:, L:].contiguous(),  # [B, H, K]
+            "known_future": known[:, L:].contiguous(),  # [B, H, K]
             "series": self.series[index],  # [B]
             "first_target": self.first_target[index],  # [B]
         }

@@ -24,7 +24,7 @@ from tsattn import __version__
 from tsattn.data.io import NOT_SEPARATORS
 from tsattn.data.naive import LINEAR_PATH_INITS, rule_key, rule_season
 from tsattn.data.scaling import MIN_STD, StandardScaler
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 from tsattn.inference.bundle_checks import (
     MAX_ID,
     MAX_INTEGER,
@@ -212,7 +212,7 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
     try:
         load_model(net, str(weights), strict=True, device=device)
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        detail = " ".join(str(err).split())[:200]
+        detail = one_line(err, 200)
         raise TsattnError(f"{weights} is not a valid safetensors file for this network ({detail})") from None
     try:
         forecaster = Forecaster(net, **forecaster_options)
@@ -259,7 +259,7 @@ def _build(net_class, options: dict[str, Any], source: Path):
     try:
         return net_class(**options)
     except _BUILD_ERRORS as err:
-        detail = " ".join(str(err).split())[:200]
+        detail = one_line(err, 200)
         raise TsattnError(f"{source}: network_options do not build a {net_class.__name__} ({detail})") from None
 
 
@@ -268,18 +268,18 @@ def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
     forecast, are refused now, in one line."""
     import torch
 
-    n_calendar = known_channels(schema)
+    n_known = known_channels(schema)
     n_values = len(schema["targets"]) + len(schema["covariates"])
     device = next(module.parameters(), torch.empty(0)).device
     window = {
-        "x": torch.zeros(1, schema["lookback"], n_values + n_calendar, device=device),
-        "future_calendar": torch.zeros(1, schema["horizon"], n_calendar, device=device),
+        "x": torch.zeros(1, schema["lookback"], n_values + n_known, device=device),
+        "known_future": torch.zeros(1, schema["horizon"], n_known, device=device),
     }
     try:
         with torch.inference_mode():
             output = module(window)["y_hat"]
     except _BUILD_ERRORS as err:
-        detail = " ".join(str(err).split())[:200]
+        detail = one_line(err, 200)
         raise TsattnError(f"{source}: the network does not run on one window of its own shape ({detail})") from None
     if not bool(torch.isfinite(output).all()):  # NaN or infinite weights: every forecast would be NaN
         raise TsattnError(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 
 # Every integer option: no network here has a size near it. A tensor size within it costs nothing on the
 # meta device, and the weights' shapes then decide.
@@ -158,7 +158,7 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        detail = " ".join(str(err).split())[:120]
+        detail = one_line(err, 120)
         raise TsattnError(f"{path}: the {what} is not valid JSON ({detail}); the bundle is corrupt") from None
     if not isinstance(data, dict):
         raise TsattnError(f"{path}: the {what} is not a JSON object; the bundle is corrupt")
@@ -179,7 +179,7 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as weights:
             return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
     except (SafetensorError, OSError, ValueError) as err:
-        detail = " ".join(str(err).split())[:200]
+        detail = one_line(err, 200)
         raise TsattnError(f"{path} is not a valid safetensors file ({detail}); the bundle is corrupt") from None
 
 
@@ -229,11 +229,11 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             f"{lookback} steps; refused"
         )
     n_targets = len(schema["targets"])
-    n_calendar = known_channels(schema)
-    dims = {"n_features": n_targets + len(schema["covariates"]) + n_calendar, "n_targets": n_targets}
+    n_known = known_channels(schema)
+    dims = {"n_features": n_targets + len(schema["covariates"]) + n_known, "n_targets": n_targets}
     try:
         sizes = network_sizes(
-            {**dims, "n_calendar": n_calendar},
+            {**dims, "n_known": n_known},
             lookback,
             horizon,
             bool(module.get("channel_independent", False)),

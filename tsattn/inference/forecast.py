@@ -14,6 +14,7 @@ from tsattn.data.static import StaticEncoder
 from tsattn.errors import TsattnError
 from tsattn.inference.bundle import Bundle, static_columns
 from tsattn.inference.windows import Windows, WindowSpec, last_windows, predict
+from tsattn.intervals import point_level
 
 STEP_COLUMN = "step"
 
@@ -144,7 +145,7 @@ def forecast_rows(bundle: Bundle, ids: list[str], windows: Windows, y_hat: np.nd
     }
     quantiles = schema.get("quantiles")
     if quantiles:
-        point = real[..., _median_index(quantiles)]
+        point = real[..., point_level(quantiles)]
         for qi, level in enumerate(quantiles):
             for ci, target in enumerate(targets):
                 columns[f"{target}_q{level:g}"] = real[..., ci, qi].reshape(-1)
@@ -172,6 +173,3 @@ def require_finite(forecasts: np.ndarray, ids: list[str]) -> None:
             "check that series' rows, or leave it out"
         )
 
-
-def _median_index(quantiles) -> int:
-    return int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 from tsattn.inference.bundle import SCHEMA
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
@@ -55,7 +55,7 @@ def _download(model: str, tracking_uri: str, destination: Path) -> Path:
         )
         return Path(path)
     except MlflowException as err:
-        message = " ".join(str(err).split())[:300]
+        message = one_line(err, 300)
         raise TsattnError(
             f"{model}: cannot fetch it from MLflow ({message}); check the id or name, and the tracking URI "
             "(--tracking-uri or MLFLOW_TRACKING_URI)"

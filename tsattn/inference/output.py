@@ -49,29 +49,6 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**changed) if changed else frame
 
 
-def new_file_mode(directory: Path, folder: bool = False) -> int:
-    """The permissions a new file (or folder) gets in `directory`: a probe is created with the widest mode,
-    the system applies the process umask, and the mode is read back and the probe removed. Reading the umask
-    with os.umask would set it process-wide for a moment, and files that other threads create in that moment
-    would be public."""
-    import os
-
-    for attempt in range(100):
-        probe = Path(directory) / f".tsattn-mode-{os.getpid()}-{attempt}"
-        try:
-            if folder:
-                os.mkdir(probe, 0o777)
-            else:
-                os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
-            continue
-        try:
-            return probe.stat().st_mode & 0o777
-        finally:
-            probe.rmdir() if folder else probe.unlink()
-    raise OSError(f"could not create a file in {directory}")
-
-
 def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
 

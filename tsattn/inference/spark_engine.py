@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -17,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tsattn.data.io import check_separator
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
+from tsattn.inference.publish import check_output_parent, output_parent, publish
 
 JAVA_MISSING = "the Spark engine needs Java 17: install it (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
 PARQUET_SUFFIXES = (".parquet", ".pq")  # as the local engine reads them (tsattn.inference.output)
@@ -52,11 +54,17 @@ def run_forecast(
     from tsattn.spark import _pyspark, forecast_directory, user_errors
 
     _pyspark()
-    input_path, output_path = Path(input_path), Path(output_path)
-    for path, what in ((input_path, "INPUT"), (output_path, "OUTPUT")):
+    for path, what in ((str(input_path), "INPUT"), (str(output_path), "OUTPUT")):
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", path):  # a URI, also as argparse's Path makes it (s3:/b)
+            # The result is renamed into place on the driver's file system, which cannot rename on S3 or HDFS.
+            raise TsattnError(
+                f"{path}: the Spark engine reads INPUT and writes OUTPUT on a file system the driver mounts; for "
+                "S3, HDFS or the like, read the DataFrame with Spark and call tsattn.spark.forecast (docs/spark.md)"
+            )
         # Spark reads and writes paths through Hadoop, which takes these characters as patterns.
-        if any(c in str(path) for c in "*?[]{}:") and not str(path).startswith(("s3", "gs:", "hdfs:", "abfs")):
+        if any(c in path for c in "*?[]{}:"):
             raise TsattnError(f"{path}: Spark reads {what} paths as patterns; rename it without * ? [ ] {{ }} :")
+    input_path, output_path = Path(input_path), Path(output_path)
     if sep is not None:
         check_separator(sep, "--sep")
     reader = _input_kind(input_path)
@@ -73,7 +81,8 @@ def run_forecast(
             future = forecast_directory(history, directory, horizon, source=str(input_path))
             if writer == "csv" and formula_guard:
                 future = _formula_safe(future)
-            return _write(future, output_path, writer, input_path)
+            with _malformed_csv(input_path, reader):
+                return _write(future, output_path, writer, input_path)
 
 
 @contextlib.contextmanager
@@ -107,7 +116,7 @@ def _session(master: str, quiet: bool) -> Iterator[object]:
         spark = builder.getOrCreate()
     except Exception as err:  # the JVM did not start: Java missing, too old, or broken
         if "JAVA" in type(err).__name__.upper() or "JAVA" in str(err).upper():
-            raise TsattnError(f"{JAVA_MISSING} ({' '.join(str(err).split())[:160]})") from None
+            raise TsattnError(f"{JAVA_MISSING} ({one_line(err, 160)})") from None
         raise
     spark.sparkContext.setLogLevel("ERROR")
     if not quiet:
@@ -175,11 +184,7 @@ def _input_kind(path: Path) -> str:
 
 def _output_kind(path: Path) -> str:
     """Parquet (a directory) or CSV (one file), by OUTPUT's extension, once OUTPUT can be written where asked."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise TsattnError(f"-o {path}: the directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise TsattnError(f"-o {path}: the directory {parent} is not writable")
+    check_output_parent(path)
     kind = "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"  # the local engine's rule
     if kind == "csv" and path.is_dir():
         raise TsattnError(f"-o {path} is a directory; give a file name for CSV, or end it in .parquet")
@@ -194,8 +199,27 @@ def _output_kind(path: Path) -> str:
 def _read(spark, path: Path, kind: str, sep: str):
     if kind == "parquet":
         return spark.read.parquet(str(path))
-    # Every column as text, empty cells as null: tsattn's own reader parses and names any bad cell.
-    return spark.read.options(header=True, inferSchema=False, sep=sep, mode="PERMISSIVE").csv(str(path))
+    # Every column as text, empty cells as null: tsattn's own reader parses and names any bad cell. As the
+    # local reader does: "" inside a quoted cell is one quote (Spark's default escape is a backslash), and a
+    # row with more or fewer fields than the header is refused (FAILFAST; PERMISSIVE would drop extra
+    # fields or fill missing ones), when the job reads it (_malformed_csv).
+    options = {"header": True, "inferSchema": False, "sep": sep, "escape": '"', "mode": "FAILFAST"}
+    return spark.read.options(**options).csv(str(path))
+
+
+@contextlib.contextmanager
+def _malformed_csv(source: Path, kind: str) -> Iterator[None]:
+    """A CSV row Spark refuses (FAILFAST) as the local engine's one line, naming the row."""
+    try:
+        yield
+    except Exception as err:
+        found = re.search(r"Malformed CSV record: (.*?)(?: SQLSTATE|\n|$)", str(err))
+        if kind != "csv" or "MALFORMED_CSV_RECORD" not in str(err) or found is None:
+            raise
+        raise TsattnError(
+            f"{source} is not a well-formed CSV (a row's fields do not match the header: {found[1][:120]!r}); "
+            "check the delimiter (--sep) and quoting"
+        ) from None
 
 
 def _formula_safe(frame):
@@ -215,8 +239,7 @@ def _formula_safe(frame):
 
 def _write(future, output: Path, kind: str, source: Path) -> int:
     """Write beside OUTPUT, then rename it into place: a failed job leaves nothing, an old OUTPUT untouched."""
-    parent = output.parent if str(output.parent) else Path(".")
-    partial = Path(tempfile.mkdtemp(dir=parent, prefix=f".{output.name}.", suffix=".partial"))
+    partial = Path(tempfile.mkdtemp(dir=output_parent(output), prefix=f".{output.name}.", suffix=".partial"))
     try:
         keys = future.columns[: future.columns.index("step") + 1]  # (id,) time, step: the local engine's order
         written = partial / kind
@@ -237,7 +260,7 @@ def _write(future, output: Path, kind: str, source: Path) -> int:
                 crc.unlink()
         if rows == 0:  # checked here, not before: counting first would read the input once more
             raise TsattnError(f"{source} has no rows; it needs the history of every series to forecast")
-        _publish(result, output)
+        publish(result, output)
         return rows
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -247,25 +270,6 @@ def _parquet_rows(directory: Path) -> int:
     import pyarrow.parquet as pq
 
     return sum(pq.read_metadata(part).num_rows for part in directory.glob("part-*.parquet"))
-
-
-def _publish(source: Path, output: Path) -> None:
-    """Rename a complete file or directory over OUTPUT, with the permissions a new file normally has."""
-    from tsattn.inference.output import new_file_mode
-
-    parent = output.parent if str(output.parent) else Path(".")
-    if source.is_file():
-        os.chmod(source, new_file_mode(parent))
-        os.replace(source, output)
-        return
-    os.chmod(source, new_file_mode(parent, folder=True))
-    old = None
-    if output.exists():  # an earlier Spark output (checked): set aside, replaced, then removed
-        old = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".old")) / "old"
-        os.replace(output, old)
-    os.replace(source, output)
-    if old is not None:
-        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 def _lines(path: Path) -> int:

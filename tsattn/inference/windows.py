@@ -28,6 +28,7 @@ from tsattn.data.calendar import calendar_features
 from tsattn.data.scaling import expanding_mean_and_std, mean_and_std
 from tsattn.data.series import Series
 from tsattn.data.static import StaticEncoder
+from tsattn.data.windows import known_channels
 
 Statistics = tuple[np.ndarray, np.ndarray]  # mean [F], std [F]
 
@@ -88,9 +89,10 @@ class WindowSpec:
         return None
 
 
-def training_statistics(scaler) -> dict[str, Statistics]:
-    """A fitted StandardScaler's per-series statistics as arrays: series id -> (mean [F], std [F])."""
-    return {sid: (np.asarray(s["mean"]), np.asarray(s["std"])) for sid, s in scaler.stats.items()}
+def training_statistics(scaler) -> Mapping[str, Statistics]:
+    """A fitted StandardScaler's per-series statistics: series id -> (mean [F], std [F]), views into its
+    arrays (a million series add no per-series objects)."""
+    return scaler.pairs
 
 
 @dataclass
@@ -98,7 +100,7 @@ class Windows:
     """Model inputs for N windows and what maps their forecasts back to real units."""
 
     x: np.ndarray  # [N, L, C + P + K] float32: scaled values, then known channels (calendar, static, future)
-    future_calendar: np.ndarray  # [N, H, K] float32: the known channels of the horizon
+    known_future: np.ndarray  # [N, H, K] float32: the known channels of the horizon
     future_times: np.ndarray  # [N, H] datetime64: the times the forecast steps fall on
     mean: np.ndarray  # [N, F] float64
     std: np.ndarray  # [N, F] float64
@@ -197,21 +199,19 @@ def _assemble(spec: WindowSpec, values, future, mean, std, calendar, future_time
     """
     lookback, n_future = spec.lookback, spec.n_future
     observed = values.shape[-1] - n_future  # C + P
-    if spec.static is not None:
-        if static is None or static.shape != (len(values), spec.static.width):
-            raise ValueError(f"the model reads a static code of {spec.static.width} channels per window")
-        codes = np.broadcast_to(static[:, None].astype(np.float32), (len(values), calendar.shape[1], static.shape[1]))
-        calendar = np.concatenate([calendar, codes], axis=-1)  # [N, L + H, K' + E]
+    if spec.static is not None and (static is None or static.shape != (len(values), spec.static.width)):
+        raise ValueError(f"the model reads a static code of {spec.static.width} channels per window")
+    known_ahead = None
     if n_future:
         if future is None or future.shape != (len(values), spec.horizon, n_future):
             raise ValueError(f"the model reads {n_future} future covariates over {spec.horizon} steps per window")
         # [N, L, U] ++ [N, H, U] -> [N, L + H, U], scaled with the same statistics as the history
-        known = np.concatenate([values[..., observed:], future], axis=1)
-        known = (known - mean[:, None, observed:]) / std[:, None, observed:]
-        calendar = np.concatenate([calendar, known.astype(np.float32)], axis=-1)  # [N, L + H, K' + U]
+        known_ahead = np.concatenate([values[..., observed:], future], axis=1)
+        known_ahead = (known_ahead - mean[:, None, observed:]) / std[:, None, observed:]
+    known = known_channels(calendar, static if spec.static is not None else None, known_ahead)  # [N, L + H, K]
     scaled = ((values[..., :observed] - mean[:, None, :observed]) / std[:, None, :observed]).astype(np.float32)
-    x = np.concatenate([scaled, calendar[:, :lookback]], axis=-1)  # [N, L, C + P + K]
-    return Windows(x, np.ascontiguousarray(calendar[:, lookback:]), future_times, mean, std)
+    x = np.concatenate([scaled, known[:, :lookback]], axis=-1)  # [N, L, C + P + K]
+    return Windows(x, np.ascontiguousarray(known[:, lookback:]), future_times, mean, std)
 
 
 def future_grid(last: np.ndarray, freq: pd.DateOffset, steps: int) -> np.ndarray:
@@ -234,7 +234,7 @@ def predict(
     for begin in range(0, len(windows), batch_size):
         batch = {
             "x": torch.from_numpy(windows.x[begin : begin + batch_size]).to(device),
-            "future_calendar": torch.from_numpy(windows.future_calendar[begin : begin + batch_size]).to(device),
+            "known_future": torch.from_numpy(windows.known_future[begin : begin + batch_size]).to(device),
         }
         with torch.inference_mode():
             outputs.append(forecaster(batch)["y_hat"].float().cpu().numpy())

@@ -30,7 +30,7 @@ class AttentionSeq2Seq(LSTMSeq2Seq):
         self,
         n_features: int,
         n_targets: int,
-        n_calendar: int = 0,
+        n_known: int = 0,
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,
@@ -46,7 +46,7 @@ class AttentionSeq2Seq(LSTMSeq2Seq):
         super().__init__(
             n_features,
             n_targets,
-            n_calendar,
+            n_known,
             hidden_size,
             num_layers,
             dropout,

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsattn.data.calendar import season_offsets
 from tsattn.errors import TsattnError
 from tsattn.models.layers import forecast_output
 
@@ -14,17 +15,17 @@ class LastValue(nn.Module):
     """Repeat the last observed value over the horizon. No parameters.
 
     Shape:
-        batch["x"] [B, L, F], batch["future_calendar"] [B, H, K] -> {"y_hat": [B, H, C]}
+        batch["x"] [B, L, F], batch["known_future"] [B, H, K] -> {"y_hat": [B, H, C]}
     """
 
     uses_teacher_forcing = False
 
-    def __init__(self, n_features: int, n_targets: int, n_calendar: int = 0) -> None:
+    def __init__(self, n_features: int, n_targets: int, n_known: int = 0) -> None:
         super().__init__()
         self.n_targets = n_targets
 
     def forward(self, batch: dict[str, torch.Tensor], teacher_forcing_ratio: float = 0.0) -> dict[str, torch.Tensor]:
-        horizon = batch["future_calendar"].shape[1]
+        horizon = batch["known_future"].shape[1]
         last = batch["x"][:, -1:, : self.n_targets]  # [B, 1, C]
         return forecast_output(last.expand(-1, horizon, -1))  # [B, 1, C] -> [B, H, C]
 
@@ -42,18 +43,18 @@ class SeasonalNaive(nn.Module):
 
     uses_teacher_forcing = False
 
-    def __init__(self, n_features: int, n_targets: int, n_calendar: int = 0, season_length: int = 24) -> None:
+    def __init__(self, n_features: int, n_targets: int, n_known: int = 0, season_length: int = 24) -> None:
         super().__init__()
         if season_length < 1:
             raise TsattnError(f"model.net.season_length={season_length} must be >= 1")
         self.n_targets, self.season_length = n_targets, season_length
 
     def forward(self, batch: dict[str, torch.Tensor], teacher_forcing_ratio: float = 0.0) -> dict[str, torch.Tensor]:
-        x, horizon = batch["x"], batch["future_calendar"].shape[1]
+        x, horizon = batch["x"], batch["known_future"].shape[1]
         lookback, m = x.shape[1], self.season_length
         if lookback < m:
             raise TsattnError(f"seasonal_naive needs data.lookback >= the season length {m}; raise data.lookback")
-        index = lookback - m + torch.arange(horizon, device=x.device) % m  # [H]
+        index = lookback + torch.from_numpy(season_offsets(horizon, m)).to(x.device)  # [H], lookback rows
         return forecast_output(x[:, index, : self.n_targets])  # [B, L, F] -> [B, H, C]
 
 
@@ -81,7 +82,7 @@ class DLinear(nn.Module):
         n_targets: int,
         lookback: int,
         horizon: int,
-        n_calendar: int = 0,
+        n_known: int = 0,
         kernel_size: int = 25,
         individual: bool = True,
     ) -> None:
@@ -129,7 +130,7 @@ class RLinear(nn.Module):
         n_targets: int,
         lookback: int,
         horizon: int,
-        n_calendar: int = 0,
+        n_known: int = 0,
         individual: bool = False,
     ) -> None:
         super().__init__()

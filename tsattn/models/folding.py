@@ -39,7 +39,7 @@ def network_sizes(
     """The channel counts the network is built for, given the data's and the folds applied to it.
 
     Args:
-        dims: the data's n_features (C + P + K), n_targets (C) and n_calendar (K).
+        dims: the data's n_features (C + P + K), n_targets (C) and n_known (K).
         n_lags: M, the seasons whose seasonal-naive values join the known channels (Forecaster's
             seasonal_lags): M more calendar channels per target the network sees.
 
@@ -64,10 +64,10 @@ def network_sizes(
         sizes["n_targets"] = 1
         if channel_identity:
             sizes["n_features"] += n_targets
-            sizes["n_calendar"] += n_targets
+            sizes["n_known"] += n_targets
     lag_channels = n_lags * sizes["n_targets"]
     sizes["n_features"] += lag_channels
-    sizes["n_calendar"] += lag_channels
+    sizes["n_known"] += lag_channels
     return {key: value * segment_len for key, value in sizes.items()}
 
 
@@ -80,9 +80,9 @@ def fold_channels(batch: Batch, n_targets: int, identity: bool = False) -> Batch
 
     Shape:
         x [B, L, C + P + K] -> [B * C, L, 1 + P + K] (identity: 1 + P + C + K);
-        future_calendar [B, H, K] -> [B * C, H, K] (identity: C + K); y [B, H, C] -> [B * C, H, 1]
+        known_future [B, H, K] -> [B * C, H, K] (identity: C + K); y [B, H, C] -> [B * C, H, 1]
     """
-    x, calendar = batch["x"], batch["future_calendar"]
+    x, calendar = batch["x"], batch["known_future"]
     n_batch, lookback, _ = x.shape
     targets = x[..., :n_targets].transpose(1, 2).reshape(n_batch * n_targets, lookback, 1)  # [B * C, L, 1]
     shared = x[..., n_targets:].repeat_interleave(n_targets, dim=0)  # [B * C, L, P + K]
@@ -95,7 +95,7 @@ def fold_channels(batch: Batch, n_targets: int, identity: bool = False) -> Batch
         shared = torch.cat([shared[..., :n_covariates], past_codes, shared[..., n_covariates:]], dim=-1)
         future_codes = codes.unsqueeze(1).expand(-1, calendar.shape[1], -1)  # [B * C, H, C]
         calendar = torch.cat([future_codes, calendar], dim=-1)  # [B * C, H, C + K]
-    folded = {"x": torch.cat([targets, shared], dim=-1), "future_calendar": calendar}
+    folded = {"x": torch.cat([targets, shared], dim=-1), "known_future": calendar}
     if "y" in batch:
         horizon = batch["y"].shape[1]
         folded["y"] = batch["y"].transpose(1, 2).reshape(n_batch * n_targets, horizon, 1)  # [B * C, H, 1]
@@ -123,16 +123,16 @@ def fold_segments(batch: Batch, n_targets: int, segment_len: int) -> Batch:
     reads only as the step before the next segment, and the last segment has none).
 
     Shape:
-        x [B, L, C + P + K] -> [B, L'/S, S*C + S*P + S*K]; future_calendar [B, H, K] -> [B, H'/S, S*K];
+        x [B, L, C + P + K] -> [B, L'/S, S*C + S*P + S*K]; known_future [B, H, K] -> [B, H'/S, S*K];
         y [B, H, C] -> [B, H'/S, S*C]
     """
     x = batch["x"][:, batch["x"].shape[1] % segment_len :]  # [B, L, F] -> [B, L', F]
-    calendar = _pad_end(batch["future_calendar"], segment_len)  # [B, H, K] -> [B, H', K]
-    n_calendar = calendar.shape[-1]
-    groups = (x[..., :n_targets], x[..., n_targets : x.shape[-1] - n_calendar], x[..., x.shape[-1] - n_calendar :])
+    calendar = _pad_end(batch["known_future"], segment_len)  # [B, H, K] -> [B, H', K]
+    n_known = calendar.shape[-1]
+    groups = (x[..., :n_targets], x[..., n_targets : x.shape[-1] - n_known], x[..., x.shape[-1] - n_known :])
     folded = {
         "x": torch.cat([_segments(group, segment_len) for group in groups], dim=-1),
-        "future_calendar": _segments(calendar, segment_len),
+        "known_future": _segments(calendar, segment_len),
     }
     if "y" in batch:
         folded["y"] = _segments(_pad_end(batch["y"], segment_len), segment_len)

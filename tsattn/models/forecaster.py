@@ -114,7 +114,7 @@ class Forecaster(nn.Module):
             output = dict(output, y_hat=widen(output["y_hat"], self.interval_offsets, self.quantiles))
         if "attention" in output and self.segment_len > 1:
             # Spread to steps last: averaged over channels first, the map is C times smaller.
-            lookback, horizon = batch["x"].shape[1], batch["future_calendar"].shape[1]
+            lookback, horizon = batch["x"].shape[1], batch["known_future"].shape[1]
             spread = spread_segment_attention(output["attention"], self.segment_len, lookback, horizon)
             output = dict(output, attention=spread)
         return output
@@ -124,12 +124,12 @@ class Forecaster(nn.Module):
         if not self.revin:
             return self._with_linear_path(batch, teacher_forcing_ratio, **forward_options)
         x = batch["x"]
-        n_values = x.shape[-1] - batch["future_calendar"].shape[-1]  # calendar channels are not normalised
+        n_values = x.shape[-1] - batch["known_future"].shape[-1]  # the known channels are not normalised
         n_targets = self.window_targets
         mean, std = window_statistics(x[..., :n_values])  # [B, 1, V] each
         normalised = dict(batch, x=torch.cat([(x[..., :n_values] - mean) / std, x[..., n_values:]], dim=-1))
         if self.n_future:
-            normalised.update(_future_covariates_normalised(normalised["x"], batch["future_calendar"], self.n_future))
+            normalised.update(_future_covariates_normalised(normalised["x"], batch["known_future"], self.n_future))
         target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
         if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
             normalised["y"] = (batch["y"] - target_mean) / target_std
@@ -169,7 +169,7 @@ class Forecaster(nn.Module):
             return self.net(batch, teacher_forcing_ratio, **forward_options)
         folded = fold_segments(batch, self.window_targets, self.segment_len)
         output = self.net(folded, teacher_forcing_ratio, **forward_options)
-        return unfold_segments(output, self.segment_len, batch["future_calendar"].shape[1])
+        return unfold_segments(output, self.segment_len, batch["known_future"].shape[1])
 
     @property
     def window_targets(self) -> int:
@@ -190,9 +190,9 @@ def with_seasonal_lags(batch: Batch, seasons: Sequence[int], n_targets: int) -> 
     from it, at lookback step i the value at max(i - m, 0).
 
     Shape:
-        x [B, L, F], future_calendar [B, H, K] -> x [B, L, F + M*C], future_calendar [B, H, K + M*C]
+        x [B, L, F], known_future [B, H, K] -> x [B, L, F + M*C], known_future [B, H, K + M*C]
     """
-    x, future = batch["x"], batch["future_calendar"]
+    x, future = batch["x"], batch["known_future"]
     lookback, horizon = x.shape[1], future.shape[1]
     targets = x[..., :n_targets]  # [B, L, C]
     past, ahead = [], []
@@ -201,7 +201,7 @@ def with_seasonal_lags(batch: Batch, seasons: Sequence[int], n_targets: int) -> 
             raise TsattnError(f"model.seasonal_lags holds {m}, longer than data.lookback={lookback}")
         ahead.append(targets[:, lookback + torch.from_numpy(season_offsets(horizon, m)).to(x.device)])  # [B, H, C]
         past.append(targets[:, (torch.arange(lookback, device=x.device) - m).clamp(min=0)])  # [B, L, C]
-    return dict(batch, x=torch.cat([x, *past], dim=-1), future_calendar=torch.cat([future, *ahead], dim=-1))
+    return dict(batch, x=torch.cat([x, *past], dim=-1), known_future=torch.cat([future, *ahead], dim=-1))
 
 
 # Below this std over the lookback (in units of the training std, which the scaler made 1) a future
@@ -214,12 +214,12 @@ def _future_covariates_normalised(x: torch.Tensor, future: torch.Tensor, n_futur
     """The last U known channels standardised by their lookback statistics, in the inputs and the horizon.
 
     Shape:
-        x [B, L, F], future [B, H, K] -> {"x": [B, L, F], "future_calendar": [B, H, K]}
+        x [B, L, F], future [B, H, K] -> {"x": [B, L, F], "known_future": [B, H, K]}
     """
     past = x[..., -n_future:]  # [B, L, U]
     mean, std = window_statistics(past)  # [B, 1, U] each
     std = torch.where(std < FLAT_COVARIATE_STD, torch.ones_like(std), std)
     return {
         "x": torch.cat([x[..., :-n_future], (past - mean) / std], dim=-1),
-        "future_calendar": torch.cat([future[..., :-n_future], (future[..., -n_future:] - mean) / std], dim=-1),
+        "known_future": torch.cat([future[..., :-n_future], (future[..., -n_future:] - mean) / std], dim=-1),
     }

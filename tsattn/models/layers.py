@@ -10,7 +10,7 @@ from torch import nn
 
 from tsattn.data.calendar import season_offsets
 from tsattn.errors import TsattnError
-from tsattn.intervals import interval_pairs
+from tsattn.intervals import interval_pairs, point_level
 
 
 class PositionalEncoding(nn.Module):
@@ -135,9 +135,7 @@ class ForecastHead(nn.Module):
             _check_interval_names(self.quantiles)
         self.n_targets = n_targets
         self.n_quantiles = len(self.quantiles) if self.quantiles else 1
-        self.median_index = (
-            min(range(self.n_quantiles), key=lambda i: abs(self.quantiles[i] - 0.5)) if self.quantiles else 0
-        )
+        self.median_index = point_level(self.quantiles or [])
         self.linear = nn.Linear(in_features, n_targets * self.n_quantiles)
 
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

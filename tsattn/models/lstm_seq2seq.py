@@ -29,7 +29,7 @@ class LSTMSeq2Seq(nn.Module):
     Args:
         n_features: input channels per lookback step, F (targets first, then covariates and calendar).
         n_targets: forecast channels, C; they are the first C input channels.
-        n_calendar: calendar channels per horizon step, K.
+        n_known: known channels per horizon step, K: calendar features, the static code and future covariates.
         hidden_size: LSTM width D.
         num_layers: stacked LSTM layers in encoder and decoder.
         dropout: dropout between stacked layers and before the head.
@@ -47,7 +47,7 @@ class LSTMSeq2Seq(nn.Module):
             last value; training sets it to the strongest simple forecast chosen on validation).
 
     Shape:
-        batch["x"] [B, L, F], batch["future_calendar"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
+        batch["x"] [B, L, F], batch["known_future"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
         -> {"y_hat": [B, H, C] or [B, H, C, Q]}
     """
 
@@ -57,7 +57,7 @@ class LSTMSeq2Seq(nn.Module):
         self,
         n_features: int,
         n_targets: int,
-        n_calendar: int = 0,
+        n_known: int = 0,
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,
@@ -95,7 +95,7 @@ class LSTMSeq2Seq(nn.Module):
             else None
         )
         self.decoder = recurrent(
-            fed_back + n_calendar, hidden_size, num_layers, batch_first=True, dropout=between_layers
+            fed_back + n_known, hidden_size, num_layers, batch_first=True, dropout=between_layers
         )
         self.dropout = nn.Dropout(dropout)
         self.head = ForecastHead(hidden_size, n_targets, quantiles)
@@ -125,7 +125,7 @@ class LSTMSeq2Seq(nn.Module):
         encoded: torch.Tensor,
         state: State,
         last_value: torch.Tensor,
-        future_calendar: torch.Tensor,
+        known_future: torch.Tensor,
         y: torch.Tensor | None = None,
         teacher_forcing_ratio: float = 0.0,
     ) -> dict[str, torch.Tensor]:
@@ -135,7 +135,7 @@ class LSTMSeq2Seq(nn.Module):
             encoded: the encoder outputs. [B, L, D]
             state: the encoder's final (h, c), or h for a GRU.
             last_value: the last observed target values. [B, C]
-            future_calendar: calendar features of the horizon steps. [B, H, K]
+            known_future: the known channels of the horizon steps (calendar, static code, future covariates). [B, H, K]
             y: the true targets, read only when teacher_forcing_ratio > 0. [B, H, C]
             teacher_forcing_ratio: probability that a step is fed the truth instead of the forecast.
 
@@ -144,18 +144,18 @@ class LSTMSeq2Seq(nn.Module):
         """
         keys = self.attention_keys(encoded)  # once per batch, not once per decoder step
         if self.decoding == "parallel":
-            return self._decode_parallel(encoded, state, future_calendar, keys)
+            return self._decode_parallel(encoded, state, known_future, keys)
         if y is not None and teacher_forcing_ratio >= 1.0:
             # Full teacher forcing: every decoder input is known, so one fused LSTM call covers all steps.
-            inputs = torch.cat([previous_values(last_value, y), future_calendar], dim=-1)  # [B, H, C + K]
+            inputs = torch.cat([previous_values(last_value, y), known_future], dim=-1)  # [B, H, C + K]
             decoded, _ = self.decoder(inputs, state)  # [B, H, D]
             hidden, attention = self.readout(decoded, encoded, keys)
             return forecast_output(self.head(hidden)[0], attention)
 
         previous = last_value.unsqueeze(1)  # [B, 1, C]
         forecasts, weights = [], []
-        for h in range(future_calendar.shape[1]):
-            step_input = torch.cat([previous, future_calendar[:, h : h + 1]], dim=-1)  # [B, 1, C + K]
+        for h in range(known_future.shape[1]):
+            step_input = torch.cat([previous, known_future[:, h : h + 1]], dim=-1)  # [B, 1, C + K]
             decoded, state = self.decoder(step_input, state)  # [B, 1, D]
             hidden, attention = self.readout(decoded, encoded, keys)
             forecast, point = self.head(hidden)  # [B, 1, C(, Q)], [B, 1, C]
@@ -171,18 +171,18 @@ class LSTMSeq2Seq(nn.Module):
         self,
         encoded: torch.Tensor,
         state: State,
-        future_calendar: torch.Tensor,
+        known_future: torch.Tensor,
         keys: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """Every horizon step at once: one decoder step from the encoder's final state per horizon step.
 
         Shape:
-            encoded [B, L, D], state each [num_layers, B, D], future_calendar [B, H, K]
+            encoded [B, L, D], state each [num_layers, B, D], known_future [B, H, K]
             -> {"y_hat": [B, H, C] or [B, H, C, Q], "attention": [B, H, L] when the model attends}
         """
-        n_batch, horizon = future_calendar.shape[:2]
-        position = self.positions(future_calendar.new_zeros(1, horizon, POSITION_SIZE))  # [1, H, E]
-        inputs = torch.cat([position.expand(n_batch, -1, -1), future_calendar], dim=-1)  # [B, H, E + K]
+        n_batch, horizon = known_future.shape[:2]
+        position = self.positions(known_future.new_zeros(1, horizon, POSITION_SIZE))  # [1, H, E]
+        inputs = torch.cat([position.expand(n_batch, -1, -1), known_future], dim=-1)  # [B, H, E + K]
         # Each horizon step is its own sequence of length 1: [B, H, E + K] -> [B * H, 1, E + K].
         if isinstance(state, tuple):  # LSTM (h, c); a GRU's state is h alone
             start = tuple(part.repeat_interleave(horizon, dim=1) for part in state)  # [layers, B * H, D]
@@ -198,4 +198,4 @@ class LSTMSeq2Seq(nn.Module):
         encoded, state = self.encode(x)
         last_value = x[:, -1, : self.n_targets]  # [B, L, F] -> [B, C]
         y = batch.get("y") if teacher_forcing_ratio > 0.0 else None  # the free-running path never reads y
-        return self.decode(encoded, state, last_value, batch["future_calendar"], y, teacher_forcing_ratio)
+        return self.decode(encoded, state, last_value, batch["known_future"], y, teacher_forcing_ratio)

@@ -32,7 +32,7 @@ class TransformerForecaster(nn.Module):
     Args:
         n_features: input channels per lookback step, F (targets, covariates, then the K calendar channels).
         n_targets: C, the first C input channels.
-        n_calendar: K, the last K input channels and the channels of future_calendar.
+        n_known: K, the last K input channels and the channels of known_future.
         d_model, nhead, num_encoder_layers, num_decoder_layers, dim_feedforward: as nn.Transformer.
         dropout: dropout on embeddings, residual and feed-forward paths.
         attention_dropout: dropout on the attention weights. Off by default: on CPU any value above 0
@@ -46,7 +46,7 @@ class TransformerForecaster(nn.Module):
             as in LSTMSeq2Seq.
 
     Shape:
-        batch["x"] [B, L, F], batch["future_calendar"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
+        batch["x"] [B, L, F], batch["known_future"] [B, H, K], batch["y"] [B, H, C] (teacher forcing only)
         -> {"y_hat": [B, H, C] or [B, H, C, Q], "attention": [B, H, L] or [B, nhead, H, L] on request}
     """
 
@@ -54,7 +54,7 @@ class TransformerForecaster(nn.Module):
         self,
         n_features: int,
         n_targets: int,
-        n_calendar: int = 0,
+        n_known: int = 0,
         d_model: int = 64,
         nhead: int = 4,
         num_encoder_layers: int = 2,
@@ -77,13 +77,13 @@ class TransformerForecaster(nn.Module):
             raise ValueError(f"model.net.decoder_mode={decoder_mode!r}; choose one of {', '.join(DECODER_MODES)}")
         if attention not in ("mean", "per_head"):
             raise ValueError(f"model.net.attention={attention!r}; choose mean or per_head")
-        self.n_targets, self.n_calendar = n_targets, n_calendar
+        self.n_targets, self.n_known = n_targets, n_known
         self.decoder_mode, self.label_len, self.attention = decoder_mode, label_len, attention
         self.uses_teacher_forcing = decoder_mode == "autoregressive"
 
-        self.value_embedding = nn.Linear(n_features - n_calendar, d_model)
+        self.value_embedding = nn.Linear(n_features - n_known, d_model)
         self.target_embedding = nn.Linear(n_targets, d_model)
-        self.calendar_embedding = nn.Linear(n_calendar, d_model, bias=False) if n_calendar else None
+        self.calendar_embedding = nn.Linear(n_known, d_model, bias=False) if n_known else None
         self.positional = PositionalEncoding(
             d_model,
             max_len,
@@ -110,14 +110,14 @@ class TransformerForecaster(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: x [B, L, F] -> memory [B, L, D]."""
-        values, calendar = x[..., : x.shape[-1] - self.n_calendar], x[..., x.shape[-1] - self.n_calendar :]
+        values, calendar = x[..., : x.shape[-1] - self.n_known], x[..., x.shape[-1] - self.n_known :]
         return self.encoder(self.dropout(self.positional(self._embed(self.value_embedding(values), calendar))))
 
     def forward(
         self, batch: dict[str, torch.Tensor], teacher_forcing_ratio: float = 0.0, return_attention: bool = False
     ) -> dict[str, torch.Tensor]:
-        x, future_calendar = batch["x"], batch["future_calendar"]
-        lookback, horizon = x.shape[1], future_calendar.shape[1]
+        x, known_future = batch["x"], batch["known_future"]
+        lookback, horizon = x.shape[1], known_future.shape[1]
         memory = self.encode(x)
         last_value = x[:, -1, : self.n_targets]  # [B, L, F] -> [B, C]
 
@@ -129,7 +129,7 @@ class TransformerForecaster(nn.Module):
             start = lookback - self.label_len
             known = x[:, start:, : self.n_targets]  # [B, label_len, C]
             placeholders = known.new_zeros(x.shape[0], horizon, self.n_targets)  # [B, H, C]
-            calendar = torch.cat([x[:, start:, x.shape[-1] - self.n_calendar :], future_calendar], dim=1)
+            calendar = torch.cat([x[:, start:, x.shape[-1] - self.n_known :], known_future], dim=1)
             out, attention = self._decode(
                 torch.cat([known, placeholders], dim=1), calendar, memory, start, return_attention
             )
@@ -138,28 +138,28 @@ class TransformerForecaster(nn.Module):
 
         y = batch.get("y") if teacher_forcing_ratio > 0.0 else None  # the free-running path never reads y
         if y is None:
-            return self._free_running(memory, last_value, future_calendar, lookback, return_attention)
+            return self._free_running(memory, last_value, known_future, lookback, return_attention)
         if teacher_forcing_ratio < 1.0:
             with torch.no_grad():  # first pass: what the model predicts when fed the truth
-                out, _ = self._decode(previous_values(last_value, y), future_calendar, memory, lookback)
+                out, _ = self._decode(previous_values(last_value, y), known_future, memory, lookback)
                 predicted = self.head(out)[1]  # [B, H, C]
             y = mix_truth(predicted, y, teacher_forcing_ratio)
         out, attention = self._decode(
-            previous_values(last_value, y), future_calendar, memory, lookback, return_attention
+            previous_values(last_value, y), known_future, memory, lookback, return_attention
         )
         return forecast_output(self.head(out)[0], attention)
 
-    def _free_running(self, memory, last_value, future_calendar, lookback, return_attention):
+    def _free_running(self, memory, last_value, known_future, lookback, return_attention):
         """Decode one step at a time, feeding back the point forecast, with cached keys and values.
 
         Shape:
-            memory [B, L, D], last_value [B, C], future_calendar [B, H, K] -> y_hat [B, H, ...]
+            memory [B, L, D], last_value [B, C], known_future [B, H, K] -> y_hat [B, H, ...]
         """
         decoder = IncrementalDecoder(self.decoder, memory)
         previous = last_value.unsqueeze(1)  # [B, 1, C]
         forecasts, weights = [], []
-        for h in range(future_calendar.shape[1]):
-            token = self._tokens(previous, future_calendar[:, h : h + 1], lookback + h)  # [B, 1, D]
+        for h in range(known_future.shape[1]):
+            token = self._tokens(previous, known_future[:, h : h + 1], lookback + h)  # [B, 1, D]
             out, attention = decoder.step(token, return_attention, self.attention == "mean")
             forecast, point = self.head(out)  # [B, 1, C(, Q)], [B, 1, C]
             forecasts.append(forecast)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _fit(path: Path, overrides: list[str], settings: list[str]) -> Run:
     try:
         training = Training(cfg, track=True)
     except (HydraException, OmegaConfBaseException) as err:  # a setting that builds nothing: one line
-        raise TsattnError(" ".join(str(err).split())) from None
+        raise TsattnError(one_line(err)) from None
     if training.handle is None:  # only DDP's other ranks have none: fit() runs one process
         raise TsattnError("fit() trains in this one process; launch DDP training with `tsattn train`")
     metrics = training.run()
@@ -166,7 +166,7 @@ def _composed(overrides: list[str]):
     try:
         return compose(overrides)
     except (HydraException, OmegaConfBaseException) as err:
-        raise TsattnError(" ".join(str(err).split())) from None
+        raise TsattnError(one_line(err)) from None
 
 
 def _csv_of(data: Any, log_dir: str) -> Path:

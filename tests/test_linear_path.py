@@ -212,3 +212,38 @@ def test_the_fitted_path_beats_every_simple_rule_on_validation_and_the_network_s
     val = data.datasets["val"]
     rule = val.seasonal_naive(val.starts[:64], data.best_naive_season)  # [64, H, C]: validation's own choice
     assert error < float(((rule - batch["y"]) ** 2).mean())
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_the_linear_path_learns_at_its_share_of_the_rate(share):
+    """model.linear_path_lr: 0 keeps the path where it started while the network trains; a share between
+    moves it by that share of the network's rate; a bundle accepts the option only as a number in [0, 1]."""
+    import functools
+    from pathlib import Path
+
+    from tsattn.errors import TsattnError
+    from tsattn.inference.bundle import _forecaster_options
+    from tsattn.training.module import ForecastModule
+
+    torch.manual_seed(0)
+    net = forecaster("lstm_seq2seq").net.train()
+    optimizer = functools.partial(torch.optim.SGD, lr=0.1)
+    folding = {"revin": True, "channel_independent": True, "segment_len": S, "n_targets": C}
+    module = ForecastModule(net, optimizer=optimizer, **folding, linear_path_lr=share)
+    groups = module.configure_optimizers().param_groups
+    assert [g["lr"] for g in groups] == ([0.1] if share == 1.0 else [0.1, 0.1 * share])
+    start = {name: p.detach().clone() for name, p in module.named_parameters()}
+    data = dict(batch(), y=torch.randn(5, H, C))
+    loss = module.loss(module(data)["y_hat"], data["y"])
+    loss.backward()
+    gradient = net.linear_path.weight.grad.clone()
+    assert gradient.abs().sum() > 0  # the path has something to learn here
+    module.configure_optimizers().step()  # a fresh optimizer over the same parameters: one SGD step
+    moved = net.linear_path.weight.detach() - start["forecaster.net.linear_path.weight"]
+    torch.testing.assert_close(moved, -0.1 * share * gradient)
+    assert not torch.equal(net.head.linear.weight, start["forecaster.net.head.linear.weight"])  # the network learns
+    for bad in (-0.5, 1.5, float("nan"), True, "0.5"):
+        with pytest.raises(TsattnError, match=r"module_options\.linear_path_lr is not a number in \[0, 1\]"):
+            _forecaster_options({"linear_path_lr": bad}, Path("schema.json"))
+    with pytest.raises(ValueError, match=r"model\.linear_path_lr=2\.0 must lie in \[0, 1\]"):
+        ForecastModule(net, optimizer=optimizer, linear_path_lr=2.0)

@@ -232,6 +232,8 @@ TRAINING_OPTIONS = {
     "conformal": (True, False),
     "linear_path_init": LINEAR_PATH_INITS,
 }
+# Training-only options that are numbers: the range each must lie in.
+TRAINING_RATES = {"linear_path_lr": (0.0, 1.0)}
 
 
 def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
@@ -248,6 +250,10 @@ def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
         if not any(type(value) is type(choice) and value == choice for choice in allowed):  # 1 is not True
             choices = ", ".join(map(str, allowed))
             raise TsattnError(f"{source}: module_options.{name} is not one of {choices}; corrupt bundle")
+    for name, (low, high) in TRAINING_RATES.items():
+        value = inference.pop(name, low)
+        if type(value) not in (int, float) or not low <= value <= high:
+            raise TsattnError(f"{source}: module_options.{name} is not a number in [{low:g}, {high:g}]; corrupt bundle")
     return plain_options(inference, Forecaster, source, "module_options", ("net",))
 
 

@@ -48,6 +48,7 @@ class ForecastModule(L.LightningModule):
         linear_path_init: where a network's linear path starts training: "ridge" (the ridge map that scores best
             on the validation windows, the network's head at zero: tsattn.training.linear_init) or
             "seasonal_naive" (the rule it was built as, model.net.linear_path_season).
+        linear_path_lr: the linear path's learning rate as a share of the network's (0 keeps its start).
         conformal: after training, widen each central interval of a quantile network by its conformal
             offset on the validation windows (calibrate_intervals; tsattn.models.conformal).
     """
@@ -69,6 +70,7 @@ class ForecastModule(L.LightningModule):
         conformal: bool = False,
         seasonal_lags: list[int] | None = None,
         linear_path_init: str = "ridge",
+        linear_path_lr: float = 1.0,
     ) -> None:
         super().__init__()
         if loss not in POINT_METRICS:
@@ -77,6 +79,9 @@ class ForecastModule(L.LightningModule):
             require_calibratable(getattr(net, "quantiles", None))
         if linear_path_init not in LINEAR_PATH_INITS:
             raise ValueError(f"model.linear_path_init={linear_path_init!r}; choose one of {', '.join(LINEAR_PATH_INITS)}")
+        if not 0.0 <= linear_path_lr <= 1.0:
+            raise ValueError(f"model.linear_path_lr={linear_path_lr} must lie in [0, 1] (a share of the network's rate)")
+        self.linear_path_lr = float(linear_path_lr)
         seasonal_lags = list(seasonal_lags or ())  # a plain list (a config gives a ListConfig): checkpoints hold it
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
         # network, the schedule and the optimizer factories are rebuilt from the config, logged in full.
@@ -274,8 +279,18 @@ class ForecastModule(L.LightningModule):
         if "cuda" in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
 
+    def _parameter_groups(self):
+        """Every parameter, the linear path's in a group of its own when it learns at a share of the rate."""
+        path = [p for name, p in self.named_parameters() if ".linear_path." in f".{name}"]
+        if self.linear_path_lr == 1.0 or not path:
+            return self.parameters()
+        chosen = {id(p) for p in path}
+        rest = [p for p in self.parameters() if id(p) not in chosen]
+        rate = getattr(self.optimizer_factory, "keywords", {}).get("lr", 1e-3)
+        return [{"params": rest}, {"params": path, "lr": rate * self.linear_path_lr}]
+
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=self._parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         if isinstance(self.scheduler_factory, LearningRate):

@@ -42,6 +42,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/future_covariates.py
 	$(BIN)/python benchmarks/defaults.py
+	$(BIN)/python benchmarks/defaults.py --datasets etth1 etth2 --seeds 0
 	$(BIN)/python benchmarks/defaults.py --datasets etth1 etth2 --settings tuned --seeds 0
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/parallel_jobs.py

@@ -122,11 +122,9 @@ def test_backtest_metrics_equal_a_hand_computation(daily, capsys):
         overall = metrics[name]["overall"]
         assert overall["mse"] == pytest.approx(mse) and overall["mae"] == pytest.approx(mae)
         assert overall["smape"] == pytest.approx(smape) and overall["mase"] == pytest.approx(mae / scale)
-        # A point forecast is a distribution with all its mass at f: the CRPS integral (tsattn.metrics.crps,
-        # checked against closed forms in test_crps.py) of a one-level forecast, not a copy of the MAE.
-        forecast, actual = np.array([f for f, _ in pairs]), np.array([a for _, a in pairs])
-        assert overall["crps"] == pytest.approx(crps(actual, forecast[:, None], [0.5]), rel=1e-6)
-        assert overall["crps"] != pytest.approx(mae / 2)  # the median's pinball loss, which CRPS is not
+        # A point forecast is a distribution with all its mass at f, whose CRPS (the integral of the squared
+        # distance between its CDF and the actual's step) is |f - y| in closed form: the hand-computed MAE.
+        assert overall["crps"] == pytest.approx(mae)
         step_one = [f - a for f, a in pairs[0::2]]
         assert metrics[name]["per_step"]["mse"][0] == pytest.approx(sum(e * e for e in step_one) / len(step_one))
     rows = pd.read_csv(out)

@@ -246,6 +246,25 @@ def test_format_1_bundles_and_newer_versions_are_refused_with_the_fix(bundle, tm
     assert code == 2 and "is not a tsattn model bundle" in err
 
 
+def test_bundles_saved_before_the_known_channels_were_renamed_forecast_as_they_did(bundle, tmp_path, capsys):
+    """Format 3 bundles saved network_options.n_calendar (today n_known): they load and forecast the same;
+    an option no network takes is still refused."""
+    clean, expected = bundle
+    old = _copy(clean, tmp_path, "old")
+    schema = json.loads((old / "schema.json").read_text())
+    options = schema["network_options"]
+    assert "n_known" in options and "n_calendar" not in options
+    options["n_calendar"] = options.pop("n_known")
+    (old / "schema.json").write_text(json.dumps(schema))
+    code, err, forecast = _forecast(old, tmp_path, capsys)
+    assert code == 0, err
+    pd.testing.assert_frame_equal(forecast, expected)
+    options["n_hidden_channels"] = 3
+    (old / "schema.json").write_text(json.dumps(schema))
+    code, err, _ = _forecast(old, tmp_path, capsys)
+    assert code == 2 and "network_options names 'n_hidden_channels'" in err, err
+
+
 def test_json_that_is_not_plain_data_is_refused(bundle, tmp_path, capsys):
     clean, _ = bundle
     tampered = _copy(clean, tmp_path, "tampered")

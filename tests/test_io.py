@@ -145,3 +145,18 @@ def test_zone_aware_times_from_python_or_parquet_read_as_text_with_offsets_does(
     summer = pd.date_range("2024-07-01 00:00", periods=8, freq="h", tz="Europe/Berlin")
     steady = series_from_frame(pd.DataFrame({"time": summer, "v": np.arange(8.0)}), "x", "s")
     assert steady.series[0].time[0] == pd.Timestamp("2024-07-01 00:00")  # the wall clock, as the file states it
+
+
+def test_ragged_rows_are_found_as_csv_splits_records_and_only_they_are_refused(tmp_path):
+    """A quoted name after a space, blank and whitespace lines, CRLF line ends and a cell with a line break
+    read as before; a short row is refused with its line, counted as the file counts it."""
+    from tsattn.data.io import read_frame
+
+    fine = tmp_path / "fine.csv"
+    fine.write_bytes(b'\r\ntime, "load, MW"\r\n2024-01-01 00:00,1\r\n   \r\n"2024-01-01\n01:00",2\r\n')
+    frame = read_frame(fine)
+    assert list(frame.columns) == ["time", "load, MW"] and frame["load, MW"].tolist() == ["1", "2"]
+    short = tmp_path / "short.csv"
+    short.write_bytes(b"\r\ntime,load\r\n2024-01-01 00:00,1\r\n\r\n2024-01-01 01:00\r\n2024-01-01 02:00,3\r\n")
+    with pytest.raises(TsattnError, match=r"short\.csv is not a well-formed CSV \(line 5 has 1 field, the header 2\)"):
+        read_frame(short)

@@ -284,7 +284,9 @@ def test_the_same_csv_reads_the_same_on_both_engines_or_is_refused_the_same(spar
     from tsattn.inference.spark_engine import run_forecast
 
     _, bundle, history, local = m4
-    few = history[history["id"].isin(["H1", "H2"])].replace({"id": {"H1": 'H"1'}})
+    # A column the model never reads: Spark would parse only the model's columns (CSV column pruning), and a
+    # row missing that field would pass there while the local engine refuses it.
+    few = history[history["id"].isin(["H1", "H2"])].replace({"id": {"H1": 'H"1'}}).assign(note="unread")
     quoted = tmp_path / "quoted.csv"
     few.to_csv(quoted, index=False)
     assert '"H""1"' in quoted.read_text()  # as pandas and spreadsheets write it
@@ -297,7 +299,7 @@ def test_the_same_csv_reads_the_same_on_both_engines_or_is_refused_the_same(spar
     np.testing.assert_allclose(on_spark[on_spark["id"] == "H2"]["value"], want, rtol=1e-5)
 
     lines = quoted.read_text().splitlines()
-    for row in (lines[7] + ",9", lines[7].rsplit(",", 1)[0]):  # line 8 with a field too many, or too few
+    for row in (lines[7] + ",9", lines[7].rsplit(",", 1)[0]):  # line 8 with a field too many, or no note
         ragged = tmp_path / "ragged.csv"
         ragged.write_text("\n".join([*lines[:7], row, *lines[8:]]) + "\n")
         with pytest.raises(TsattnError) as refused:
@@ -306,7 +308,7 @@ def test_the_same_csv_reads_the_same_on_both_engines_or_is_refused_the_same(spar
         assert repr(row) in str(refused.value) and "\n" not in str(refused.value)
         capsys.readouterr()
         assert main(["forecast", bundle, str(ragged), "-o", str(tmp_path / "out.csv"), "--quiet"]) == 2
-        refusal = f"{ragged} is not a well-formed CSV (line 8 has {len(row.split(','))} fields, the header 3)"
+        refusal = f"{ragged} is not a well-formed CSV (line 8 has {len(row.split(','))} fields, the header 4)"
         assert refusal in capsys.readouterr().err
         assert not (tmp_path / "out.csv").exists()
 

@@ -171,3 +171,8 @@ def test_static_levels_keep_codes_written_in_digits_as_levels(ett_long_path, tmp
     assert module.static_encoder.kinds == {"store": "categorical", "capacity": "numeric"}
     with pytest.raises(TsattnError, match=r"data\.static_levels names 'site', which is not among data\.static_co"):
         read_series(tmp_path / "stores.csv", static_levels=["site"], **settings)
+    # Resuming the checkpoint without static_levels would read 1.0 where it learned "001" (a code of zeros).
+    resumed = ForecastDataModule(str(tmp_path / "stores.csv"), lookback=48, horizon=12, **settings)
+    resumed.load_state_dict(module.state_dict())
+    with pytest.raises(TsattnError, match=r"read static covariate 'store' as levels but this run reads it otherwise"):
+        resumed.setup()

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from tsattn.commands.common import ArgumentParser
-from tsattn.inference.publish import atomic_output, check_output
 from tsattn.errors import TsattnError, one_line
+from tsattn.inference.publish import atomic_output, check_output
 from tsattn.reporting.compare import SKILL_COLUMNS, ordering
 
 DESCRIPTION = """Rank the groups of runs in an MLflow experiment (model and data by default) by the mean of a

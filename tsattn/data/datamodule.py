@@ -154,6 +154,14 @@ class ForecastDataModule(L.LightningDataModule):
                     f"the checkpoint was trained with data.static_covariates={restored} but this run sets "
                     f"{collection.static_covariates}; resume with the settings the checkpoint was trained with"
                 )
+            for column, kind in (self.static_encoder.kinds if self.static_encoder is not None else {}).items():
+                read = {type(values[column]) for values in collection.static.values()}
+                if read != ({str} if kind == "categorical" else {float}):
+                    raise TsattnError(
+                        f"the checkpoint read static covariate {column!r} as "
+                        f"{'levels' if kind == 'categorical' else 'numbers'} but this run reads it otherwise; "
+                        "resume with the data.static_levels the checkpoint was trained with"
+                    )
             unknown = [s.id for s in collection.series if s.id not in self.scaler.stats]
             if unknown:
                 raise TsattnError(

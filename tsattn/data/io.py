@@ -331,11 +331,11 @@ def read_frame(path: Path, option: str = "data.path", sep: str = ",", sep_option
         )
     frame = _read_with_pyarrow(raw, sep)
     if frame is None:
-        if ragged := _ragged_record(text, sep, len(header)):
-            line, fields = ragged
+        if ragged := _ragged_record(text, sep):
+            line, fields, width = ragged
             raise TsattnError(
                 f"{path} is not a well-formed CSV (line {line} has {fields} field{'s' * (fields != 1)}, the header "
-                f"{len(header)}); check the delimiter ({sep_option}) and quoting"
+                f"{width}); check the delimiter ({sep_option}) and quoting"
             )
         try:
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
@@ -360,18 +360,31 @@ def _header(text: str, sep: str) -> list[str]:
     return [name.strip() for name in first]
 
 
-def _ragged_record(text: str, sep: str, width: int) -> tuple[int, int] | None:
-    """(line, fields) of the first record whose field count differs from the header's, None when none does.
+def _ragged_record(text: str, sep: str) -> tuple[int, int, int] | None:
+    """(line, fields, header fields) of the first record whose field count differs from the header's.
 
     pandas alone would read a short row as empty cells and refuse only a long one; a ragged row is refused
     either way, as the Spark engine refuses it, so the same file gives the same answer on both engines.
+    Blank records are skipped, as pandas skips them; a file the csv module cannot split at all (a line end
+    it does not know, a cell over its size limit) is left to pandas, which reports it. The line is the
+    record's last, for a record whose quoted cells hold line breaks.
     """
     import csv
 
-    reader = csv.reader(io.StringIO(text.lstrip("\n")), delimiter=sep, skipinitialspace=True)
-    for record in reader:
-        if record and len(record) != width:
-            return reader.line_num + len(text) - len(text.lstrip("\n")), len(record)
+    body = text.lstrip("\r\n")
+    skipped = text[: len(text) - len(body)].count("\n")
+    reader = csv.reader(io.StringIO(body), delimiter=sep, skipinitialspace=True)
+    width = None
+    try:
+        for record in reader:
+            if not any(field.strip() for field in record):
+                continue
+            if width is None:
+                width = len(record)
+            elif len(record) != width:
+                return reader.line_num + skipped, len(record), width
+    except csv.Error:
+        return None
     return None
 
 

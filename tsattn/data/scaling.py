@@ -142,7 +142,8 @@ class StandardScaler:
         return {
             "columns": self.columns,
             "stats": {
-                sid: {"mean": self._mean[row].tolist(), "std": self._std[row].tolist()} for sid, row in self._rows.items()
+                sid: {"mean": self._mean[row].tolist(), "std": self._std[row].tolist()}
+                for sid, row in self._rows.items()
             },
         }
 

@@ -38,7 +38,7 @@ from tsattn.inference.bundle_checks import (
     is_count,
     is_name,
     is_names,
-    known_channels,
+    n_known_channels,
     plain_options,
     read_json,
     require,
@@ -196,7 +196,7 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
 
     source = directory / SCHEMA
     net_class = network_class(schema["network"])
-    net_options = plain_options(schema["network_options"], net_class, source, "network_options")
+    net_options = plain_options(_renamed(schema["network_options"]), net_class, source, "network_options")
     forecaster_options = _forecaster_options(schema["module_options"], source)
     check_agreement(schema, net_options, source)
     weights = directory / WEIGHTS
@@ -223,6 +223,21 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
         forecaster.set_interval_offsets(torch.tensor(schema["interval_offsets"], dtype=torch.float32))
     _dry_run(forecaster, schema, source)
     return Bundle(path=directory, forecaster=forecaster, scaler=scaler, schema=schema)
+
+
+# Network options under the names earlier bundles saved them with (format 3 before 2026-12-07): same value.
+RENAMED_OPTIONS = {"n_calendar": "n_known"}
+
+
+def _renamed(options: Any) -> Any:
+    """A bundle's network options under today's names; anything else is left for plain_options to judge."""
+    if not isinstance(options, Mapping):
+        return options
+    renamed = dict(options)
+    for old, new in RENAMED_OPTIONS.items():
+        if old in renamed and new not in renamed:
+            renamed[new] = renamed.pop(old)
+    return renamed
 
 
 # ForecastModule options that only training reads: checked for their type, not passed to the Forecaster.
@@ -274,7 +289,7 @@ def _dry_run(module, schema: dict[str, Any], source: Path) -> None:
     forecast, are refused now, in one line."""
     import torch
 
-    n_known = known_channels(schema)
+    n_known = n_known_channels(schema)
     n_values = len(schema["targets"]) + len(schema["covariates"])
     device = next(module.parameters(), torch.empty(0)).device
     window = {

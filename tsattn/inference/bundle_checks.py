@@ -195,7 +195,7 @@ def check_shapes(state: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
             )
 
 
-def known_channels(schema: Mapping[str, Any]) -> int:
+def n_known_channels(schema: Mapping[str, Any]) -> int:
     """K, as ForecastDataModule.dims counts it: two channels per calendar feature, the static code's (one per
     numeric column and per level), one per future covariate."""
     from tsattn.data.static import StaticEncoder
@@ -229,7 +229,7 @@ def check_agreement(schema: Mapping[str, Any], net_options: Mapping[str, Any], s
             f"{lookback} steps; refused"
         )
     n_targets = len(schema["targets"])
-    n_known = known_channels(schema)
+    n_known = n_known_channels(schema)
     dims = {"n_features": n_targets + len(schema["covariates"]) + n_known, "n_targets": n_targets}
     try:
         sizes = network_sizes(

@@ -77,7 +77,7 @@ def run_forecast(
 
             sep = load_bundle(directory).schema["sep"]  # checked like any bundle: a tampered one is one line
         history = _read(spark, input_path, reader, sep)
-        with user_errors():
+        with user_errors(), _every_csv_column_parsed(spark):
             future = forecast_directory(history, directory, horizon, source=str(input_path))
             if writer == "csv" and formula_guard:
                 future = _formula_safe(future)
@@ -204,7 +204,25 @@ def _read(spark, path: Path, kind: str, sep: str):
     # row with more or fewer fields than the header is refused (FAILFAST; PERMISSIVE would drop extra
     # fields or fill missing ones), when the job reads it (_malformed_csv).
     options = {"header": True, "inferSchema": False, "sep": sep, "escape": '"', "mode": "FAILFAST"}
+    options["ignoreLeadingWhiteSpace"] = True  # `x, "a,b"` is two fields, as the local reader takes it
     return spark.read.options(**options).csv(str(path))
+
+
+@contextlib.contextmanager
+def _every_csv_column_parsed(spark) -> Iterator[None]:
+    """Spark parses only the columns a job selects (CSV column pruning), so a ragged row in a file with
+    columns the model does not read would pass: every column is parsed while the forecast runs, and the
+    session's setting is put back after (an active session is the caller's)."""
+    key = "spark.sql.csv.parser.columnPruning.enabled"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 @contextlib.contextmanager

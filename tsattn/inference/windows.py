@@ -207,7 +207,7 @@ def _assemble(spec: WindowSpec, values, future, mean, std, calendar, future_time
             raise ValueError(f"the model reads {n_future} future covariates over {spec.horizon} steps per window")
         # [N, L, U] ++ [N, H, U] -> [N, L + H, U], scaled with the same statistics as the history
         known_ahead = np.concatenate([values[..., observed:], future], axis=1)
-        known_ahead = (known_ahead - mean[:, None, observed:]) / std[:, None, observed:]
+        known_ahead = ((known_ahead - mean[:, None, observed:]) / std[:, None, observed:]).astype(np.float32)
     known = known_channels(calendar, static if spec.static is not None else None, known_ahead)  # [N, L + H, K]
     scaled = ((values[..., :observed] - mean[:, None, :observed]) / std[:, None, :observed]).astype(np.float32)
     x = np.concatenate([scaled, known[:, :lookback]], axis=-1)  # [N, L, C + P + K]

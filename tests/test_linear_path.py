@@ -223,7 +223,8 @@ def test_the_linear_path_learns_at_its_share_of_the_rate(share):
 
     from tsattn.errors import TsattnError
     from tsattn.inference.bundle import _forecaster_options
-    from tsattn.training.module import ForecastModule
+    from tsattn.training.module import ForecastModule, scale_rates
+    from tsattn.training.schedules import LearningRate
 
     torch.manual_seed(0)
     net = forecaster("lstm_seq2seq").net.train()
@@ -232,6 +233,11 @@ def test_the_linear_path_learns_at_its_share_of_the_rate(share):
     module = ForecastModule(net, optimizer=optimizer, **folding, linear_path_lr=share)
     groups = module.configure_optimizers().param_groups
     assert [g["lr"] for g in groups] == ([0.1] if share == 1.0 else [0.1, 0.1 * share])
+    # The warm-up and cosine schedule scales each group's own base rate, a base of 0 included.
+    scheduled = ForecastModule(net, optimizer=optimizer, scheduler=LearningRate(), **folding, linear_path_lr=share)
+    groups = scheduled.configure_optimizers().param_groups
+    scale_rates(groups, 0.5, fallback=0.1)
+    assert [g["lr"] for g in groups] == ([0.05] if share == 1.0 else [0.05, 0.05 * share])
     start = {name: p.detach().clone() for name, p in module.named_parameters()}
     data = dict(batch(), y=torch.randn(5, H, C))
     loss = module.loss(module(data)["y_hat"], data["y"])

@@ -13,6 +13,7 @@ from tsattn.models.attention_seq2seq import AttentionSeq2Seq
 from tsattn.models.baselines import DLinear, LastValue, RLinear, SeasonalNaive
 from tsattn.models.layers import AttentionScore
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+from tsattn.models.segrnn import SegRNN
 from tsattn.models.transformer import TransformerForecaster
 
 LOOKBACK, HORIZON = 48, 12
@@ -48,6 +49,7 @@ BASELINES = {
     "seasonal_naive": lambda dims: SeasonalNaive(**dims, season_length=24),
     "linear": lambda dims: DLinear(**dims, lookback=LOOKBACK, horizon=HORIZON),
     "rlinear": lambda dims: RLinear(**dims, lookback=LOOKBACK, horizon=HORIZON),
+    "segrnn": lambda dims: SegRNN(**dims, lookback=LOOKBACK, horizon=HORIZON, segment=12, hidden_size=32, dropout=0.0),
 }
 
 
@@ -236,7 +238,7 @@ def test_positional_encoding_is_really_added(weather, name, monkeypatch):
         torch.testing.assert_close(net(batch)["y_hat"], net(shuffled)["y_hat"], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", [*NEURAL, "linear", "rlinear"])
+@pytest.mark.parametrize("name", [*NEURAL, "linear", "rlinear", "segrnn"])
 def test_overfits_a_small_real_slice(weather, name):
     batch, dims = weather
     net = build(name, dims)
@@ -340,3 +342,36 @@ def test_quantile_levels_must_make_intervals_with_whole_percent_names():
         ForecastHead(8, 1, [0.1, 0.1, 0.5, 0.9])
     with pytest.raises(ValueError, match="every level must lie in"):
         ForecastHead(8, 1, [0.0, 0.5])
+
+
+def test_segrnn_keeps_windows_and_channels_apart_and_starts_from_the_last_value():
+    """Each channel of each window is its own series (the rows of every reshape line up): changing one
+    channel's lookback moves that channel's forecast only; a flat lookback forecasts its level plus what
+    the network adds to zero; segments need not tile L or H."""
+    from tsattn.errors import TsattnError
+
+    torch.manual_seed(0)
+    net = SegRNN(n_features=4, n_targets=3, lookback=48, horizon=24, n_known=1, segment=12, hidden_size=16).eval()
+    x = torch.randn(5, 48, 4)
+    batch = {"x": x, "known_future": torch.randn(5, 24, 1)}
+    changed = x.clone()
+    changed[2, :30, 1] += 5.0  # window 2, channel 1, before its last value
+    with torch.no_grad():
+        before, after = net(batch)["y_hat"], net(dict(batch, x=changed))["y_hat"]
+        moved = (after - before).abs().amax(dim=1)  # [B, C]
+        assert moved[2, 1] > 1e-3 and moved.sum() == moved[2, 1]
+        known = net(dict(batch, x=x.clone().index_fill_(2, torch.tensor([3]), 9.0)))["y_hat"]  # the known channel
+        torch.testing.assert_close(known, before, rtol=0, atol=0)
+        flat = torch.zeros(2, 48, 4)
+        shift = net({"x": flat + 7.0, "known_future": torch.zeros(2, 24, 1)})["y_hat"]
+        torch.testing.assert_close(shift - 7.0, net({"x": flat, "known_future": torch.zeros(2, 24, 1)})["y_hat"])
+        # Segments need not tile L or H: the oldest L mod W steps are left out, the last segment cut at H.
+        odd = SegRNN(n_features=4, n_targets=3, lookback=50, horizon=20, n_known=1, segment=12, hidden_size=16).eval()
+        longer = torch.cat([torch.randn(5, 2, 4), x], dim=1)  # [5, 50, 4]: two older steps in front
+        assert odd({"x": longer, "known_future": torch.zeros(5, 20, 1)})["y_hat"].shape == (5, 20, 3)
+        older = longer.clone()
+        older[:, :2] += 100.0
+        torch.testing.assert_close(odd({"x": older, "known_future": torch.zeros(5, 20, 1)})["y_hat"],
+                                   odd({"x": longer, "known_future": torch.zeros(5, 20, 1)})["y_hat"])
+    with pytest.raises(TsattnError, match=r"segrnn reads segments of 24 steps: data\.lookback=12 must hold one"):
+        SegRNN(n_features=1, n_targets=1, lookback=12, horizon=36)

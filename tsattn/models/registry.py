@@ -12,6 +12,7 @@ from tsattn.errors import TsattnError
 from tsattn.models.attention_seq2seq import AttentionSeq2Seq
 from tsattn.models.baselines import DLinear, LastValue, RLinear, SeasonalNaive
 from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+from tsattn.models.segrnn import SegRNN
 from tsattn.models.transformer import TransformerForecaster
 
 # Keys match the model config names (conf/model/<name>.yaml).
@@ -21,6 +22,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "transformer": TransformerForecaster,
     "linear": DLinear,
     "rlinear": RLinear,
+    "segrnn": SegRNN,
     "last_value": LastValue,
     "seasonal_naive": SeasonalNaive,
 }

@@ -20,6 +20,16 @@ from tsattn.training.schedules import LearningRate, TeacherForcing
 Batch = dict[str, torch.Tensor]
 
 
+def scale_rates(groups: list[dict], share: float, fallback: float | None) -> None:
+    """Set each param group's rate to `share` of its own base rate (its initial_lr: a group may learn at a
+    share of the others', and a base of 0 is a rate, not a missing one). A checkpoint from a run without
+    this schedule restores groups without initial_lr: their base is the optimizer's configured rate."""
+    for group in groups:
+        if "initial_lr" not in group:
+            group["initial_lr"] = fallback if fallback is not None else group["lr"]
+        group["lr"] = group["initial_lr"] * share
+
+
 class ForecastModule(L.LightningModule):
     """Wraps a network with forward(batch, teacher_forcing_ratio) -> {"y_hat": [B, H, C(, Q)], ...}.
 
@@ -80,7 +90,7 @@ class ForecastModule(L.LightningModule):
         if linear_path_init not in LINEAR_PATH_INITS:
             raise ValueError(f"model.linear_path_init={linear_path_init!r}; choose one of {', '.join(LINEAR_PATH_INITS)}")
         if not 0.0 <= linear_path_lr <= 1.0:
-            raise ValueError(f"model.linear_path_lr={linear_path_lr} must lie in [0, 1] (a share of the network's rate)")
+            raise ValueError(f"model.linear_path_lr={linear_path_lr} must lie in [0, 1] (a share of the network's lr)")
         self.linear_path_lr = float(linear_path_lr)
         seasonal_lags = list(seasonal_lags or ())  # a plain list (a config gives a ListConfig): checkpoints hold it
         # Only plain values go into checkpoints, which then load with torch.load(weights_only=True); the
@@ -139,11 +149,8 @@ class ForecastModule(L.LightningModule):
         per_epoch = math.ceil(batches / accumulate) if math.isfinite(batches) else 0
         total = self.trainer.estimated_stepping_batches
         share = schedule.multiplier(self.global_step, per_epoch, int(total) if math.isfinite(total) else None)
-        for group in self.optimizers(use_pl_optimizer=False).param_groups:
-            # A checkpoint from a run without this schedule restores param groups without initial_lr.
-            base = group.get("initial_lr") or getattr(self.optimizer_factory, "keywords", {}).get("lr", group["lr"])
-            group["initial_lr"] = base
-            group["lr"] = base * share
+        fallback = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        scale_rates(self.optimizers(use_pl_optimizer=False).param_groups, share, fallback)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         ratio = self.teacher_forcing(self.current_epoch) if self.uses_teacher_forcing else 0.0
@@ -296,6 +303,8 @@ class ForecastModule(L.LightningModule):
         if isinstance(self.scheduler_factory, LearningRate):
             if self.scheduler_factory.kind == "plateau":
                 return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory.plateau(optimizer)}
+            if self.scheduler_factory.kind == "step_decay":
+                return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory.step_decay(optimizer)}
             for group in optimizer.param_groups:  # kept in the optimizer's state: a resumed run finds it
                 group.setdefault("initial_lr", group["lr"])
             return optimizer  # warmup_cosine: on_train_batch_start sets the rate

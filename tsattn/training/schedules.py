@@ -40,7 +40,7 @@ class TeacherForcing:
         return max(self.end, self.start * self.gamma**epoch)
 
 
-LEARNING_RATE_KINDS = ("warmup_cosine", "plateau")
+LEARNING_RATE_KINDS = ("warmup_cosine", "plateau", "step_decay")
 
 
 class LearningRate:
@@ -53,6 +53,8 @@ class LearningRate:
       training settle instead of stopping on the first epoch that did not improve.
     - plateau: halve (`factor`) the rate when val/loss has not improved for `patience` epochs (the ETTh1
       experiments' schedule, chosen there on validation).
+    - step_decay: the base rate for the first `hold_epochs` epochs, then `gamma` times the previous
+      epoch's (SegRNN's schedule: 4 epochs, then x 0.8 per epoch).
 
     Args:
         kind: "warmup_cosine" or "plateau".
@@ -60,6 +62,8 @@ class LearningRate:
         floor: the final rate as a share of the base rate, in [0, 1].
         factor: plateau only: the multiplier on each reduction, in (0, 1).
         patience: plateau only: epochs without improvement before a reduction.
+        hold_epochs: step_decay only: epochs at the base rate.
+        gamma: step_decay only: the per-epoch multiplier after them, in (0, 1].
     """
 
     def __init__(
@@ -69,13 +73,29 @@ class LearningRate:
         floor: float = 0.05,
         factor: float = 0.5,
         patience: int = 1,
+        hold_epochs: int = 4,
+        gamma: float = 0.8,
     ) -> None:
         if kind not in LEARNING_RATE_KINDS:
             raise ValueError(f"model.scheduler.kind={kind!r}; choose one of {', '.join(LEARNING_RATE_KINDS)}")
         if warmup_epochs < 0 or not 0.0 <= floor <= 1.0 or not 0.0 < factor < 1.0 or patience < 0:
             raise ValueError("model.scheduler: warmup_epochs >= 0, floor in [0, 1], factor in (0, 1), patience >= 0")
+        if hold_epochs < 0 or not 0.0 < gamma <= 1.0:
+            raise ValueError("model.scheduler: hold_epochs >= 0 and gamma in (0, 1]")
         self.kind, self.warmup_epochs, self.floor = kind, warmup_epochs, floor
         self.factor, self.patience = factor, patience
+        self.hold_epochs, self.gamma = hold_epochs, gamma
+
+    def epoch_multiplier(self, epoch: int) -> float:
+        """The share of the base rate in epoch `epoch` (from 0; step_decay)."""
+        return self.gamma ** max(0, epoch - self.hold_epochs + 1)
+
+    def step_decay(self, optimizer) -> dict:
+        """The `lr_scheduler` entry of configure_optimizers for kind=step_decay."""
+        import torch
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.epoch_multiplier)
+        return {"scheduler": scheduler, "interval": "epoch"}
 
     def multiplier(self, step: int, steps_per_epoch: int, total_steps: int | None) -> float:
         """The share of the base rate at optimizer step `step` (warmup_cosine)."""

@@ -65,7 +65,10 @@ MODELS = (
 )
 FORECASTERS = ("transformer", "attention_seq2seq", "lstm_seq2seq")
 LINEAR_BASELINES = ("linear", "rlinear")  # every forecaster must beat tsattn's own runs of these
-TRAINABLE = (*FORECASTERS, *LINEAR_BASELINES)
+# Rebuilt from published code as references (--models segrnn): not in the default set, for their training
+# time (SegRNN: about 30 min per ETTh1 run on 2 CPU cores).
+REFERENCES = ("segrnn",)
+TRAINABLE = (*FORECASTERS, *LINEAR_BASELINES, *REFERENCES)
 HORIZONS = (96, 192, 336, 720)
 LOOKBACKS = (96, 192, 336, 512, 720)
 DATASETS = {"etth1": DEFAULT_ETTH1, "etth2": DEFAULT_ETTH2}
@@ -114,6 +117,42 @@ _ETTH2_S = {
     "NLinear (L=336)": {96: (0.129, 0.278), 192: (0.169, 0.324), 336: (0.194, 0.355), 720: (0.225, 0.381)},
     "DLinear (L=336)": {96: (0.131, 0.279), 192: (0.176, 0.329), 336: (0.209, 0.367), 720: (0.276, 0.426)},
 }
+# How many of the N = 2881 - H test windows each source's own code scores (read in its repository; the
+# test loaders never shuffle, so drop_last leaves out the last windows in time). Batch sizes by dataset,
+# from the L=96 scripts (TimeKAN's ETTh2 scripts: 8, and 16 at H=720). None: every window.
+TEST_PROTOCOL = {
+    "[S]": ("lss-1138/SegRNN data_provider/data_factory.py:20, drop_last=False since d130248", None),
+    "[CN]": ("ACAT-SCUT/CycleNet data_provider/data_factory.py:21, drop_last=False", None),
+    "[TQ]": ("ACAT-SCUT/TQNet data_provider/data_factory.py:21, drop_last=False", None),
+    "[TK]": (
+        "huangst21/TimeKAN data_provider/data_factory.py:20, drop_last=True",
+        {"etth1": {96: 128, 192: 128, 336: 128, 720: 128}, "etth2": {96: 8, 192: 8, 336: 8, 720: 16}},
+    ),
+    "[TM]": (
+        "kwuking/TimeMixer data_provider/data_factory.py:31, drop_last=True",
+        {"etth1": dict.fromkeys(HORIZONS, 128), "etth2": dict.fromkeys(HORIZONS, 16)},
+    ),
+}
+# Every other published row is "not read": the iTransformer paper's DLinear and PatchTST runs (its
+# repository tests iTransformer with batch 1, every window, and holds no DLinear or PatchTST), RLinear's L=96
+# figure (RTSF drops the last batch, but publishes L=336 scripts only), TimeMixer++ (no public code), the
+# univariate LTSF-Linear figures and the naive figures.
+
+
+def test_windows(label: str, dataset: str, horizon: int) -> str:
+    """How many test windows a row's figure was scored on: every one of N, or what drop_last leaves."""
+    total = 2881 - horizon
+    if label.startswith("iTransformer"):
+        return f"all {total} (batch 1)"
+    for tag, (_, batches) in TEST_PROTOCOL.items():
+        if tag in label:
+            if batches is None:
+                return f"all {total}"
+            batch = batches[dataset][horizon]
+            return f"{total // batch * batch} of {total} (drop_last, batch {batch})"
+    return "not read"
+
+
 _PUBLISHED = {("etth1", "M"): _ETTH1_M, ("etth2", "M"): _ETTH2_M, ("etth1", "S"): _ETTH1_S, ("etth2", "S"): _ETTH2_S}
 # Published figures with a longer, searched lookback (ETTh1, M, H=96): the bar for the lookback search.
 PUBLISHED_SEARCHED = {
@@ -198,7 +237,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settings", nargs="+", choices=("M", "S"), default=["M", "S"])
     parser.add_argument("--horizons", "--horizon", nargs="+", type=int, choices=HORIZONS, default=[96])
     parser.add_argument("--lookbacks", nargs="+", type=int, choices=LOOKBACKS, default=[96])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=(*MODELS, *REFERENCES), default=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--search-seeds",
@@ -351,23 +390,24 @@ def render(
     lines = [
         f"**{title}**",
         "",
-        "| model | MSE | MAE | bar | L | epochs | s per run (max) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | MSE | MAE | bar | L | epochs | s per run (max) | test windows scored |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(rows, key=lambda r: mean(r.mse)):
         bar = EACH_BARS.get((dataset, setting, horizon)) if row.model in FORECASTERS and not searched else None
         verdict = "" if bar is None else f"<= {bar}: {_verdict(mean(row.mse), bar)}"
         lines.append(
             f"| tsattn {row.model} | {fmt(row.mse)} | {fmt(row.mae)} | {verdict} | {row.lookback} | "
-            f"{mean(row.epochs):.0f} | {mean(row.seconds):.0f} ({max(row.seconds):.0f}) |"
+            f"{mean(row.epochs):.0f} | {mean(row.seconds):.0f} ({max(row.seconds):.0f}) | all {2881 - horizon} |"
         )
     rows_published = PUBLISHED_SEARCHED.get((dataset, horizon), []) if searched else []
     for label, mse in rows_published:
-        lines.append(f"| {label} (published) | {mse:.3f} | | | | | |")
+        lines.append(f"| {label} (published) | {mse:.3f} | | | | | | {test_windows(label, dataset, horizon)} |")
     if not searched:
         for label, mse, mae in published(dataset, setting, horizon):
             mae_text = "" if mae is None else f"{mae:.3f}"
-            lines.append(f"| {label} (published) | {mse:.3f} | {mae_text} | | {published_lookback(label)} | | |")
+            lookback, windows = published_lookback(label), test_windows(label, dataset, horizon)
+            lines.append(f"| {label} (published) | {mse:.3f} | {mae_text} | | {lookback} | | | {windows} |")
     return "\n".join([*lines, "", *summary(dataset, setting, horizon, rows, searched)]) + "\n"
 
 

@@ -135,9 +135,16 @@ def test_accuracy_table_judges_every_bar_on_the_seed_means():
     assert "- Better than seasonal naive (0.5120): not lstm_seq2seq." in table
     assert "| TimeMixer++ [TM++] (published) | 0.361 |  |" in table  # published rows sorted, best first
     assert table.index("TimeMixer++") < table.index("SegRNN [S]") < table.index("DLinear [iT]")
+    # How many of the 2785 test windows each figure scored, as each source's code does it (drop_last drops
+    # the last incomplete batch of an unshuffled test loader).
+    assert "| TimeMixer [TM] (published) | 0.375 | 0.400 | | 96 | | | 2688 of 2785 (drop_last, batch 128) |" in table
+    assert "| SegRNN [S] (published) | 0.368 | 0.395 | | 96 | | | all 2785 |" in table
+    assert "| DLinear [iT] (published) | 0.386 | 0.400 | | 96 | | | not read |" in table
+    assert table.count("(80) | all 2785 |") == 1  # tsattn's own rows score every window
     # Longer horizons: no fixed bar; the best forecaster is set against the best published figure.
     long = render("etth2", "M", 720, rows[:3], [0, 1, 2])
     assert "best published here: TimeMixer [TM] 0.412: ahead." in long and "<= 0.37" not in long
+    assert "| TimeKAN [TK] (published) | 0.443 | 0.449 | | 96 | | | 2160 of 2161 (drop_last, batch 16) |" in long
     s_table = render("etth1", "S", 96, [Row("lstm_seq2seq", [0.06] * 3, [0.18] * 3, [9.0] * 3, [5] * 3)], [0, 1, 2])
     assert "bar <= 0.062: met" in s_table and "<= 0.37" not in s_table
     # The S figures were published at L=336: their rows say so, not the protocol's 96.

@@ -187,6 +187,7 @@ class Row:
     lookback: int = 96
     searched: dict[int, float] = field(default_factory=dict)  # lookback -> best validation loss (seed mean)
     search_seeds: int = 1  # how many seeds that validation loss is the mean of
+    window_mse: list = field(default_factory=list)  # per seed: every test window's MSE, in time order ([W])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,7 +369,40 @@ class Job:
             seconds=seconds,
             epochs=[len(client.get_metric_history(r.info.run_id, "val/loss")) for r in finished],
             lookback=lookback,
+            window_mse=[window_errors(client, r.info.run_id) for r in finished],
         )
+
+
+def window_errors(client, run_id: str):
+    """A run's test window errors (forecasts/test_window_errors.csv) in time order; None for runs without it."""
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "forecasts/test_window_errors.csv", tmp)
+        except Exception:  # runs from before the artifact existed
+            return None
+        return pd.read_csv(path)["mse"].to_numpy()
+
+
+def kept_by_drop_last(dataset: str, horizon: int) -> list[int]:
+    """How many of the test windows the drop_last anchors of one table score, each count once."""
+    total = 2881 - horizon
+    batch_sizes = {batches[dataset][horizon] for _, batches in TEST_PROTOCOL.values() if batches}
+    counts = {total // batch * batch for batch in batch_sizes}
+    return sorted(count for count in counts if count < total)
+
+
+def scored_as_anchors(row: Row, dataset: str, horizon: int) -> str:
+    """A row's windows: all of them, and its MSE over the first k windows each drop_last anchor keeps."""
+    total = 2881 - horizon
+    text = f"all {total}"
+    if row.window_mse and all(errors is not None and len(errors) == total for errors in row.window_mse):
+        for kept in kept_by_drop_last(dataset, horizon):
+            text += f"; first {kept}: {mean([float(errors[:kept].mean()) for errors in row.window_mse]):.4f}"
+    return text
 
 
 def render(
@@ -398,7 +432,8 @@ def render(
         verdict = "" if bar is None else f"<= {bar}: {_verdict(mean(row.mse), bar)}"
         lines.append(
             f"| tsattn {row.model} | {fmt(row.mse)} | {fmt(row.mae)} | {verdict} | {row.lookback} | "
-            f"{mean(row.epochs):.0f} | {mean(row.seconds):.0f} ({max(row.seconds):.0f}) | all {2881 - horizon} |"
+            f"{mean(row.epochs):.0f} | {mean(row.seconds):.0f} ({max(row.seconds):.0f}) | "
+            f"{scored_as_anchors(row, dataset, horizon)} |"
         )
     rows_published = PUBLISHED_SEARCHED.get((dataset, horizon), []) if searched else []
     for label, mse in rows_published:

@@ -141,6 +141,11 @@ def test_accuracy_table_judges_every_bar_on_the_seed_means():
     assert "| SegRNN [S] (published) | 0.368 | 0.395 | | 96 | | | all 2785 |" in table
     assert "| DLinear [iT] (published) | 0.386 | 0.400 | | 96 | | | not read |" in table
     assert table.count("(80) | all 2785 |") == 1  # tsattn's own rows score every window
+    # ... and, from each run's window errors, their MSE over the windows a drop_last anchor keeps.
+    windows = np.concatenate([np.full(2688, 0.3), np.full(97, 1.0)])  # the last 97 windows are the hard ones
+    rows[0].window_mse = [windows, windows + 0.1, windows - 0.1]
+    table = render("etth1", "M", 96, rows, [0, 1, 2])
+    assert "| all 2785; first 2688: 0.3000 |" in table and table.count("first 2688") == 1
     # Longer horizons: no fixed bar; the best forecaster is set against the best published figure.
     long = render("etth2", "M", 720, rows[:3], [0, 1, 2])
     assert "best published here: TimeMixer [TM] 0.412: ahead." in long and "<= 0.37" not in long

@@ -124,3 +124,22 @@ def test_the_dashboard_draws_the_quantile_models_interval_as_a_band(store, capsy
     covered = f"{runs['lstm_seq2seq']['test/coverage_90']:.0%}"
     assert f"90% interval (covers {covered} of the test split)" in forecasts  # the widest pair of levels
     assert "test crps by horizon step" in _section(dom, "horizon")
+
+
+def test_each_test_windows_error_is_logged_and_they_average_to_test_mse(store):
+    """forecasts/test_window_errors.csv: one row per test window (series, origin, MSE in test/mse's units),
+    so a score over some windows (what drop_last would leave) can be recomputed from the run."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    root, uri, runs = store
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("weather").experiment_id
+    for run in client.search_runs([experiment]):
+        path = client.download_artifacts(run.info.run_id, "forecasts/test_window_errors.csv", str(root))
+        windows = pd.read_csv(path, parse_dates=["origin"])
+        assert list(windows.columns) == ["series", "origin", "mse"] and set(windows["series"]) == {"san_francisco", "seattle"}
+        assert windows["mse"].mean() == pytest.approx(run.data.metrics["test/mse"], rel=1e-5)
+        for _, origins in windows.groupby("series")["origin"]:  # each series' windows one hour apart, in order
+            assert (origins.diff().dropna() == pd.Timedelta(hours=1)).all()
+        assert windows["mse"].std() > 0

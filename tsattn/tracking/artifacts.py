@@ -21,6 +21,8 @@ from tsattn.data.naive import rule_key
 log = logging.getLogger(__name__)
 
 FORECASTS_CSV = "forecasts/test_forecasts.csv"
+# Every test window's MSE (scaled units, as test/mse): the windows a score leaves out can be left out here.
+WINDOW_ERRORS_CSV = "forecasts/test_window_errors.csv"
 PLOTTED_WINDOWS = 4
 
 
@@ -98,6 +100,9 @@ def log_results(
             frame = test_forecasts(module, datamodule)
             (root / "forecasts").mkdir()
             frame.to_csv(root / FORECASTS_CSV, index=False)
+            windows = window_errors(module, datamodule)
+            if windows is not None:
+                windows.to_csv(root / WINDOW_ERRORS_CSV, index=False)
             plot_forecasts(frame, datamodule, root / "plots" / "test_forecasts.png")
             attention_heatmap(module, datamodule, root / "plots")
         if with_bundle:
@@ -111,6 +116,19 @@ def log_results(
                 save_pyfunc(bundle, root / "model", example, datamodule.collection.time_col, datamodule.horizon)
         if any(root.iterdir()):
             client.log_artifacts(run_id, str(root))
+
+
+def window_errors(module, datamodule) -> pd.DataFrame | None:
+    """Each test window's series, origin (its last input time) and MSE, in the test split's order, as the
+    test loop scored them; None when it did not score every window once (a limited or multi-process test)."""
+    errors = module.window_errors()
+    test = datamodule.datasets.get("test")
+    if errors is None or test is None or len(errors) != len(test):
+        return None
+    series = datamodule.collection.series
+    index = test.series.tolist()
+    origins = [series[i].time[int(row) - 1] for i, row in zip(index, test.first_target.tolist())]
+    return pd.DataFrame({"series": [series[i].id for i in index], "origin": origins, "mse": errors.numpy()})
 
 
 def test_forecasts(module, datamodule, stride: int | None = None) -> pd.DataFrame:

@@ -203,6 +203,7 @@ class ForecastModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_errors = None  # sized by the first batch's horizon
+        self.test_window_mse: list[torch.Tensor] = []  # each test window's MSE, in the loader's order
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         y_hat, y = self(batch)["y_hat"], batch["y"]
@@ -218,6 +219,7 @@ class ForecastModule(L.LightningModule):
             self.test_errors.to(self.device)
         if padding:
             return
+        self.test_window_mse.append(((self.point(y_hat) - y) ** 2).mean(dim=(1, 2)).detach().float().cpu())  # [B]
         n_targets = y.shape[-1]
         last_value = batch["x"][:, -1:, :n_targets].expand_as(y)  # the naive forecast of the same windows
         self.test_errors["model"].update(self.point(y_hat), y)
@@ -228,6 +230,13 @@ class ForecastModule(L.LightningModule):
             self.test_errors["snaive"].update(batch["seasonal_naive"], y)
         if "best_naive" in self.test_errors:  # the strongest simple forecast, chosen on the validation windows
             self.test_errors["best_naive"].update(batch["best_naive"], y)
+
+    def window_errors(self) -> torch.Tensor | None:
+        """Each test window's MSE (scaled units), in the test split's window order: [W]. None under several
+        processes, whose samplers interleave the windows."""
+        if not getattr(self, "test_window_mse", None) or self.trainer.world_size > 1:
+            return None
+        return torch.cat(self.test_window_mse)
 
     def on_test_epoch_end(self) -> None:
         errors = {name: metric.compute() for name, metric in self.test_errors.items()}  # synced across ranks

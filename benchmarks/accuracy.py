@@ -387,20 +387,25 @@ def window_errors(client, run_id: str):
         return pd.read_csv(path)["mse"].to_numpy()
 
 
-def kept_by_drop_last(dataset: str, horizon: int) -> list[int]:
-    """How many of the test windows the drop_last anchors of one table score, each count once."""
+def kept_by_drop_last(labels: list[str], dataset: str, horizon: int) -> list[int]:
+    """How many of the test windows the drop_last anchors among `labels` (a table's published rows) score,
+    each count once."""
     total = 2881 - horizon
-    batch_sizes = {batches[dataset][horizon] for _, batches in TEST_PROTOCOL.values() if batches}
+    batch_sizes = {
+        batches[dataset][horizon]
+        for tag, (_, batches) in TEST_PROTOCOL.items()
+        if batches and any(tag in label for label in labels)
+    }
     counts = {total // batch * batch for batch in batch_sizes}
     return sorted(count for count in counts if count < total)
 
 
-def scored_as_anchors(row: Row, dataset: str, horizon: int) -> str:
+def scored_as_anchors(row: Row, labels: list[str], dataset: str, horizon: int) -> str:
     """A row's windows: all of them, and its MSE over the first k windows each drop_last anchor keeps."""
     total = 2881 - horizon
     text = f"all {total}"
     if row.window_mse and all(errors is not None and len(errors) == total for errors in row.window_mse):
-        for kept in kept_by_drop_last(dataset, horizon):
+        for kept in kept_by_drop_last(labels, dataset, horizon):
             text += f"; first {kept}: {mean([float(errors[:kept].mean()) for errors in row.window_mse]):.4f}"
     return text
 
@@ -427,13 +432,14 @@ def render(
         "| model | MSE | MAE | bar | L | epochs | s per run (max) | test windows scored |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    anchors = [] if searched else [label for label, _, _ in published(dataset, setting, horizon)]
     for row in sorted(rows, key=lambda r: mean(r.mse)):
         bar = EACH_BARS.get((dataset, setting, horizon)) if row.model in FORECASTERS and not searched else None
         verdict = "" if bar is None else f"<= {bar}: {_verdict(mean(row.mse), bar)}"
         lines.append(
             f"| tsattn {row.model} | {fmt(row.mse)} | {fmt(row.mae)} | {verdict} | {row.lookback} | "
             f"{mean(row.epochs):.0f} | {mean(row.seconds):.0f} ({max(row.seconds):.0f}) | "
-            f"{scored_as_anchors(row, dataset, horizon)} |"
+            f"{scored_as_anchors(row, anchors, dataset, horizon)} |"
         )
     rows_published = PUBLISHED_SEARCHED.get((dataset, horizon), []) if searched else []
     for label, mse in rows_published:

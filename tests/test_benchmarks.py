@@ -146,6 +146,8 @@ def test_accuracy_table_judges_every_bar_on_the_seed_means():
     rows[0].window_mse = [windows, windows + 0.1, windows - 0.1]
     table = render("etth1", "M", 96, rows, [0, 1, 2])
     assert "| all 2785; first 2688: 0.3000 |" in table and table.count("first 2688") == 1
+    s_rows = [Row("lstm_seq2seq", [0.06] * 3, [0.18] * 3, [9.0] * 3, [5] * 3, window_mse=[windows] * 3)]
+    assert "first 2688" not in render("etth1", "S", 96, s_rows, [0, 1, 2])  # no drop_last anchor in that table
     # Longer horizons: no fixed bar; the best forecaster is set against the best published figure.
     long = render("etth2", "M", 720, rows[:3], [0, 1, 2])
     assert "best published here: TimeMixer [TM] 0.412: ahead." in long and "<= 0.37" not in long

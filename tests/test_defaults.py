@@ -51,6 +51,25 @@ def test_warm_up_rises_then_the_rate_decays_to_its_floor():
         LearningRate(kind="cosine")
 
 
+def test_step_decay_gives_each_epoch_segrnns_rate():
+    """SegRNN (utils/tools.py, lradj type3) sets the rate after epoch e (from 0) from e + 1: base while that
+    is under 3, else base * 0.8 ** (e + 1 - 3); epoch 0 runs at base. step_decay, stepped per epoch, matches."""
+    import torch
+
+    base = 0.001
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=base)
+    scheduler = LearningRate(kind="step_decay", hold_epochs=4, gamma=0.8).step_decay(optimizer)["scheduler"]
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()  # Lightning steps an epoch-interval scheduler after each training epoch
+    segrnn = [base] + [base if k < 3 else base * 0.8 ** (k - 3) for k in range(1, 10)]
+    assert rates == pytest.approx(segrnn, rel=1e-12)
+    assert rates[:4] == [base] * 4 and rates[4] == pytest.approx(0.8 * base)
+
+
 @pytest.mark.parametrize("model", ["lstm_seq2seq", "attention_seq2seq", "transformer"])
 def test_model_alone_gets_channel_independence_revin_and_segments_from_the_data(model, tmp_path, etth1_path):
     cfg = compose(

@@ -238,12 +238,20 @@ def test_the_linear_path_learns_at_its_share_of_the_rate(share):
     groups = scheduled.configure_optimizers().param_groups
     scale_rates(groups, 0.5, fallback=0.1)
     assert [g["lr"] for g in groups] == ([0.05] if share == 1.0 else [0.05, 0.05 * share])
+    for group in groups:  # a checkpoint saved without the schedule's base rates: each group keeps its share
+        del group["initial_lr"]
+    scale_rates(groups, 0.5, fallback=0.1)
+    assert [g["lr"] for g in groups] == ([0.05] if share == 1.0 else [0.05, 0.05 * share])
     start = {name: p.detach().clone() for name, p in module.named_parameters()}
     data = dict(batch(), y=torch.randn(5, H, C))
     loss = module.loss(module(data)["y_hat"], data["y"])
     loss.backward()
-    gradient = net.linear_path.weight.grad.clone()
-    assert gradient.abs().sum() > 0  # the path has something to learn here
+    if share == 0.0:  # held: no gradient at all, so it takes no part in gradient clipping either
+        assert net.linear_path.weight.grad is None and not net.linear_path.weight.requires_grad
+        gradient = torch.zeros_like(net.linear_path.weight)
+    else:
+        gradient = net.linear_path.weight.grad.clone()
+        assert gradient.abs().sum() > 0  # the path has something to learn here
     module.configure_optimizers().step()  # a fresh optimizer over the same parameters: one SGD step
     moved = net.linear_path.weight.detach() - start["forecaster.net.linear_path.weight"]
     torch.testing.assert_close(moved, -0.1 * share * gradient)

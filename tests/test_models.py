@@ -375,3 +375,24 @@ def test_segrnn_keeps_windows_and_channels_apart_and_starts_from_the_last_value(
                                    odd({"x": longer, "known_future": torch.zeros(5, 20, 1)})["y_hat"])
     with pytest.raises(TsattnError, match=r"segrnn reads segments of 24 steps: data\.lookback=12 must hold one"):
         SegRNN(n_features=1, n_targets=1, lookback=12, horizon=36)
+
+
+def test_segrnn_equals_a_loop_over_each_series_and_output_segment():
+    """The batched forward against the model written out one window, channel and output segment at a time:
+    any row of the (window, channel, segment) reshapes out of place would give another forecast."""
+    torch.manual_seed(1)
+    net = SegRNN(n_features=3, n_targets=2, lookback=40, horizon=30, segment=12, hidden_size=8).eval()
+    x = torch.randn(3, 40, 3)
+    with torch.no_grad():
+        batched = net({"x": x, "known_future": torch.zeros(3, 30, 0)})["y_hat"]  # [B, H, C]
+        looped = torch.zeros(3, 36, 2)
+        for b in range(3):
+            for c in range(2):
+                series = x[b, :, c]
+                recent = (series - series[-1])[-36:].reshape(1, 3, 12)  # the last 3 whole segments
+                _, state = net.gru(net.embed(recent))  # [1, 1, D]
+                for m in range(3):  # each output segment: one GRU step from the final state
+                    query = torch.cat([net.position[m], net.channel[c]]).reshape(1, 1, -1)
+                    _, step = net.gru(query, state)
+                    looped[b, 12 * m : 12 * (m + 1), c] = net.head(step[0, 0]) + series[-1]
+    torch.testing.assert_close(batched, looped[:, :30])

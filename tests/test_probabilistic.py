@@ -135,10 +135,13 @@ def test_each_test_windows_error_is_logged_and_they_average_to_test_mse(store):
     root, uri, runs = store
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("weather").experiment_id
-    for run in client.search_runs([experiment]):
+    found = client.search_runs([experiment])
+    assert len(found) == 2
+    for run in found:
         path = client.download_artifacts(run.info.run_id, "forecasts/test_window_errors.csv", str(root))
         windows = pd.read_csv(path, parse_dates=["origin"])
-        assert list(windows.columns) == ["series", "origin", "mse"] and set(windows["series"]) == {"san_francisco", "seattle"}
+        assert list(windows.columns) == ["series", "origin", "mse"]
+        assert set(windows["series"]) == {"san_francisco", "seattle"}
         assert windows["mse"].mean() == pytest.approx(run.data.metrics["test/mse"], rel=1e-5)
         for _, origins in windows.groupby("series")["origin"]:  # each series' windows one hour apart, in order
             assert (origins.diff().dropna() == pd.Timedelta(hours=1)).all()

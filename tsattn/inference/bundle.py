@@ -126,6 +126,8 @@ def save_bundle(
         module_options.pop("conformal", None)
     if not module_options.get("seasonal_lags"):  # likewise: written only for a model that reads them
         module_options.pop("seasonal_lags", None)
+    if module_options.get("linear_path_lr") == 1.0:  # likewise: written only when the path learns at a share
+        module_options.pop("linear_path_lr", None)
     offsets = module.forecaster.interval_offsets
     collection = datamodule.collection
     schema = {

@@ -23,10 +23,12 @@ Batch = dict[str, torch.Tensor]
 def scale_rates(groups: list[dict], share: float, fallback: float | None) -> None:
     """Set each param group's rate to `share` of its own base rate (its initial_lr: a group may learn at a
     share of the others', and a base of 0 is a rate, not a missing one). A checkpoint from a run without
-    this schedule restores groups without initial_lr: their base is the optimizer's configured rate."""
+    this schedule restores groups without initial_lr: their base is the optimizer's configured rate times
+    the group's own share of it (lr_share; the linear path's, model.linear_path_lr)."""
     for group in groups:
         if "initial_lr" not in group:
-            group["initial_lr"] = fallback if fallback is not None else group["lr"]
+            base = fallback if fallback is not None else group["lr"]
+            group["initial_lr"] = base * group.get("lr_share", 1.0)
         group["lr"] = group["initial_lr"] * share
 
 
@@ -45,8 +47,9 @@ class ForecastModule(L.LightningModule):
         net: the network.
         optimizer: a factory taking the parameters (a `_partial_` optimizer from config); None for
             parameter-free networks, which are only tested.
-        scheduler: a LearningRate (warm-up then cosine decay per step, or plateau halving), or a factory
-            taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on val/loss.
+        scheduler: a LearningRate (warm-up then cosine decay per step, plateau halving, or step decay per
+            epoch), or a factory taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on
+            val/loss.
         loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
         revin, channel_independent, segment_len, n_targets, channel_identity, n_future: the Forecaster's
@@ -58,7 +61,8 @@ class ForecastModule(L.LightningModule):
         linear_path_init: where a network's linear path starts training: "ridge" (the ridge map that scores best
             on the validation windows, the network's head at zero: tsattn.training.linear_init) or
             "seasonal_naive" (the rule it was built as, model.net.linear_path_season).
-        linear_path_lr: the linear path's learning rate as a share of the network's (0 keeps its start).
+        linear_path_lr: the linear path's learning rate as a share of the network's (0 keeps its start:
+            its parameters then take no gradient).
         conformal: after training, widen each central interval of a quantile network by its conformal
             offset on the validation windows (calibrate_intervals; tsattn.models.conformal).
     """
@@ -303,7 +307,11 @@ class ForecastModule(L.LightningModule):
         chosen = {id(p) for p in path}
         rest = [p for p in self.parameters() if id(p) not in chosen]
         rate = getattr(self.optimizer_factory, "keywords", {}).get("lr", 1e-3)
-        return [{"params": rest}, {"params": path, "lr": rate * self.linear_path_lr}]
+        if self.linear_path_lr == 0.0:  # held: no gradient either, so it takes no share of gradient clipping
+            for parameter in path:
+                parameter.requires_grad_(False)
+        # lr_share stays in the optimizer's state: a resumed run finds the group's share of the rate
+        return [{"params": rest}, {"params": path, "lr": rate * self.linear_path_lr, "lr_share": self.linear_path_lr}]
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self._parameter_groups())

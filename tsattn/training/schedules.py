@@ -57,7 +57,7 @@ class LearningRate:
       epoch's (SegRNN's schedule: 4 epochs, then x 0.8 per epoch).
 
     Args:
-        kind: "warmup_cosine" or "plateau".
+        kind: "warmup_cosine", "plateau" or "step_decay".
         warmup_epochs: length of the warm-up, in epochs (fractions allowed); 0 for none.
         floor: the final rate as a share of the base rate, in [0, 1].
         factor: plateau only: the multiplier on each reduction, in (0, 1).

@@ -263,3 +263,34 @@ def _wait_for_health(uri: str, server: subprocess.Popen, timeout: float = 90) ->
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"mlflow server at {uri} did not become healthy in {timeout} s")
+
+
+def test_a_directory_output_that_cannot_be_put_in_place_leaves_the_earlier_one(tmp_path, monkeypatch):
+    """publish() sets an earlier directory output aside before renaming the new one over it; when that
+    rename fails, the earlier output is back where it was and nothing half-written stays beside it."""
+    import os
+
+    from tsattn.inference import publish
+
+    output, new = tmp_path / "forecast.parquet", tmp_path / "new"
+    output.mkdir()
+    (output / "part-0.parquet").write_text("earlier")
+    new.mkdir()
+    (new / "part-0.parquet").write_text("new")
+    real = os.replace
+
+    def failing(source, target):
+        if Path(source) == new:
+            raise OSError("disk full")
+        return real(source, target)
+
+    monkeypatch.setattr(publish.os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        publish.publish(new, output)
+    assert (output / "part-0.parquet").read_text() == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.parquet", "new"]
+    monkeypatch.setattr(publish.os, "replace", real)
+    publish.publish(new, output)
+    assert (output / "part-0.parquet").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "forecast.parquet"
+    ]

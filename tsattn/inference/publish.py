@@ -68,7 +68,13 @@ def publish(source: Path, output: Path) -> None:
     if output.exists():
         old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{output.name}.", suffix=".old")) / "old"
         os.replace(output, old)
-    os.replace(source, output)
+    try:
+        os.replace(source, output)
+    except OSError:
+        if old is not None:  # the earlier output goes back where it was
+            os.replace(old, output)
+            shutil.rmtree(old.parent, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old.parent, ignore_errors=True)
 

@@ -139,9 +139,14 @@ TEST_PROTOCOL = {
 # univariate LTSF-Linear figures and the naive figures.
 
 
-def test_windows(label: str, dataset: str, horizon: int) -> str:
+def window_count(horizon: int) -> int:
+    """N: the test windows of the protocol's 2880 test rows, each reading its lookback from before them."""
+    return 2881 - horizon
+
+
+def windows_scored(label: str, dataset: str, horizon: int) -> str:
     """How many test windows a row's figure was scored on: every one of N, or what drop_last leaves."""
-    total = 2881 - horizon
+    total = window_count(horizon)
     if label.startswith("iTransformer"):
         return f"all {total} (batch 1)"
     for tag, (_, batches) in TEST_PROTOCOL.items():
@@ -390,7 +395,7 @@ def window_errors(client, run_id: str):
 def kept_by_drop_last(labels: list[str], dataset: str, horizon: int) -> list[int]:
     """How many of the test windows the drop_last anchors among `labels` (a table's published rows) score,
     each count once."""
-    total = 2881 - horizon
+    total = window_count(horizon)
     batch_sizes = {
         batches[dataset][horizon]
         for tag, (_, batches) in TEST_PROTOCOL.items()
@@ -402,7 +407,7 @@ def kept_by_drop_last(labels: list[str], dataset: str, horizon: int) -> list[int
 
 def scored_as_anchors(row: Row, labels: list[str], dataset: str, horizon: int) -> str:
     """A row's windows: all of them, and its MSE over the first k windows each drop_last anchor keeps."""
-    total = 2881 - horizon
+    total = window_count(horizon)
     text = f"all {total}"
     if row.window_mse and all(errors is not None and len(errors) == total for errors in row.window_mse):
         for kept in kept_by_drop_last(labels, dataset, horizon):
@@ -443,11 +448,11 @@ def render(
         )
     rows_published = PUBLISHED_SEARCHED.get((dataset, horizon), []) if searched else []
     for label, mse in rows_published:
-        lines.append(f"| {label} (published) | {mse:.3f} | | | | | | {test_windows(label, dataset, horizon)} |")
+        lines.append(f"| {label} (published) | {mse:.3f} | | | | | | {windows_scored(label, dataset, horizon)} |")
     if not searched:
         for label, mse, mae in published(dataset, setting, horizon):
             mae_text = "" if mae is None else f"{mae:.3f}"
-            lookback, windows = published_lookback(label), test_windows(label, dataset, horizon)
+            lookback, windows = published_lookback(label), windows_scored(label, dataset, horizon)
             lines.append(f"| {label} (published) | {mse:.3f} | {mae_text} | | {lookback} | | | {windows} |")
     return "\n".join([*lines, "", *summary(dataset, setting, horizon, rows, searched)]) + "\n"
 

@@ -41,12 +41,25 @@ from report import DEFAULT_ETTH1, ETTH1_HELP, hydra_quoted, missing_data, replac
 
 MODELS = ("lstm_seq2seq", "attention_seq2seq", "transformer", "lstm_seq2seq_steps")
 # Variants of an experiment: the LSTM decoding step by step over all channels, teacher-forced in training
-# (model=lstm_seq2seq's defaults before they became channel independent and segmented), whose free-running
-# validation is the slowest of the three.
+# (model=lstm_seq2seq's defaults before they became channel independent and segmented; otherwise the
+# experiment's settings before it took SegRNN's recipe), whose free-running validation is the slowest of the
+# three.
 VARIANTS = {
     "lstm_seq2seq_steps": (
         "lstm_seq2seq",
-        ["model.segment_len=1", "model.channel_independent=false", "model.teacher_forcing.start=1.0"],
+        [
+            "model.segment_len=1",
+            "model.channel_independent=false",
+            "model.channel_identity=false",
+            "model.normalization=revin",
+            "model.seasonal_lags=auto",
+            "model.net.decoding=recurrent",
+            "model.net.linear_path=true",
+            "model.net.hidden_size=128",
+            "model.net.dropout=0.0",
+            "model.teacher_forcing.start=1.0",
+            "data.batch_size=128",
+        ],
     )
 }
 GOAL = 0.9  # tsattn's training throughput must be at least this share of the plain loop's
@@ -84,12 +97,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--phase-repeats", type=int, default=2, help="validation and test timed best of N (2)")
     parser.add_argument("--decode-windows", type=int, default=256, help="windows per decoding batch (default 256)")
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra Hydra override for every model measured (repeatable)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
     return parser.parse_args(argv)
 
 
 def run_child(args: argparse.Namespace, what: str) -> dict:
     command = [sys.executable, __file__, "--one", what, "--device", args.device, "--data", args.data]
+    command += [f"--override={override}" for override in args.override]
     command += [
         "--batches",
         str(args.batches),
@@ -126,6 +143,7 @@ def build(args: argparse.Namespace, model: str, timer):
         "+trainer.limit_val_batches=0",
         "+trainer.num_sanity_val_steps=0",
         f"paths.log_dir={tempfile.mkdtemp(prefix='tsattn-speed-')}",  # nothing to keep: no checkpoints, no runs
+        *args.override,
     ]
     if args.device == "cuda":
         overrides += ["trainer=gpu", "trainer.precision=bf16-mixed"]

@@ -16,10 +16,10 @@ TRANSFORMER_STEPS = ["model.net.label_len=12", "model.segment_len=1"]
 WINDOW = ["data=weather", "data.lookback=48", "data.horizon=12"]
 # Every model, with RevIN off where it has it: then nothing but the scaling statistics decides the level.
 MODELS = {
-    "lstm_seq2seq": ["model=lstm_seq2seq", "model.revin=false", "model.net.hidden_size=8"],
-    "attention_seq2seq": ["model=attention_seq2seq", "model.revin=false", "model.net.hidden_size=8"],
+    "lstm_seq2seq": ["model=lstm_seq2seq", "model.normalization=none", "model.net.hidden_size=8"],
+    "attention_seq2seq": ["model=attention_seq2seq", "model.normalization=none", "model.net.hidden_size=8"],
     # Per step (segment_len=1): label_len counts steps.
-    "transformer": ["model=transformer", "model.revin=false", "model.net.d_model=16", *TRANSFORMER_STEPS],
+    "transformer": ["model=transformer", "model.normalization=none", "model.net.d_model=16", *TRANSFORMER_STEPS],
     "transformer_revin": ["model=transformer", "model.net.d_model=16", *TRANSFORMER_STEPS],
     "linear": ["model=linear"],
     "seasonal_naive": ["model=seasonal_naive"],

@@ -247,14 +247,20 @@ def test_format_1_bundles_and_newer_versions_are_refused_with_the_fix(bundle, tm
 
 
 def test_bundles_saved_before_the_known_channels_were_renamed_forecast_as_they_did(bundle, tmp_path, capsys):
-    """Format 3 bundles saved network_options.n_calendar (today n_known): they load and forecast the same;
-    an option no network takes is still refused."""
+    """Format 3 bundles saved network_options.n_calendar (today n_known) and module_options.revin, a boolean
+    (today normalization): they load and forecast the same; an option no network takes is still refused."""
     clean, expected = bundle
     old = _copy(clean, tmp_path, "old")
     schema = json.loads((old / "schema.json").read_text())
-    options = schema["network_options"]
+    options, module_options = schema["network_options"], schema["module_options"]
     assert "n_known" in options and "n_calendar" not in options
     options["n_calendar"] = options.pop("n_known")
+    assert module_options.pop("normalization") == "revin"
+    module_options["revin"] = "yes"
+    (old / "schema.json").write_text(json.dumps(schema))
+    code, err, _ = _forecast(old, tmp_path, capsys)
+    assert code == 2 and "module_options.revin is not true or false" in err, err
+    module_options["revin"] = True
     (old / "schema.json").write_text(json.dumps(schema))
     code, err, forecast = _forecast(old, tmp_path, capsys)
     assert code == 0, err

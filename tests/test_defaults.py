@@ -89,7 +89,8 @@ def test_model_alone_gets_channel_independence_revin_and_segments_from_the_data(
     )
     run = Training(cfg, track=False)
     options = run.model.hparams
-    assert options.channel_independent and options.revin and options.segment_len == 24  # hourly: a day
+    assert options.channel_independent and options.normalization == "revin"
+    assert options.segment_len == 24  # hourly: a day
     assert run.cfg.model.segment_len == 24  # the run's config holds the number: logged and bundled as run
     assert cfg.model.segment_len == "auto"  # the caller's config is left as given
     assert run.model.net.n_targets == 24  # one channel of 24-step segments

@@ -51,13 +51,13 @@ RAGGED_NETS = {
 }
 
 
-def _module(name, dims, channel_independent, segment_len, seed=0, channel_identity=False, revin=True):
+def _module(name, dims, channel_independent, segment_len, seed=0, channel_identity=False, normalization="revin"):
     sizes = network_sizes(dims, LOOKBACK, HORIZON, channel_independent, segment_len, channel_identity)
     torch.manual_seed(seed)
     net = RAGGED_NETS[name](sizes)
     module = ForecastModule(
         net,
-        revin=revin,
+        normalization=normalization,
         channel_independent=channel_independent,
         segment_len=segment_len,
         n_targets=dims["n_targets"],
@@ -157,8 +157,9 @@ def test_the_steps_a_ragged_segment_leaves_out_are_read_by_revin_alone(etth1):
     batch = _ragged(full)
     older = dict(batch, x=torch.cat([batch["x"][:, :10] + 1.0, batch["x"][:, 10:]], dim=1))
     with torch.no_grad():
-        plain = _module("lstm", dims, channel_independent=True, segment_len=SEGMENT, revin=False)
-        torch.testing.assert_close(plain(batch)["y_hat"], plain(older)["y_hat"], rtol=0, atol=0)
+        for unread_by in ("none", "last_value"):  # the last value is in the last segment
+            plain = _module("lstm", dims, channel_independent=True, segment_len=SEGMENT, normalization=unread_by)
+            torch.testing.assert_close(plain(batch)["y_hat"], plain(older)["y_hat"], rtol=0, atol=0)
         normalised = _module("lstm", dims, channel_independent=True, segment_len=SEGMENT)
         assert not torch.allclose(normalised(batch)["y_hat"], normalised(older)["y_hat"])
 

@@ -33,14 +33,14 @@ def batch(n: int = 5) -> dict[str, torch.Tensor]:
     return {"x": x, "known_future": torch.randn(n, H, K, generator=generator)}
 
 
-def forecaster(name: str, revin: bool = True, quantiles=None, season: int = 1) -> Forecaster:
+def forecaster(name: str, normalization: str = "revin", quantiles=None, season: int = 1) -> Forecaster:
     cls, options = NETWORKS[name]
     dims = {"n_features": C + K, "n_targets": C, "n_known": K}
     sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S)
     net = cls(
         **sizes, **options, quantiles=quantiles, linear_path=True, lookback=L, horizon=H, linear_path_season=season
     )
-    return Forecaster(net, revin=revin, channel_independent=True, segment_len=S, n_targets=C).eval()
+    return Forecaster(net, normalization=normalization, channel_independent=True, segment_len=S, n_targets=C).eval()
 
 
 def silence(model: Forecaster) -> None:
@@ -57,7 +57,7 @@ def test_a_silent_network_leaves_its_linear_path_which_is_rlinear(name):
     with torch.no_grad():  # a trained map, not the initial one
         model.net.linear_path.weight.copy_(torch.randn(H, L) / L)
         model.net.linear_path.bias.copy_(torch.randn(H, 1))
-    rlinear = Forecaster(RLinear(C + K, C, L, H, K), revin=True)
+    rlinear = Forecaster(RLinear(C + K, C, L, H, K), normalization="revin")
     with torch.no_grad():
         rlinear.net.weight.copy_(model.net.linear_path.weight.unsqueeze(0))  # [1, H, L]
         rlinear.net.bias.copy_(model.net.linear_path.bias.T)  # [1, H]
@@ -77,7 +77,7 @@ def test_the_path_starts_as_a_seasonal_naive_rule_in_the_data_units(name, season
 
 
 def test_quantile_forecasts_share_the_path_and_without_revin_it_reads_the_raw_values():
-    model = forecaster("lstm_seq2seq", revin=False, quantiles=[0.1, 0.5, 0.9], season=24)
+    model = forecaster("lstm_seq2seq", normalization="none", quantiles=[0.1, 0.5, 0.9], season=24)
     silence(model)
     inputs = batch()
     y_hat = model(inputs)["y_hat"]  # [B, H, C, Q]
@@ -120,7 +120,8 @@ def lagged_forecaster(name: str) -> Forecaster:
     sizes = network_sizes(dims, L, H, channel_independent=True, segment_len=S, n_lags=2)
     assert sizes["n_known"] == (K + 2) * S  # 2 seasons x 1 target per window, in segments of S
     net = cls(**sizes, **options, linear_path=True, lookback=L, horizon=H, linear_path_season=24)
-    return Forecaster(net, revin=True, channel_independent=True, segment_len=S, n_targets=C, seasonal_lags=[24, 48])
+    folding = {"channel_independent": True, "segment_len": S, "n_targets": C}
+    return Forecaster(net, normalization="revin", **folding, seasonal_lags=[24, 48])
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -199,11 +200,11 @@ def test_the_fitted_path_beats_every_simple_rule_on_validation_and_the_network_s
     data.setup()
     sizes = network_sizes(data.dims, 48, 24, channel_independent=True, segment_len=24)
     net = LSTMSeq2Seq(**sizes, hidden_size=8, linear_path=True, lookback=48, horizon=24)
-    model = Forecaster(net, revin=True, channel_independent=True, segment_len=24, n_targets=1).eval()
+    model = Forecaster(net, normalization="revin", channel_independent=True, segment_len=24, n_targets=1).eval()
     fit = fit_linear_path(model, data.datasets["train"], data.datasets["val"])
     assert fit["val_mse"] < min(data.naive_errors["val"].values()), (fit, data.naive_errors["val"])
     batch = data.datasets["val"][list(range(64))]
-    expected = Forecaster(RLinear(1, 1, 48, 24), revin=True)
+    expected = Forecaster(RLinear(1, 1, 48, 24), normalization="revin")
     with torch.no_grad():
         expected.net.weight.copy_(net.linear_path.weight.unsqueeze(0))
         expected.net.bias.copy_(net.linear_path.bias.T)
@@ -229,7 +230,7 @@ def test_the_linear_path_learns_at_its_share_of_the_rate(share):
     torch.manual_seed(0)
     net = forecaster("lstm_seq2seq").net.train()
     optimizer = functools.partial(torch.optim.SGD, lr=0.1)
-    folding = {"revin": True, "channel_independent": True, "segment_len": S, "n_targets": C}
+    folding = {"normalization": "revin", "channel_independent": True, "segment_len": S, "n_targets": C}
     module = ForecastModule(net, optimizer=optimizer, **folding, linear_path_lr=share)
     groups = module.configure_optimizers().param_groups
     assert [g["lr"] for g in groups] == ([0.1] if share == 1.0 else [0.1, 0.1 * share])

@@ -50,19 +50,26 @@ def weather_module_batch(weather_path):
     return test[list(range(0, len(test), 20))], datamodule.dims
 
 
-@pytest.mark.parametrize("revin", [True, False])
-def test_revin_makes_forecasts_follow_the_window_level_and_scale(weather_module_batch, revin):
+@pytest.mark.parametrize("normalization", ["revin", "last_value", "none"])
+def test_normalisation_makes_forecasts_follow_the_window_level_and_scale(weather_module_batch, normalization):
     batch, dims = weather_module_batch
     torch.manual_seed(0)
-    module = ForecastModule(LSTMSeq2Seq(**dims, hidden_size=16), revin=revin).eval()
-    scale, shift = 3.0, 5.0
-    x = batch["x"].clone()
-    x[..., :1] = x[..., :1] * scale + shift  # the value channel; calendar channels stay as they are
-    with torch.no_grad():
-        base, moved = module(batch)["y_hat"], module(dict(batch, x=x))["y_hat"]
-    follows = torch.allclose(moved, base * scale + shift, rtol=1e-4, atol=1e-4)
-    # With RevIN a shifted and scaled window gives the same forecast, shifted and scaled; without, it cannot.
-    assert follows == revin
+    module = ForecastModule(LSTMSeq2Seq(**dims, hidden_size=16), normalization=normalization).eval()
+
+    def follows(scale: float, shift: float) -> bool:
+        x = batch["x"].clone()
+        x[..., :1] = x[..., :1] * scale + shift  # the value channel; calendar channels stay as they are
+        with torch.no_grad():
+            base, moved = module(batch)["y_hat"], module(dict(batch, x=x))["y_hat"]
+        return torch.allclose(moved, base * scale + shift, rtol=1e-4, atol=1e-4)
+
+    # RevIN: a shifted and scaled window gives the same forecast, shifted and scaled. The last value
+    # subtracted: shifted only. Without normalisation: neither.
+    assert (follows(1.0, 5.0), follows(3.0, 5.0)) == {
+        "revin": (True, True),
+        "last_value": (True, False),
+        "none": (False, False),
+    }[normalization]
 
 
 def test_quantile_training_with_pinball_covers_the_truth(weather_module_batch):

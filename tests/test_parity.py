@@ -106,7 +106,7 @@ def test_forecast_from_a_cut_history_equals_the_test_predictions(model, tmp_path
 
 
 def test_parity_holds_through_channel_folds_segments_and_quantiles(tmp_path, etth1_path):
-    """ETTh1, wide, 7 channels: channel independent, RevIN, segments of 12, conformal quantile outputs."""
+    """ETTh1, wide, 7 channels: channel independent, the last value subtracted, segments of 12, conformal quantiles."""
     overrides = [
         "experiment=etth1_attention_seq2seq",
         f"data.path={etth1_path}",

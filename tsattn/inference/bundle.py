@@ -260,6 +260,12 @@ def _forecaster_options(options: Any, source: Path) -> dict[str, Any]:
     if not isinstance(options, Mapping):
         raise TsattnError(f"{source}: module_options is not a mapping; the bundle is corrupt")
     inference = dict(options)
+    if "revin" in inference and "normalization" not in inference:
+        # Bundles before 2026-12-07 saved model.revin, a boolean, where model.normalization now names the kind.
+        revin = inference.pop("revin")
+        if type(revin) is not bool:
+            raise TsattnError(f"{source}: module_options.revin is not true or false; the bundle is corrupt")
+        inference["normalization"] = "revin" if revin else "none"
     for name, allowed in TRAINING_OPTIONS.items():
         if name not in inference:
             continue

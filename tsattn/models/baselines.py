@@ -109,7 +109,7 @@ class DLinear(nn.Module):
 class RLinear(nn.Module):
     """One linear map from the lookback to the horizon, shared by every channel (Li et al., 2023, RLinear).
 
-    Meant to run on RevIN-normalised windows (conf/model/rlinear.yaml sets model.revin=true): each window is
+    Meant to run on RevIN-normalised windows (conf/model/rlinear.yaml: model.normalization=revin): each window is
     standardised by its own mean and std, mapped L -> H, and mapped back. The strongest linear baseline at
     L=96 in the published tables, and a reference no forecaster should lose to.
 

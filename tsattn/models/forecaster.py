@@ -24,6 +24,23 @@ from tsattn.models.folding import (
 from tsattn.models.layers import window_statistics
 
 Batch = dict[str, torch.Tensor]
+# How each input window is put on a common scale before the network and its forecast mapped back.
+NORMALIZATIONS = ("none", "revin", "last_value")
+
+
+def window_normalisers(values: torch.Tensor, normalization: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre and scale of each window and channel under `normalization`: RevIN's mean and std, or the
+    last value and 1 (SegRNN, NLinear: the level is removed, the scale kept), or 0 and 1.
+
+    Shape:
+        values [B, L, V] -> centre [B, 1, V], scale [B, 1, V]
+    """
+    if normalization == "revin":
+        return window_statistics(values)
+    scale = torch.ones_like(values[:, -1:])
+    if normalization == "last_value":
+        return values[:, -1:].detach(), scale
+    return torch.zeros_like(scale), scale
 
 
 class Forecaster(nn.Module):
@@ -31,8 +48,9 @@ class Forecaster(nn.Module):
 
     Args:
         net: the network, with forward(batch, teacher_forcing_ratio) -> {"y_hat": [B, H, C'(, Q)], ...}.
-        revin: reversible instance normalisation: each input window is standardised by its own mean and
-            std before the network, and the forecast is mapped back with them.
+        normalization: how each input window is put on a common scale before the network, the forecast
+            mapped back after it: "revin" (reversible instance normalisation: standardised by the window's own
+            mean and std), "last_value" (the window's last value subtracted, SegRNN's and NLinear's) or "none".
         channel_independent: forecast each target channel as its own series with one shared network
             (Nie et al., 2023): a window of C targets becomes C windows of one target, each with the past
             covariates and calendar features. The network is then built with n_targets=1.
@@ -47,9 +65,10 @@ class Forecaster(nn.Module):
         n_future: U, the future covariates: the last U known channels of every step. With RevIN they are
             standardised by their own lookback statistics, over the lookback and the horizon alike, so a
             covariate that moves with a target keeps its relation to it once both are normalised; a
-            covariate that hardly moves over the lookback (an event flag) is only centred.
+            covariate that hardly moves over the lookback (an event flag) is only centred. With last_value
+            their last lookback value is subtracted over the lookback and the horizon alike.
         seasonal_lags: seasons m (each at most L) whose seasonal-naive values join the known channels, after
-            RevIN (so scaled like the targets): at horizon step h the value at t + h - m (tiled over seasons
+            normalisation (so scaled like the targets): at horizon step h the value at t + h - m (tiled over seasons
             for h > m), at lookback step i the value m steps before it (the oldest step where i < m). Every
             one lies in the lookback (DeepAR's lag features): each decoder step reads what the seasonal
             rules would forecast there. M seasons add M channels per window target.
@@ -58,7 +77,7 @@ class Forecaster(nn.Module):
     def __init__(
         self,
         net: nn.Module,
-        revin: bool = False,
+        normalization: str = "none",
         channel_independent: bool = False,
         segment_len: int = 1,
         n_targets: int | None = None,
@@ -71,6 +90,8 @@ class Forecaster(nn.Module):
             raise ValueError("channel_independent=True needs n_targets, the data's number of target channels")
         if channel_identity and not channel_independent:
             raise ValueError("channel_identity=True needs channel_independent=True")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"model.normalization={normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
         if segment_len < 1:
             raise ValueError(f"segment_len={segment_len}; a segment holds at least one step")
         if n_future < 0:
@@ -80,7 +101,8 @@ class Forecaster(nn.Module):
         if not (distinct and all(type(m) is int and m >= 1 for m in self.seasonal_lags)):
             raise ValueError(f"seasonal_lags={self.seasonal_lags}; give distinct seasons of at least one step each")
         self.net = net
-        self.revin, self.channel_independent, self.channel_identity = revin, channel_independent, channel_identity
+        self.normalization = normalization
+        self.channel_independent, self.channel_identity = channel_independent, channel_identity
         self.segment_len, self.n_targets, self.n_future = segment_len, n_targets, n_future
         self.quantiles = getattr(net, "quantiles", None)
         # Conformal offsets of the central intervals [H, C, P] (tsattn.models.conformal), set after training
@@ -100,7 +122,7 @@ class Forecaster(nn.Module):
     def forward(self, batch: Batch, teacher_forcing_ratio: float = 0.0, **forward_options) -> Batch:
         """Run the network on the configured view of the batch. y_hat comes back in the data's scale.
 
-        Order: one window per channel (channel_independent), RevIN on each window, segments of steps
+        Order: one window per channel (channel_independent), normalisation of each window, segments of steps
         (segment_len), the network, then each step undone in reverse; per-segment attention maps are spread
         over the steps at the very end. `forward_options` go to the network as they are (return_attention=True
         for the Transformer).
@@ -120,24 +142,25 @@ class Forecaster(nn.Module):
         return output
 
     def _normalised(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
-        """Standardise each window by its own statistics (RevIN) when enabled, run, and map back."""
-        if not self.revin:
+        """Put each window on the normalisation's scale (by its own statistics), run, and map the forecast back."""
+        if self.normalization == "none":
             return self._with_linear_path(batch, teacher_forcing_ratio, **forward_options)
         x = batch["x"]
         n_values = x.shape[-1] - batch["known_future"].shape[-1]  # the known channels are not normalised
         n_targets = self.window_targets
-        mean, std = window_statistics(x[..., :n_values])  # [B, 1, V] each
-        normalised = dict(batch, x=torch.cat([(x[..., :n_values] - mean) / std, x[..., n_values:]], dim=-1))
+        centre, scale = window_normalisers(x[..., :n_values], self.normalization)  # [B, 1, V] each
+        normalised = dict(batch, x=torch.cat([(x[..., :n_values] - centre) / scale, x[..., n_values:]], dim=-1))
         if self.n_future:
-            normalised.update(_future_covariates_normalised(normalised["x"], batch["known_future"], self.n_future))
-        target_mean, target_std = mean[..., :n_targets], std[..., :n_targets]  # [B, 1, C]
+            known = batch["known_future"]
+            normalised.update(_future_covariates_normalised(normalised["x"], known, self.n_future, self.normalization))
+        target_centre, target_scale = centre[..., :n_targets], scale[..., :n_targets]  # [B, 1, C]
         if "y" in batch:  # the teacher-forced decoder reads y on the network's own scale
-            normalised["y"] = (batch["y"] - target_mean) / target_std
+            normalised["y"] = (batch["y"] - target_centre) / target_scale
         output = self._with_linear_path(normalised, teacher_forcing_ratio, **forward_options)
         y_hat = output["y_hat"]
         if self.quantiles:  # [B, H, C, Q]: broadcast the statistics over Q
-            target_mean, target_std = target_mean.unsqueeze(-1), target_std.unsqueeze(-1)
-        return dict(output, y_hat=y_hat * target_std + target_mean)
+            target_centre, target_scale = target_centre.unsqueeze(-1), target_scale.unsqueeze(-1)
+        return dict(output, y_hat=y_hat * target_scale + target_centre)
 
     def _with_linear_path(self, batch: Batch, teacher_forcing_ratio: float, **forward_options) -> Batch:
         """The network's forecast (given the seasonal lags as known channels) plus its linear path's map of the
@@ -173,7 +196,7 @@ class Forecaster(nn.Module):
 
     @property
     def window_targets(self) -> int:
-        """Target channels per window reaching RevIN: 1 when channel independent, else the data's C."""
+        """Target channels per window reaching the normalisation: 1 when channel independent, else the data's C."""
         if self.channel_independent:
             return 1
         return self.n_targets or self.net.n_targets // self.segment_len
@@ -210,16 +233,17 @@ def with_seasonal_lags(batch: Batch, seasons: Sequence[int], n_targets: int) -> 
 FLAT_COVARIATE_STD = 0.1
 
 
-def _future_covariates_normalised(x: torch.Tensor, future: torch.Tensor, n_future: int) -> Batch:
-    """The last U known channels standardised by their lookback statistics, in the inputs and the horizon.
+def _future_covariates_normalised(x: torch.Tensor, future: torch.Tensor, n_future: int, normalization: str) -> Batch:
+    """The last U known channels put on the normalisation's scale by their lookback statistics, in the inputs
+    and the horizon alike.
 
     Shape:
         x [B, L, F], future [B, H, K] -> {"x": [B, L, F], "known_future": [B, H, K]}
     """
     past = x[..., -n_future:]  # [B, L, U]
-    mean, std = window_statistics(past)  # [B, 1, U] each
-    std = torch.where(std < FLAT_COVARIATE_STD, torch.ones_like(std), std)
+    centre, scale = window_normalisers(past, normalization)  # [B, 1, U] each
+    scale = torch.where(scale < FLAT_COVARIATE_STD, torch.ones_like(scale), scale)
     return {
-        "x": torch.cat([x[..., :-n_future], (past - mean) / std], dim=-1),
-        "known_future": torch.cat([future[..., :-n_future], (future[..., -n_future:] - mean) / std], dim=-1),
+        "x": torch.cat([x[..., :-n_future], (past - centre) / scale], dim=-1),
+        "known_future": torch.cat([future[..., :-n_future], (future[..., -n_future:] - centre) / scale], dim=-1),
     }

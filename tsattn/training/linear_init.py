@@ -2,9 +2,10 @@
 
 The linear path (tsattn.models.layers.LinearPath) maps the lookback to the horizon beside the network. Fit by
 least squares on the training windows, as the Forecaster normalises them (RevIN: each window and channel by
-its own lookback mean and std; channels pooled, since the map is shared), it is RLinear's map at its optimum;
-the ridge penalty is the one whose map scores best on the validation windows. The network's head then starts
-at zero, so training starts from that linear forecast and the network learns only what it misses.
+its own lookback mean and std; last_value: less its last value; channels pooled, since the map is shared), it
+is RLinear's map at its optimum; the ridge penalty is the one whose map scores best on the validation
+windows. The network's head then starts at zero, so training starts from that linear forecast and the
+network learns only what it misses.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import logging
 import torch
 
 from tsattn.data.windows import WindowDataset
-from tsattn.models.forecaster import Forecaster
-from tsattn.models.layers import window_statistics
+from tsattn.models.forecaster import Forecaster, window_normalisers
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,8 @@ def linear_pairs(forecaster: Forecaster, dataset: WindowDataset, max_rows: int =
     index = torch.randperm(n_windows, generator=generator)[:keep] if keep < n_windows else torch.arange(n_windows)
     start = dataset.starts[index]  # the targets alone: no covariate or calendar channel is gathered
     lookback, horizon = dataset.lookback_targets(start).double(), dataset.actuals(start).double()  # [N, L|H, C]
-    std = torch.ones_like(lookback[:, :1])  # [N, 1, C]
-    if forecaster.revin:
-        mean, std = window_statistics(lookback)  # [N, 1, C]: the Forecaster's own statistics
-        lookback, horizon = (lookback - mean) / std, (horizon - mean) / std
+    centre, std = window_normalisers(lookback, forecaster.normalization)  # [N, 1, C]: the Forecaster's own
+    lookback, horizon = (lookback - centre) / std, (horizon - centre) / std
     rows = lookback.transpose(1, 2).flatten(0, 1), horizon.transpose(1, 2).flatten(0, 1)  # [N * C, L], [N * C, H]
     return (*rows, std.transpose(1, 2).flatten(0, 1))
 

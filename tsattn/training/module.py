@@ -52,9 +52,10 @@ class ForecastModule(L.LightningModule):
             val/loss.
         loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
-        revin, channel_independent, segment_len, n_targets, channel_identity, n_future: the Forecaster's
-            views of a batch (RevIN, one window per target channel, segments of steps, each channel's one-hot
-            code, the future covariates RevIN standardises); see tsattn.models.forecaster.Forecaster.
+        normalization, channel_independent, segment_len, n_targets, channel_identity, n_future: the
+            Forecaster's views of a batch (RevIN or the last value subtracted, one window per target
+            channel, segments of steps, each channel's one-hot code, the future covariates normalised like
+            the targets); see tsattn.models.forecaster.Forecaster.
         teacher_forced_validation: also log val/loss_tf, the teacher-forced validation loss, for decoders
             that can be teacher-forced. Off by default: it runs the decoder over every window twice.
         seasonal_lags: seasons whose seasonal-naive values the network reads as known channels (Forecaster).
@@ -74,7 +75,7 @@ class ForecastModule(L.LightningModule):
         scheduler: LearningRate | Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         loss: str = "mse",
         teacher_forcing: TeacherForcing | None = None,
-        revin: bool = False,
+        normalization: str = "none",
         channel_independent: bool = False,
         segment_len: int = 1,
         n_targets: int | None = None,
@@ -102,7 +103,7 @@ class ForecastModule(L.LightningModule):
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "teacher_forcing"])
         # Everything inference needs lives in the Forecaster; this module adds the loss, the optimizer and the loops.
         self.forecaster = Forecaster(
-            net, revin, channel_independent, segment_len, n_targets, channel_identity, n_future, seasonal_lags
+            net, normalization, channel_independent, segment_len, n_targets, channel_identity, n_future, seasonal_lags
         )
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.point_loss = POINT_METRICS[loss]

@@ -20,6 +20,23 @@ from tsattn.training.length import resolve_training_length
 log = logging.getLogger(__name__)
 
 
+def _callbacks(settings) -> list:
+    """The callbacks the config defines. An entry without a _target_ only adjusts a callback that the chosen
+    callbacks group does not have (an experiment's early-stopping patience under callbacks=none): it is
+    ignored, and said so."""
+    from hydra.utils import instantiate
+
+    callbacks = []
+    for name, setting in settings.items():
+        if not setting:
+            continue
+        if "_target_" not in setting:
+            log.info("callbacks.%s sets %s, but callbacks= has no such callback: ignored", name, ", ".join(setting))
+            continue
+        callbacks.append(instantiate(setting))
+    return callbacks
+
+
 def _log_ragged_segments(segment: int, lookback: int, horizon: int) -> None:
     """Say what segments that do not divide L or H leave out or add (tsattn/models/folding.py)."""
     if lookback % segment:
@@ -131,7 +148,7 @@ class Training:
         self.model = instantiate(cfg.model, net=net, n_targets=self.datamodule.dims["n_targets"], n_future=n_future)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         log.info("model %s: %s, %s trainable parameters", self.model_name, type(net).__name__, f"{trainable:,}")
-        callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+        callbacks = _callbacks(cfg.get("callbacks") or {})
         self.pruning = None
         trial = cfg.get("optuna_trial")
         if trial:  # a trial of tsattn's Optuna sweeper: report to it, stop when it is pruned

@@ -224,10 +224,11 @@ class ForecastModule(L.LightningModule):
             self.test_errors.to(self.device)
         if padding:
             return
-        self.test_window_mse.append(((self.point(y_hat) - y) ** 2).mean(dim=(1, 2)).detach().float().cpu())  # [B]
+        point = self.point(y_hat)  # [B, H, C]
+        self.test_window_mse.append(((point - y) ** 2).mean(dim=(1, 2)).detach().float().cpu())  # [B]
         n_targets = y.shape[-1]
         last_value = batch["x"][:, -1:, :n_targets].expand_as(y)  # the naive forecast of the same windows
-        self.test_errors["model"].update(self.point(y_hat), y)
+        self.test_errors["model"].update(point, y)
         if "distribution" in self.test_errors:
             self.test_errors["distribution"].update(y_hat, y)
         self.test_errors["naive"].update(last_value, y)

@@ -164,9 +164,18 @@ PUBLISHED_SEARCHED = {
     ("etth1", 96): [("TimeBase (L=720)", 0.350), ("SegRNN (L=720) [S]", 0.351), ("xPatch (searched)", 0.354)],
 }
 
-# What each forecaster must reach (3-seed mean test MSE) and what the best of them must reach.
-EACH_BARS = {("etth1", "M", 96): 0.370}
-BEST_BARS = {("etth1", "M", 96): 0.360, ("etth2", "M", 96): 0.275, ("etth1", "S", 96): 0.062}
+# What each forecaster must reach (3-seed mean test MSE) and what the best of them must reach: issue 29's bars
+# at M, L=96 (ETTh1 H=96: ahead of SegRNN's every-window 0.368, each within 0.004 of it; ETTh1 H=192 to 720
+# and ETTh2 H=96: SegRNN's figures), and the S bar from before it.
+EACH_BARS = {("etth1", "M", 96): 0.372}
+BEST_BARS = {
+    ("etth1", "M", 96): 0.366,
+    ("etth1", "M", 192): 0.408,
+    ("etth1", "M", 336): 0.444,
+    ("etth1", "M", 720): 0.446,
+    ("etth2", "M", 96): 0.278,
+    ("etth1", "S", 96): 0.062,
+}
 SEARCHED_BARS = {("etth1", 96): 0.350}
 
 
@@ -479,7 +488,7 @@ def summary(dataset: str, setting: str, horizon: int, rows: list[Row], searched:
     figures = [
         (lab, mse) for lab, mse, _ in published(dataset, setting, horizon) if not any(n in lab for n in naive_labels)
     ]
-    if figures and bar is None:
+    if figures:  # beside a bar too: the bar is the issue's, the published figures are the field's
         label, top = figures[0]
         lines.append(
             f"- Best forecaster: {best.model}, {mean(best.mse):.4f}; best published here: {label} {top:.3f}: "

@@ -135,7 +135,8 @@ def render(kind: str, args: argparse.Namespace, results: list[dict]) -> str:
         "candidate season that fits in L (its rule named); 'every rule' is the best of those rules on the test "
         "windows themselves; RLinear is tsattn's, on the same windows.",
         "",
-        "| data | L, H | model | val loss | test MSE | strongest simple (rule) | every rule, best on test | RLinear "
+        "| data | L, H | model | val loss (MSE unless named) | test MSE | strongest simple (rule) "
+        "| every rule, best on test | RLinear "
         "| beats every rule | beats RLinear | best epoch (from 0) / epochs run | s per run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -152,9 +153,12 @@ def render(kind: str, args: argparse.Namespace, results: list[dict]) -> str:
             each = " / ".join(f"{r['mse']:.4f}" for r in runs)
             seeds = f" ({each})" if len(runs) > 1 else ""
             epochs = ", ".join(f"{r['best_epoch']} / {r['epochs']}" for r in runs)
+            losses = sorted({r.get("loss", "mse") for r in runs})
+            named = "" if losses == ["mse"] else f" ({', '.join(losses)})"  # another scale: say which
+            val = f"{statistics.mean(r['val'] for r in runs):.4f}{named}"
             lines.append(
                 f"| {name} | {runs[0]['lookback']}, {runs[0]['horizon']} | {model} | "
-                f"{statistics.mean(r['val'] for r in runs):.4f} | {mse:.4f}{seeds} | "
+                f"{val} | {mse:.4f}{seeds} | "
                 f"{statistics.mean(r['best_naive'] for r in runs):.4f} ({rules}) | {every_rule:.4f} | "
                 f"{'-' if reference is None else f'{reference:.4f}'} | {'yes' if mse < every_rule else 'NO'} | "
                 f"{beats_linear} | {epochs} | "
@@ -258,6 +262,7 @@ def run_one(args, name: str, source, model: str, seed: int, invocation: str, kin
         "lookback": lookback,
         "horizon": horizon,
         "val": metrics.get("val/loss_best", best.value),
+        "loss": params.get("model/loss", "mse"),  # the scale of "val": each run's own training loss
         "mse": metrics["test/mse"],
         "best_rule": params.get("data/best_naive", "?"),
         "best_naive": metrics["test/best_naive_mse"],

@@ -217,7 +217,7 @@ def test_unknown_and_non_plain_options_are_refused(bundle, tmp_path, capsys):
         ("network_options", "bias"): (True, "network_options names 'bias', which LSTMSeq2Seq does not take"),
         ("network_options", "quantiles"): (["0.5"], "network_options.quantiles is a list that is not all numbers"),
         ("module_options", "optimizer"): ("torch.optim.SGD", "module_options names 'optimizer'"),
-        ("module_options", "loss"): ("huber", "module_options.loss is not one of mse, mae"),
+        ("module_options", "loss"): ("l3", "module_options.loss is not one of mse, mae, huber, arctan_mae, fredf"),
     }
     for (section, key), (value, expected) in cases.items():
         tampered = _copy(clean, tmp_path, "tampered")

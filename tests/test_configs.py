@@ -112,6 +112,9 @@ def test_experiments_pin_the_ett_protocol_and_name_their_data(option, tmp_path):
             cfg.data.batch_size,
             cfg.callbacks.early_stopping.patience,
         )
+        # Huber, chosen on ETTh1's validation for the three; ETTh2's keep MSE.
+        huber = dataset == "etth1"
+        assert chosen.loss == ("huber" if huber else "mse")
         if option == "etth1_lstm_seq2seq":  # SegRNN's recipe, chosen on ETTh1's validation (2026-12-07)
             assert settings == ("last_value", "step_decay", False, [], 256, 10)
             assert (chosen.net.decoding, chosen.net.hidden_size, chosen.net.dropout) == ("parallel", 512, 0.5)
@@ -144,6 +147,8 @@ def test_search_spaces_name_keys_that_exist(option, tmp_path):
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("TsattnOptunaSweeper")
     assert sweeper.metric == "val/loss_best" and sweeper.storage.startswith(f"sqlite:///{tmp_path}/optuna/")
+    # val/loss_best is on the training loss's scale: a study never mixes two losses.
+    assert sweeper.study_name == f"{option.removesuffix('_optuna')}-{cfg.data.name}-{cfg.model.loss}"
     space, fixed = parse_search_space([f"{k}={v}" for k, v in sweeper.params.items()])
     assert fixed == [] and len(space) >= 4
     for key in space:

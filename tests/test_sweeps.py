@@ -14,7 +14,7 @@ TINY = [
     "data=weather",
     "data.lookback=48",
     "data.horizon=12",
-    "trainer.max_epochs=3",
+    "trainer.max_epochs=2",
     "+trainer.limit_train_batches=4",
     "+trainer.limit_val_batches=2",
     "+trainer.limit_test_batches=2",
@@ -65,8 +65,9 @@ def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path):
     search = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", *TINY, f"paths.log_dir={tmp_path}"]
     first = run_tsattn([*search, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    storage = f"sqlite:///{tmp_path / 'optuna' / 'lstm_seq2seq-weather.db'}"
-    study = optuna.load_study(study_name="lstm_seq2seq-weather", storage=storage)
+    study_name = "lstm_seq2seq-weather-mse"  # the model, the data and the loss whose scale val/loss_best is on
+    storage = f"sqlite:///{tmp_path / 'optuna' / f'{study_name}.db'}"
+    study = optuna.load_study(study_name=study_name, storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
     client, (parent,), children = _runs(tmp_path)
@@ -89,14 +90,14 @@ def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path):
     prune_all += ["~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps"]
     again = run_tsattn([*search, "hydra.sweeper.n_trials=1", *prune_all], cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "2 earlier trials" in again.stdout + again.stderr
-    study = optuna.load_study(study_name="lstm_seq2seq-weather", storage=storage)
+    assert "earlier trials 2, to run 1" in again.stdout + again.stderr
+    study = optuna.load_study(study_name=study_name, storage=storage)
     assert len(study.trials) == 3 and study.trials[2].state == optuna.trial.TrialState.PRUNED
     client, parents, children = _runs(tmp_path)
     assert len(parents) == 2 and len(children) == 3
     (pruned,) = [c for c in children if c.data.tags["optuna.trial"] == "2"]
     assert pruned.data.metrics["optuna/pruned"] == 1.0
-    assert len(client.get_metric_history(pruned.info.run_id, "val/loss")) == 1  # stopped after epoch 0 of 3
+    assert len(client.get_metric_history(pruned.info.run_id, "val/loss")) == 1  # stopped after epoch 0 of 2
 
 
 DDP_EVAL = [

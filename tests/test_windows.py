@@ -34,6 +34,16 @@ def test_etth1_protocol_window_counts(ett):
     assert len(ett.datasets["train"]) == 8640 - 96 - 96 + 1
 
 
+def test_repeating_the_last_value_scores_the_published_protocol_figure(ett):
+    """Over the protocol's 2785 scaled test windows (M), repeating the last value must give the figure the
+    protocol's papers publish for it, 1.295: with nothing trained, that checks the borders, the scaler fit on
+    the training rows and the window count at once (benchmarks/accuracy.py checks S, 0.069, end to end)."""
+    batch = _all_windows(ett, "test")
+    y = batch["y"]  # [2785, 96, 7]
+    last = batch["x"][:, -1:, : y.shape[-1]]  # [2785, 1, 7]: the targets come first among the inputs
+    assert abs(float(((last - y) ** 2).mean()) - 1.295) < 0.0015
+
+
 def test_windows_align_with_the_file_rows(ett, etth1_path):
     raw = pd.read_csv(etth1_path)[ett.collection.targets].to_numpy(np.float32)
     scaled = ett.scaler.transform("ETTh1", raw)  # [T, 7]

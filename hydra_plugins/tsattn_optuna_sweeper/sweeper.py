@@ -75,7 +75,7 @@ class TsattnOptunaSweeper(Sweeper):
         )
         earlier = len(study.trials)
         log.info(
-            "Optuna study %r (%s): %d earlier trials, %d to run, %s %s over %s",
+            "Optuna study %r (%s): earlier trials %d, to run %d, %s %s over %s",
             study.study_name, self.storage or "in memory", earlier, self.n_trials, self.direction, self.metric,
             ", ".join(distributions),
         )  # fmt: skip

@@ -15,6 +15,7 @@ from tsattn.data.naive import LINEAR_PATH_INITS
 from tsattn.metrics import POINT_METRICS, HorizonErrors, QuantileErrors, pinball
 from tsattn.models.conformal import require_calibratable
 from tsattn.models.forecaster import Forecaster
+from tsattn.training.losses import TRAINING_LOSSES
 from tsattn.training.schedules import LearningRate, TeacherForcing
 
 Batch = dict[str, torch.Tensor]
@@ -50,7 +51,8 @@ class ForecastModule(L.LightningModule):
         scheduler: a LearningRate (warm-up then cosine decay per step, plateau halving, or step decay per
             epoch), or a factory taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on
             val/loss.
-        loss: "mse" or "mae" for point forecasts; quantile networks always train with the pinball loss.
+        loss: what point forecasts train with (tsattn.training.losses): "mse", "mae", "huber", "arctan_mae"
+            (xPatch's) or "fredf" (FreDF's); quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
         normalization, channel_independent, segment_len, n_targets, channel_identity, n_future: the
             Forecaster's views of a batch (RevIN or the last value subtracted, one window per target
@@ -88,8 +90,8 @@ class ForecastModule(L.LightningModule):
         linear_path_lr: float = 1.0,
     ) -> None:
         super().__init__()
-        if loss not in POINT_METRICS:
-            raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(POINT_METRICS)}")
+        if loss not in TRAINING_LOSSES:
+            raise ValueError(f"model.loss={loss!r}; choose one of {', '.join(TRAINING_LOSSES)}")
         if conformal:
             require_calibratable(getattr(net, "quantiles", None))
         if linear_path_init not in LINEAR_PATH_INITS:
@@ -106,7 +108,7 @@ class ForecastModule(L.LightningModule):
             net, normalization, channel_independent, segment_len, n_targets, channel_identity, n_future, seasonal_lags
         )
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.point_loss = POINT_METRICS[loss]
+        self.point_loss = TRAINING_LOSSES[loss]
         self.teacher_forcing = teacher_forcing or TeacherForcing()
         self.quantiles = getattr(net, "quantiles", None)
         self.test_errors: nn.ModuleDict | None = None

@@ -1,0 +1,101 @@
+"""The training losses (model.loss): each written out against its source's formula, each accepted by bundles,
+and each trains a forecaster on real data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tsattn.inference.bundle import TRAINING_OPTIONS
+from tsattn.metrics import mse
+from tsattn.training.losses import TRAINING_LOSSES, arctan_mae, arctan_weights, fredf, huber
+
+
+def test_a_bundle_accepts_every_loss_a_run_can_train_with():
+    assert TRAINING_OPTIONS["loss"] == tuple(TRAINING_LOSSES)
+
+
+def test_huber_is_half_the_square_below_one_and_linear_above():
+    y = torch.zeros(1, 3, 1)
+    y_hat = torch.tensor([0.5, -2.0, 3.0]).reshape(1, 3, 1)
+    assert huber(y_hat, y).item() == pytest.approx((0.5 * 0.25 + (2.0 - 0.5) + (3.0 - 0.5)) / 3)
+
+
+def test_arctan_mae_is_xpatchs_weighted_l1():
+    horizon = 96
+    weights = arctan_weights(horizon).squeeze(-1).numpy()
+    # xPatch: ratio = [-atan(i + 1) + pi / 4 + 1 for i in range(pred_len)]
+    assert weights == pytest.approx([-math.atan(i + 1) + math.pi / 4 + 1 for i in range(horizon)], abs=1e-6)
+    assert weights[0] == pytest.approx(1.0) and np.all(np.diff(weights) < 0) and weights[-1] > 1 - math.pi / 4
+    generator = torch.Generator().manual_seed(0)
+    y_hat, y = torch.randn(4, horizon, 3, generator=generator), torch.randn(4, horizon, 3, generator=generator)
+    ratio = torch.tensor(weights).reshape(1, horizon, 1)
+    assert arctan_mae(y_hat, y).item() == pytest.approx(torch.nn.L1Loss()(y_hat * ratio, y * ratio).item(), rel=1e-5)
+
+
+def test_fredf_is_a_fifth_mse_and_four_fifths_the_spectrum_error():
+    horizon = 24
+    y = torch.randn(2, horizon, 3, generator=torch.Generator().manual_seed(1))
+    assert fredf(y, y).item() == 0.0
+    # A constant offset c: MSE c^2, and the spectra differ only at frequency 0, by H c, among H / 2 + 1.
+    c = 0.5
+    expected = 0.2 * c**2 + 0.8 * horizon * c / (horizon // 2 + 1)
+    assert fredf(y + c, y).item() == pytest.approx(expected, rel=1e-5)
+    y_hat = y + torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
+    spectrum = np.abs(np.fft.rfft(y_hat.numpy(), axis=1) - np.fft.rfft(y.numpy(), axis=1)).mean()
+    assert fredf(y_hat, y).item() == pytest.approx(0.2 * mse(y_hat, y).item() + 0.8 * spectrum, rel=1e-5)
+    # A forecast in bfloat16, as mixed precision gives it: the FFT, which refuses bfloat16, runs in float32.
+    half = fredf(y_hat.bfloat16(), y)
+    assert half.dtype == torch.float32 and half.item() == pytest.approx(fredf(y_hat, y).item(), rel=2e-2)
+
+
+def test_an_unknown_loss_names_the_choices():
+    from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+    from tsattn.training.module import ForecastModule
+
+    with pytest.raises(ValueError, match="model.loss='l3'; choose one of mse, mae, huber, arctan_mae, fredf"):
+        ForecastModule(LSTMSeq2Seq(n_features=1, n_targets=1, n_known=0, horizon=4), loss="l3")
+
+
+@pytest.fixture(scope="module")
+def weather_batch(weather_path):
+    from tsattn.data.datamodule import ForecastDataModule
+
+    datamodule = ForecastDataModule(
+        str(weather_path), targets=["temperature"], id_col="city", missing="interpolate", lookback=48, horizon=12
+    )
+    datamodule.setup()
+    train = datamodule.datasets["train"]
+    return train[list(range(0, len(train), 100))], datamodule.dims
+
+
+@pytest.mark.parametrize("loss", list(TRAINING_LOSSES))
+def test_each_loss_trains_a_forecaster_on_real_data(weather_batch, loss):
+    from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
+    from tsattn.training.module import ForecastModule
+
+    batch, dims = weather_batch
+    torch.manual_seed(0)
+    module = ForecastModule(LSTMSeq2Seq(**dims, hidden_size=16), loss=loss, normalization="revin")
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.01)
+
+    def errors() -> tuple[float, float]:
+        y_hat = module(batch)["y_hat"]
+        return module.loss(y_hat, batch["y"]), mse(y_hat, batch["y"]).item()
+
+    # The module trains with the loss it was given, not MSE under another name.
+    a, b = batch["y"] + 0.3, batch["y"]
+    assert module.loss(a, b).item() == pytest.approx(TRAINING_LOSSES[loss](a, b).item())
+    assert loss == "mse" or module.loss(a, b).item() != pytest.approx(mse(a, b).item())
+    before_loss, before_mse = errors()
+    for _ in range(25):
+        optimizer.zero_grad()
+        loss_value, _ = errors()
+        loss_value.backward()
+        optimizer.step()
+    after_loss, after_mse = errors()
+    assert after_loss.item() < 0.7 * before_loss.item()
+    assert after_mse < before_mse  # what the loss trains is what the forecast is scored on

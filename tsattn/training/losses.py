@@ -1,0 +1,69 @@
+"""What the optimiser minimises for point forecasts, chosen by `model.loss`.
+
+tsattn.metrics scores forecasts; these only train them (and give `val/loss`, which early stopping and the
+best checkpoint follow). `val/mse` and `val/mae` are logged beside it under every loss, so runs trained with
+different losses are compared on the same scale. Each loss is a mean over windows of a per-window value, so
+Lightning's batch-size-weighted mean of batch values is the loss over the whole split.
+
+Shape (every loss): y_hat, y [B, H, C], in the data's (scaled) units -> scalar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+from tsattn.metrics import mae, mse
+
+# FreDF's weights: its scripts train with 0.2 x MSE + 0.8 x the frequency term (Master-PLC/FreDF,
+# scripts/*: lambda=0.2 for the time-domain loss, 1 - lambda for the frequency one).
+FREDF_TIME_WEIGHT = 0.2
+
+
+def huber(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Huber loss with delta 1 (one training standard deviation, as the scaler leaves the data): squared
+    below it, absolute above, so a few large errors (spikes in load data) pull less than under MSE."""
+    return F.huber_loss(y_hat, y, delta=1.0)
+
+
+def arctan_weights(horizon: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """xPatch's horizon weights, 1 - arctan(h) + pi/4 for step h = 1..H: 1 at the first step, falling
+    towards 1 - pi/4 (0.215), so the far steps, which no model forecasts well, weigh about a fifth.
+
+    Shape: -> [H, 1] (broadcasts over [B, H, C])
+    """
+    steps = torch.arange(1, horizon + 1, device=device, dtype=torch.float32)  # float32: MPS has no float64
+    return (1.0 - torch.atan(steps) + math.pi / 4).to(dtype or torch.float32).unsqueeze(-1)
+
+
+def arctan_mae(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """xPatch's training loss: MAE with each horizon step weighted by arctan_weights (stitsyuk/xPatch,
+    exp/exp_main.py: outputs and targets both multiplied by the weights before L1)."""
+    weights = arctan_weights(y.shape[1], y.device, y.dtype)  # [H, 1]
+    return torch.mean(weights * torch.abs(y_hat - y))
+
+
+def fredf(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """FreDF's loss: 0.2 x MSE + 0.8 x the mean modulus of the difference of the two forecasts' real FFTs
+    along the horizon (unnormalised, as in Master-PLC/FreDF's exp/exp_long_term_forecasting.py).
+
+    The frequency term ties the steps of a forecast together: MSE treats them as independent, while the
+    errors of a multi-step forecast are correlated over the horizon. FreDF validates with MSE; here `val/loss`
+    (early stopping, the best checkpoint) is this loss, and `val/mse` is logged beside it."""
+    # At least float32: under mixed precision y_hat may be half or bfloat16, which the FFT does not take on every
+    # device; a float64 run stays float64.
+    dtype = torch.promote_types(torch.promote_types(y_hat.dtype, y.dtype), torch.float32)
+    spectrum_error = torch.fft.rfft(y_hat.to(dtype), dim=1) - torch.fft.rfft(y.to(dtype), dim=1)  # [B, H//2 + 1, C]
+    return FREDF_TIME_WEIGHT * mse(y_hat, y) + (1.0 - FREDF_TIME_WEIGHT) * spectrum_error.abs().mean()
+
+
+TRAINING_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": mse,
+    "mae": mae,
+    "huber": huber,
+    "arctan_mae": arctan_mae,
+    "fredf": fredf,
+}

@@ -44,6 +44,18 @@ def weather_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def weather_temperature(weather_path):
+    """The bundled weather data's temperature per city, L=48, H=12, set up: windows for direct module tests."""
+    from tsattn.data.datamodule import ForecastDataModule
+
+    datamodule = ForecastDataModule(
+        str(weather_path), targets=["temperature"], id_col="city", missing="interpolate", lookback=48, horizon=12
+    )
+    datamodule.setup()
+    return datamodule
+
+
+@pytest.fixture(scope="session")
 def ett_long_path(etth1_path, tmp_path_factory) -> Path:
     """ETTh1's first 4,000 hours as two series of a long file (id, date, the 7 columns): a real long table
     with columns to give as future covariates (the loads), for tests of --future and of parity; and two

@@ -61,15 +61,9 @@ def test_an_unknown_loss_names_the_choices():
 
 
 @pytest.fixture(scope="module")
-def weather_batch(weather_path):
-    from tsattn.data.datamodule import ForecastDataModule
-
-    datamodule = ForecastDataModule(
-        str(weather_path), targets=["temperature"], id_col="city", missing="interpolate", lookback=48, horizon=12
-    )
-    datamodule.setup()
-    train = datamodule.datasets["train"]
-    return train[list(range(0, len(train), 100))], datamodule.dims
+def weather_batch(weather_temperature):
+    train = weather_temperature.datasets["train"]
+    return train[list(range(0, len(train), 100))], weather_temperature.dims
 
 
 @pytest.mark.parametrize("loss", list(TRAINING_LOSSES))

@@ -39,15 +39,9 @@ def test_teacher_forcing_schedules():
 
 
 @pytest.fixture(scope="module")
-def weather_module_batch(weather_path):
-    from tsattn.data.datamodule import ForecastDataModule
-
-    datamodule = ForecastDataModule(
-        str(weather_path), targets=["temperature"], id_col="city", missing="interpolate", lookback=48, horizon=12
-    )
-    datamodule.setup()
-    test = datamodule.datasets["test"]
-    return test[list(range(0, len(test), 20))], datamodule.dims
+def weather_module_batch(weather_temperature):
+    test = weather_temperature.datasets["test"]
+    return test[list(range(0, len(test), 20))], weather_temperature.dims
 
 
 @pytest.mark.parametrize("normalization", ["revin", "last_value", "none"])

@@ -24,8 +24,8 @@ FREDF_TIME_WEIGHT = 0.2
 
 
 def huber(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Huber loss with delta 1 (one training standard deviation, as the scaler leaves the data): squared
-    below it, absolute above, so a few large errors (spikes in load data) pull less than under MSE."""
+    """Huber loss with delta 1 (one training standard deviation, as the scaler leaves the data): half the square
+    below it, linear above, so a few large errors (spikes in load data) pull less than under MSE."""
     return F.huber_loss(y_hat, y, delta=1.0)
 
 

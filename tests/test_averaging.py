@@ -30,8 +30,8 @@ AVERAGED = [
 ]
 
 
-def _fit(tmp_path, epochs: int, resume: str | None = None):
-    cfg = compose([*AVERAGED, f"trainer.max_epochs={epochs}", f"paths.log_dir={tmp_path}"])
+def _fit(tmp_path, epochs: int, resume: str | None = None, *overrides: str):
+    cfg = compose([*AVERAGED, f"trainer.max_epochs={epochs}", f"paths.log_dir={tmp_path}", *overrides])
     datamodule, model, trainer = build_components(cfg)
     recorder = _Recorder()
     trainer.callbacks.append(recorder)  # after WeightAverage: it sees the weights the mean swapped in
@@ -75,7 +75,7 @@ def _mean(snapshots: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    return _fit(tmp_path_factory.mktemp("averaged"), epochs=3)
+    return _fit(tmp_path_factory.mktemp("averaged"), 3)
 
 
 def test_validation_scores_the_mean_of_every_step_since_the_start_epoch(uninterrupted):
@@ -102,21 +102,43 @@ def test_checkpoints_hold_the_mean_and_the_logged_loss_is_the_means(uninterrupte
     _assert_same({n: last["state_dict"][n] for n in mean}, mean, atol=1e-6)
     _assert_same(last[IN_TRAINING], recorder.steps[2][-1])
     # Validating the checkpoint as it is (the mean, with no averaging outside fit) gives the loss logged.
-    (result,) = trainer.validate(model, datamodule=datamodule, ckpt_path=last_path, verbose=False)
+    held = {name: value.clone() for name, value in model.state_dict().items()}
+    try:
+        (result,) = trainer.validate(model, datamodule=datamodule, ckpt_path=last_path, verbose=False)
+    finally:
+        model.load_state_dict(held)  # the module-scoped run keeps its own weights for the other tests
     assert result["val/loss"] == pytest.approx(recorder.losses[2], rel=1e-5)
-    # The best checkpoint is chosen among the validated losses, means included.
+    # The best checkpoint is chosen among the validated losses, means included, and holds what scored best:
+    # the weights in training before start_epoch, the mean from it on.
     assert float(trainer.checkpoint_callback.best_model_score) == pytest.approx(min(recorder.losses), rel=1e-6)
+    best = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    assert recorder.losses[best["epoch"]] == min(recorder.losses)
+    _assert_same({n: best["state_dict"][n] for n in mean}, recorder.validated[best["epoch"]], atol=1e-6)
 
 
 def test_a_run_resumed_from_last_averages_as_if_never_stopped(uninterrupted, tmp_path):
     _, trainer, recorder, _ = uninterrupted
-    _, first, *_ = _fit(tmp_path, epochs=2)
-    last = first.checkpoint_callback.last_model_path
-    model, _, resumed_recorder, _ = _fit(tmp_path, epochs=3, resume=last)
+    _, first, *_ = _fit(tmp_path, 2)
+    model, _, resumed_recorder, _ = _fit(tmp_path, 3, first.checkpoint_callback.last_model_path)
     assert list(resumed_recorder.steps) == [2]  # only the third epoch ran
     _assert_same({n: p.detach() for n, p in model.named_parameters()}, recorder.steps[2][-1], atol=1e-6)
     _assert_same(resumed_recorder.validated[0], recorder.validated[2], atol=1e-6)
     assert resumed_recorder.losses[0] == pytest.approx(recorder.losses[2], rel=1e-5)
+
+
+def test_under_gradient_accumulation_only_optimizer_steps_enter_the_mean(tmp_path):
+    _, trainer, recorder, _ = _fit(tmp_path, 2, None, "+trainer.accumulate_grad_batches=2")
+    (averaging,) = [c for c in trainer.callbacks if isinstance(c, WeightAverage)]
+    assert averaging.count == 2  # 4 batches of epoch 1, an optimizer step after every second
+    # After batches 1 and 3; after batch 0 the weights are still epoch 0's last, and they stay out.
+    _assert_same(recorder.validated[1], _mean([recorder.steps[1][1], recorder.steps[1][3]]), atol=1e-6)
+
+
+def test_weights_only_checkpoints_are_refused(tmp_path):
+    from tsattn.errors import TsattnError
+
+    with pytest.raises(TsattnError, match="drop callbacks.model_checkpoint.save_weights_only"):
+        _fit(tmp_path, 1, None, "+callbacks.model_checkpoint.save_weights_only=true")
 
 
 def test_a_negative_start_epoch_is_refused():

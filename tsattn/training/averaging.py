@@ -3,9 +3,9 @@
 From `start_epoch` on, the callback keeps the equal-weight mean of the parameters after every optimizer step
 (SWA, Izmailov et al. 2018; the same averaging as Lightning's WeightAveraging, which tsattn's floor,
 lightning 2.4, lacks). Each validation from then on scores the mean, not the weights in training, and each
-checkpoint holds the mean as its weights. So the schedule, early stopping and the choice of the best
-checkpoint all see the averaged model: an average that validates worse than an earlier epoch is never the
-run's model, and the test split chooses nothing. Validations before `start_epoch` (and the sanity check)
+checkpoint holds the mean as its weights. So early stopping, the choice of the best checkpoint and a
+`plateau` schedule all see the averaged model: an average that validates worse than an earlier epoch is
+never the run's model, and the test split chooses nothing. Validations before `start_epoch` (and the sanity check)
 score the weights in training, as without the callback.
 
 The weights in training travel in each checkpoint beside the mean (`weights_in_training`), with the number
@@ -20,6 +20,8 @@ from typing import Any
 
 import lightning as L
 import torch
+
+from tsattn.errors import TsattnError
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,32 @@ class WeightAverage(L.Callback):
         self._mean: dict[str, torch.Tensor] = {}
         self._held: dict[str, torch.Tensor] | None = None  # the weights in training while the mean validates
         self._last_step = -1
+        self._resuming = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and not self._mean:
-            self._mean = {name: p.detach().clone() for name, p in pl_module.named_parameters()}
+        if stage != "fit":
+            return
+        weights_only = [c for c in trainer.checkpoint_callbacks if getattr(c, "save_weights_only", False)]
+        if weights_only:
+            # Lightning skips callbacks' on_save_checkpoint for weights-only files: they would hold the weights
+            # in training under the mean's validation score.
+            raise TsattnError(
+                "callbacks=averaged needs full checkpoints: drop callbacks.model_checkpoint.save_weights_only"
+            )
+        # A fresh fit starts a fresh mean; a resumed one overwrites it from the checkpoint right after setup.
+        self._mean = {name: p.detach().clone() for name, p in pl_module.named_parameters()}
+        self.count, self._last_step, self._held = 0, -1, None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # setup and on_load_checkpoint run before the strategy moves the module to its device.
+        with torch.no_grad():
+            self._mean = {name: self._mean[name].to(p.device) for name, p in pl_module.named_parameters()}
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.count == 0 and trainer.current_epoch >= self.start_epoch:
+            # Under gradient accumulation the epoch's first batches take no optimizer step: only a step taken
+            # from here on enters the mean, never the weights the previous epoch ended with.
+            self._last_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         # global_step counts optimizer steps: under gradient accumulation several batches share one.
@@ -88,8 +112,10 @@ class WeightAverage(L.Callback):
         checkpoint["state_dict"] = {**weights, **{name: mean.clone() for name, mean in self._mean.items()}}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        # Testing a checkpoint loads its weights, the mean, as they are; only a resumed fit splits them again.
-        if trainer.state.fn != "fit" or IN_TRAINING not in checkpoint:
+        # Testing a checkpoint loads its weights, the mean, as they are; only a resumed fit splits them again
+        # (and takes the callback's state, which Lightning restores next, whatever the stage).
+        self._resuming = trainer.state.fn == "fit"
+        if not self._resuming or IN_TRAINING not in checkpoint:
             return
         with torch.no_grad():
             for name, p in pl_module.named_parameters():
@@ -100,8 +126,9 @@ class WeightAverage(L.Callback):
         return {"count": self.count, "start_epoch": self.start_epoch, "last_step": self._last_step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.count = int(state_dict["count"])
-        self._last_step = int(state_dict["last_step"])
+        if self._resuming:
+            self.count = int(state_dict["count"])
+            self._last_step = int(state_dict["last_step"])
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.count:

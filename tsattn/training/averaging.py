@@ -49,8 +49,7 @@ class WeightAverage(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        weights_only = [c for c in trainer.checkpoint_callbacks if getattr(c, "save_weights_only", False)]
-        if weights_only:
+        if any(getattr(c, "save_weights_only", False) for c in trainer.checkpoint_callbacks):
             # Lightning skips callbacks' on_save_checkpoint for weights-only files: they would hold the weights
             # in training under the mean's validation score.
             raise TsattnError(

@@ -14,7 +14,7 @@ For each forecaster, built from its `conf/experiment/etth1_<model>.yaml` setting
 
 Then how free-running decoding time grows with the horizon (24, 96, 336 steps) for the decoders that
 run step by step: the LSTM and attention seq2seq and the autoregressive Transformer, one step per
-timestep (segment_len=1), 256 windows of L=96.
+timestep (segment_len=1), 256 windows of L=96 (`--decode-horizons` and `--decode-windows` change them).
 
 Each model is measured in a fresh process, so one model's memory does not count against the next.
 """
@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--phase-repeats", type=int, default=2, help="validation and test timed best of N (2)")
     parser.add_argument("--decode-windows", type=int, default=256, help="windows per decoding batch (default 256)")
+    parser.add_argument(
+        "--decode-horizons", type=int, nargs="+", default=[24, 96, 336], help="decoding horizons (24 96 336)"
+    )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="'' to print only")
     parser.add_argument(
         "--override", action="append", default=[], help="extra Hydra override for every model measured (repeatable)"
@@ -114,6 +117,8 @@ def run_child(args: argparse.Namespace, what: str) -> dict:
         str(args.epochs),
         "--decode-windows",
         str(args.decode_windows),
+        "--decode-horizons",
+        *map(str, args.decode_horizons),
     ]
     print(f"measuring {what} ...", file=sys.stderr, flush=True)
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -266,7 +271,7 @@ def measure_training(args: argparse.Namespace) -> dict:
 
 
 def measure_decoding(args: argparse.Namespace) -> dict:
-    """Free-running forecast time of one batch of windows (256 by default, L=96) for H = 24, 96, 336."""
+    """Free-running forecast time of one batch of windows (256 by default, L=96) per horizon (24, 96, 336)."""
     import torch
 
     from tsattn.models.attention_seq2seq import AttentionSeq2Seq
@@ -284,7 +289,7 @@ def measure_decoding(args: argparse.Namespace) -> dict:
     for name, net in nets.items():
         net.to(device).eval()
         timings[name] = {}
-        for horizon in (24, 96, 336):
+        for horizon in args.decode_horizons:
             batch = {
                 "x": torch.randn(args.decode_windows, 96, 15, device=device),
                 "known_future": torch.randn(args.decode_windows, horizon, 8, device=device),
@@ -359,19 +364,18 @@ def render(args: argparse.Namespace, results: list[dict], decoding: dict) -> str
             f"{r['plain_validate_s']:.2f} | {ratio:.2f}x | "
             f"{'met' if ratio <= 1.5 else f'missed by {ratio - 1.5:.2f}'} | {r['test_s']:.2f} |"
         )
+    first, last = args.decode_horizons[0], args.decode_horizons[-1]
     lines += [
         "",
         f"Free-running decoding, one step per timestep: ms per batch of {args.decode_windows} windows (L=96), "
         "best of 3.",
         "",
-        "| decoder | H=24 | H=96 | H=336 | H=336 / H=24 |",
-        "|---|---|---|---|---|",
+        "| decoder | " + " | ".join(f"H={h}" for h in args.decode_horizons) + f" | H={last} / H={first} |",
+        "|---|" + "---|" * (len(args.decode_horizons) + 1),
     ]
     for name, times in decoding.items():
-        lines.append(
-            f"| {name} | {times['24']:.1f} | {times['96']:.1f} | {times['336']:.1f} | "
-            f"{times['336'] / times['24']:.1f}x |"
-        )
+        cells = " | ".join(f"{times[str(h)]:.1f}" for h in args.decode_horizons)
+        lines.append(f"| {name} | {cells} | {times[str(last)] / times[str(first)]:.1f}x |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 
 import numpy as np
 import pandas as pd
@@ -163,10 +164,12 @@ def test_cli_opens_no_mlflow_store_on_bad_data(cli_results):
     assert not list(workdir.rglob("*.ckpt"))
 
 
-def test_unknown_model_is_one_line(tmp_path, capsys):
+def test_unknown_model_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["notebook", "--its-own-flag"])
     assert main(["train", "model=nonexistent", f"paths.log_dir={tmp_path}"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "model/nonexistent" in line and "lstm_seq2seq" in line
+    assert sys.argv == ["notebook", "--its-own-flag"]  # Hydra read the overrides from sys.argv; the caller's are back
 
 
 def test_non_ascii_names_in_overrides_say_how_to_quote_them(tmp_path, capsys):

@@ -274,6 +274,9 @@ def test_speed_compares_tsattn_with_the_plain_loop_and_times_decoding(tmp_path, 
         "1",
         "--decode-windows",
         "16",
+        "--decode-horizons",  # short horizons: 336 autoregressive Transformer steps alone took 2 s a pass
+        "12",
+        "48",
         "--phase-repeats",
         "1",
         "--override=model.net.hidden_size=64",  # the experiment's width (512) would time 20,000 sequences per phase
@@ -292,10 +295,12 @@ def test_speed_compares_tsattn_with_the_plain_loop_and_times_decoding(tmp_path, 
     # The seconds are printed to 0.01 and the ratio, computed before rounding, to 0.01 too.
     low, high = (validation - 0.005) / (plain_validation + 0.005), (validation + 0.005) / (plain_validation - 0.005)
     assert low - 0.005 <= val_ratio <= high + 0.005
+    assert "| decoder | H=12 | H=48 | H=48 / H=12 |" in text
     for decoder in ("lstm_seq2seq", "attention_seq2seq", "transformer (autoregressive)"):
-        times = re.search(rf"\| {re.escape(decoder)} \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", text)
+        times = re.search(rf"\| {re.escape(decoder)} \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+)x \|", text)
         assert times, decoder
-        assert float(times[3]) > float(times[1])  # 336 steps take longer than 24
+        assert float(times[2]) > float(times[1])  # 48 steps take longer than 12
+        assert abs(float(times[3]) - float(times[2]) / float(times[1])) < 0.06 + 0.02 * float(times[3])
 
 
 def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():

@@ -59,12 +59,27 @@ def test_search_space_syntax_maps_to_optuna_distributions():
 
 
 @pytest.mark.slow
-def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path):
+def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path, capsys, monkeypatch):
     import optuna
+    from hydra.core.hydra_config import HydraConfig
 
-    search = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", *TINY, f"paths.log_dir={tmp_path}"]
-    first = run_tsattn([*search, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
+    from tsattn.cli import main
+
+    def search(*overrides: str) -> str:
+        """`tsattn train -m` in this process; returns what it printed. A multirun leaves Hydra's global config
+        in MULTIRUN mode, which the tests after this one must not inherit."""
+        hydra_config = HydraConfig.instance().cfg
+        try:
+            args = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", *TINY, *overrides]
+            code = main([*args, f"paths.log_dir={tmp_path}"])
+        finally:
+            HydraConfig.instance().cfg = hydra_config
+        captured = capsys.readouterr()
+        assert code == 0, captured.out + captured.err
+        return captured.out + captured.err
+
+    monkeypatch.chdir(tmp_path)
+    search("hydra.sweeper.n_trials=2")
     study_name = "lstm_seq2seq-weather-mse"  # the model, the data and the loss whose scale val/loss_best is on
     storage = f"sqlite:///{tmp_path / 'optuna' / f'{study_name}.db'}"
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -88,9 +103,7 @@ def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path):
     # stops the new trial at its first report, and it is recorded PRUNED.
     prune_all = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.upper=0.0"]
     prune_all += ["~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps"]
-    again = run_tsattn([*search, "hydra.sweeper.n_trials=1", *prune_all], cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "earlier trials 2, to run 1" in again.stdout + again.stderr
+    assert "earlier trials 2, to run 1" in search("hydra.sweeper.n_trials=1", *prune_all)
     study = optuna.load_study(study_name=study_name, storage=storage)
     assert len(study.trials) == 3 and study.trials[2].state == optuna.trial.TrialState.PRUNED
     client, parents, children = _runs(tmp_path)

@@ -164,7 +164,7 @@ def _train(overrides: list[str]) -> int:
     # reaches us, and a mistyped override becomes one line and exit code 2.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     # Hydra parses sys.argv; the help text names the command through hydra.help.app_name.
-    sys.argv = [sys.argv[0], *overrides]
+    argv, sys.argv = sys.argv, [sys.argv[0], *overrides]
     try:
         app()
     except SystemExit as done:
@@ -174,6 +174,8 @@ def _train(overrides: list[str]) -> int:
     except (HydraException, OmegaConfBaseException) as err:
         # Config mistakes: unknown group option, bad override syntax, missing mandatory value.
         raise TsattnError(one_line(err) + _quoting_hint(overrides, err)) from None
+    finally:
+        sys.argv = argv  # the caller's own, for a notebook or a test that goes on after an in-process run
     return 0
 
 

@@ -10,10 +10,10 @@ from torch import nn
 from tsattn.errors import TsattnError
 from tsattn.models.layers import ForecastHead, PositionalEncoding, forecast_output, mix_truth, previous_values
 from tsattn.models.layers import linear_path as make_linear_path
+from tsattn.models.recurrent_step import State, step_from_state
 
 DECODINGS = ("recurrent", "parallel")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # a GRU's h, or an LSTM's (h, c)
 POSITION_SIZE = 16  # width of the sinusoidal horizon-position code a parallel decoder reads
 
 
@@ -183,13 +183,9 @@ class LSTMSeq2Seq(nn.Module):
         n_batch, horizon = known_future.shape[:2]
         position = self.positions(known_future.new_zeros(1, horizon, POSITION_SIZE))  # [1, H, E]
         inputs = torch.cat([position.expand(n_batch, -1, -1), known_future], dim=-1)  # [B, H, E + K]
-        # Each horizon step is its own sequence of length 1: [B, H, E + K] -> [B * H, 1, E + K].
-        if isinstance(state, tuple):  # LSTM (h, c); a GRU's state is h alone
-            start = tuple(part.repeat_interleave(horizon, dim=1) for part in state)  # [layers, B * H, D]
-        else:
-            start = state.repeat_interleave(horizon, dim=1)
-        decoded, _ = self.decoder(inputs.flatten(0, 1).unsqueeze(1), start)  # [B * H, 1, D]
-        decoded = decoded.view(n_batch, horizon, -1)  # [B, H, D]
+        # Each horizon step is one decoder step from the encoder's final state; the state's own projection
+        # is computed once per window, not once per step (tsattn.models.recurrent_step).
+        decoded = step_from_state(self.decoder, inputs, state)  # [B, H, D]
         hidden, attention = self.readout(decoded, encoded, keys)
         return forecast_output(self.head(hidden)[0], attention)
 

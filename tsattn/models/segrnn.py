@@ -17,6 +17,7 @@ from torch import nn
 
 from tsattn.errors import TsattnError
 from tsattn.models.layers import forecast_output
+from tsattn.models.recurrent_step import step_from_state
 
 
 class SegRNN(nn.Module):
@@ -76,8 +77,8 @@ class SegRNN(nn.Module):
         if self.channel is not None:
             channel = self.channel.unsqueeze(1).expand(-1, self.n_out, -1)  # [C, M, D/2]
             queries = torch.cat([queries, channel], dim=-1)  # [C, M, D]
-        queries = queries.unsqueeze(0).expand(n_batch, -1, -1, -1).reshape(-1, 1, queries.shape[-1])  # [BCM, 1, D]
-        # Each output segment starts from its series' final state: [1, BC, D] -> [1, BCM, D] in (b, c, m) order.
-        _, decoded = self.gru(queries, state.repeat_interleave(self.n_out, dim=1))  # [1, BCM, D]
-        y = self.head(decoded[0]).reshape(n_batch, n_channels, self.n_out * self.segment)  # [B, C, H]
+        # Each output segment is one GRU step from its series' final state, whose input is the same for every
+        # window: the queries' and the state's projections are each computed once (tsattn.models.recurrent_step).
+        decoded = step_from_state(self.gru, queries, state.view(1, n_batch, n_channels, -1))  # [B, C, M, D]
+        y = self.head(decoded).reshape(n_batch, n_channels, self.n_out * self.segment)  # [B, C, H]
         return forecast_output(y.transpose(1, 2)[:, : self.horizon] + last)  # [B, MW, C] -> [B, H, C]

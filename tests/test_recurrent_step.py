@@ -26,25 +26,30 @@ def _repeated(rnn, inputs, state):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_equals_the_module_on_repeated_states_values_and_gradients(kind, layers):
+@pytest.mark.parametrize("bias", [True, False])
+def test_equals_the_module_on_repeated_states_values_and_gradients(kind, layers, bias):
+    """Outputs, and the gradients of the weights, of the inputs and of the starting state (the encoder's)."""
     torch.manual_seed(0)
     cls = nn.LSTM if kind == "lstm" else nn.GRU
-    rnn = cls(5, 16, layers, batch_first=True)
-    inputs = torch.randn(4, 7, 5)  # [N, M, I]
-    h = torch.randn(layers, 4, 16)
-    state = (h, torch.randn(layers, 4, 16)) if kind == "lstm" else h
+    rnn = cls(5, 16, layers, batch_first=True, bias=bias)
+    inputs = torch.randn(4, 7, 5, requires_grad=True)  # [N, M, I]
+    parts = [torch.randn(layers, 4, 16, requires_grad=True) for _ in range(2 if kind == "lstm" else 1)]
+    state = tuple(parts) if kind == "lstm" else parts[0]
+    leaves = [("inputs", inputs), *[(f"state {i}", part) for i, part in enumerate(parts)]]
+    leaves += list(rnn.named_parameters())
+
+    def gradients(output):
+        for _, leaf in leaves:
+            leaf.grad = None
+        output.square().sum().backward()
+        return {name: leaf.grad.clone() for name, leaf in leaves}
 
     expected = _repeated(rnn, inputs, state)
-    rnn.zero_grad()
-    expected.square().sum().backward()
-    expected_grads = {name: p.grad.clone() for name, p in rnn.named_parameters()}
-
+    expected_grads = gradients(expected)
     got = step_from_state(rnn, inputs, state)
-    rnn.zero_grad()
-    got.square().sum().backward()
     torch.testing.assert_close(got, expected)
-    for name, p in rnn.named_parameters():
-        torch.testing.assert_close(p.grad, expected_grads[name], msg=name)
+    for name, grad in gradients(got).items():
+        torch.testing.assert_close(grad, expected_grads[name], msg=name)
 
 
 def test_inputs_shared_by_many_sequences_broadcast():
@@ -58,26 +63,47 @@ def test_inputs_shared_by_many_sequences_broadcast():
     torch.testing.assert_close(got, expected.view(2, 3, 4, 8))
 
 
-def test_dropout_between_layers_only_in_training():
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_dropout_between_layers_only_in_training(kind, monkeypatch):
+    """As in nn.LSTM and nn.GRU: on each layer's outputs but the last's, never on the inputs, only in training."""
+    import tsattn.models.recurrent_step as module
+
     torch.manual_seed(2)
-    rnn = nn.LSTM(5, 16, 2, batch_first=True, dropout=0.5)
-    inputs, state = torch.randn(4, 7, 5), (torch.randn(2, 4, 16), torch.randn(2, 4, 16))
+    rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(5, 16, 3, batch_first=True, dropout=0.5)
+    inputs, h = torch.randn(4, 7, 5), torch.randn(3, 4, 16)
+    state = (h, torch.randn(3, 4, 16)) if kind == "lstm" else h
+    dropped, dropout = [], module.F.dropout
+
+    def recorded(x, p, training):
+        dropped.append((tuple(x.shape), p, training))
+        return dropout(x, p, training)
+
+    monkeypatch.setattr(module.F, "dropout", recorded)
     with torch.no_grad():
         evaluated = step_from_state(rnn.eval(), inputs, state)
+        assert dropped == []
         torch.testing.assert_close(evaluated, _repeated(rnn, inputs, state))
         trained = step_from_state(rnn.train(), inputs, state)
-    assert not torch.allclose(trained, evaluated)  # the first layer's outputs were dropped out before the second
-    single = nn.LSTM(5, 16, 1, batch_first=True).train()
+    assert dropped == [((4, 7, 16), 0.5, True)] * 2  # the outputs of layers 0 and 1, the inputs of 1 and 2
+    assert not torch.allclose(trained, evaluated)
+
+
+def test_gates_in_float32_under_mixed_precision():
+    """Autocast runs the products in bf16; the gates and the cell state stay in float32, as in the fused kernels."""
+    torch.manual_seed(4)
+    rnn = nn.LSTM(5, 16, 2, batch_first=True)
+    inputs, state = torch.randn(4, 7, 5), (torch.randn(2, 4, 16), torch.randn(2, 4, 16))
     with torch.no_grad():
-        torch.testing.assert_close(
-            step_from_state(single, inputs, tuple(p[:1] for p in state)),
-            _repeated(single, inputs, tuple(p[:1] for p in state)),
-        )
+        exact = step_from_state(rnn, inputs, state)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = step_from_state(rnn, inputs, state)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=0, atol=0.05)
 
 
 def test_refuses_what_it_does_not_compute():
-    for rnn in (nn.LSTM(3, 4, bidirectional=True), nn.LSTM(3, 4, proj_size=2)):
-        with pytest.raises(ValueError, match="unidirectional recurrent layers without projections"):
+    for rnn in (nn.LSTM(3, 4, bidirectional=True), nn.LSTM(3, 4, proj_size=2), nn.RNN(3, 4)):
+        with pytest.raises(ValueError, match="unidirectional nn.LSTM or nn.GRU layers without projections"):
             step_from_state(rnn, torch.randn(1, 2, 3), (torch.zeros(1, 1, 4), torch.zeros(1, 1, 4)))
 
 

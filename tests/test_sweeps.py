@@ -4,8 +4,10 @@ evaluation that scores every window once."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
+import optuna  # here, not inside a test: its log handler would keep a capture that closes with the test
 import pytest
 
 from tests.conftest import run_tsattn
@@ -60,24 +62,24 @@ def test_search_space_syntax_maps_to_optuna_distributions():
 
 @pytest.mark.slow
 def test_optuna_search_records_trials_resumes_its_study_and_prunes(tmp_path, capsys, monkeypatch):
-    import optuna
     from hydra.core.hydra_config import HydraConfig
 
     from tsattn.cli import main
 
     def search(*overrides: str) -> str:
-        """`tsattn train -m` in this process; returns what it printed. A multirun leaves Hydra's global config
-        in MULTIRUN mode, which the tests after this one must not inherit."""
-        hydra_config = HydraConfig.instance().cfg
-        try:
-            args = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", *TINY, *overrides]
-            code = main([*args, f"paths.log_dir={tmp_path}"])
-        finally:
-            HydraConfig.instance().cfg = hydra_config
+        """`tsattn train -m` in this process; returns what it printed."""
+        before = HydraConfig.instance().cfg
+        args = ["train", "-m", "hparams_search=lstm_seq2seq_optuna", *TINY, *overrides]
+        code = main([*args, f"paths.log_dir={tmp_path}"])
+        # A multirun sets Hydra's global config in MULTIRUN mode; the command gives the caller's back.
+        assert HydraConfig.instance().cfg is before
         captured = capsys.readouterr()
         assert code == 0, captured.out + captured.err
         return captured.out + captured.err
 
+    # As `tsattn train` run by a user in this directory, whatever store or Hydra settings the caller's shell has.
+    for name in [k for k in os.environ if k.startswith(("MLFLOW_", "HYDRA_"))]:
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     search("hydra.sweeper.n_trials=2")
     study_name = "lstm_seq2seq-weather-mse"  # the model, the data and the loss whose scale val/loss_best is on

@@ -164,7 +164,10 @@ def _train(overrides: list[str]) -> int:
     # reaches us, and a mistyped override becomes one line and exit code 2.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     # Hydra parses sys.argv; the help text names the command through hydra.help.app_name.
+    from hydra.core.hydra_config import HydraConfig
+
     argv, sys.argv = sys.argv, [sys.argv[0], *overrides]
+    hydra_config = HydraConfig.instance().cfg
     try:
         app()
     except SystemExit as done:
@@ -175,7 +178,10 @@ def _train(overrides: list[str]) -> int:
         # Config mistakes: unknown group option, bad override syntax, missing mandatory value.
         raise TsattnError(one_line(err) + _quoting_hint(overrides, err)) from None
     finally:
-        sys.argv = argv  # the caller's own, for a notebook or a test that goes on after an in-process run
+        # The caller's own, for a notebook or a test that goes on after an in-process run: its arguments, and
+        # Hydra's global config (a sweep leaves it in MULTIRUN mode, which later training would read).
+        sys.argv = argv
+        HydraConfig.instance().cfg = hydra_config
     return 0
 
 

@@ -35,8 +35,8 @@ def step_from_state(rnn: nn.LSTM | nn.GRU, inputs: torch.Tensor, state: State) -
     Shape:
         -> [*S, M, D]
     """
-    if rnn.bidirectional or getattr(rnn, "proj_size", 0):
-        raise ValueError("step_from_state takes unidirectional recurrent layers without projections")
+    if not isinstance(rnn, (nn.LSTM, nn.GRU)) or rnn.bidirectional or getattr(rnn, "proj_size", 0):
+        raise ValueError("step_from_state takes unidirectional nn.LSTM or nn.GRU layers without projections")
     lstm = isinstance(rnn, nn.LSTM)
     hidden, cell = state if lstm else (state, None)
     x = inputs
@@ -46,10 +46,14 @@ def step_from_state(rnn: nn.LSTM | nn.GRU, inputs: torch.Tensor, state: State) -
         h0 = hidden[layer].unsqueeze(-2)  # [*S, 1, D]: the same for all M steps of a sequence
         from_input = F.linear(x, getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"bias_ih_l{layer}", None))
         from_state = F.linear(h0, getattr(rnn, f"weight_hh_l{layer}"), getattr(rnn, f"bias_hh_l{layer}", None))
+        # The gates and the cell state in at least float32, as the fused kernels keep them under mixed precision
+        # (autocast runs the products above in bf16 or fp16).
+        precision = torch.promote_types(from_input.dtype, torch.float32)
+        from_input, from_state, h0 = from_input.to(precision), from_state.to(precision), h0.to(precision)
         if lstm:
             gates = from_input + from_state  # [*S, M, 4D]: input, forget, cell and output gates
             i, f, g, o = gates.chunk(4, dim=-1)
-            c1 = torch.sigmoid(f) * cell[layer].unsqueeze(-2) + torch.sigmoid(i) * torch.tanh(g)
+            c1 = torch.sigmoid(f) * cell[layer].unsqueeze(-2).to(precision) + torch.sigmoid(i) * torch.tanh(g)
             x = torch.sigmoid(o) * torch.tanh(c1)  # [*S, M, D]
         else:
             input_r, input_z, input_n = from_input.chunk(3, dim=-1)

@@ -136,6 +136,7 @@ def _report(err: TsattnError) -> None:
 def _train(overrides: list[str]) -> int:
     """Hand the arguments to a Hydra app, so overrides, -m, --cfg and tab completion all work."""
     import hydra
+    from hydra.core.hydra_config import HydraConfig
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -164,8 +165,6 @@ def _train(overrides: list[str]) -> int:
     # reaches us, and a mistyped override becomes one line and exit code 2.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     # Hydra parses sys.argv; the help text names the command through hydra.help.app_name.
-    from hydra.core.hydra_config import HydraConfig
-
     argv, sys.argv = sys.argv, [sys.argv[0], *overrides]
     hydra_config = HydraConfig.instance().cfg
     try:

@@ -68,26 +68,33 @@ def test_normalisation_makes_forecasts_follow_the_window_level_and_scale(weather
 
 def test_quantile_training_with_pinball_covers_the_truth(weather_module_batch):
     batch, dims = weather_module_batch
+    # Noise the network cannot predict keeps the quantiles apart: on the bare batch the LSTM all but interpolates
+    # the 175 windows, its three quantiles collapse onto the truth, and the share under each swung between 0.03
+    # and 0.47 from one step to the next (one CPU's rounding passed a bound another's failed).
+    noisy = dict(batch, y=batch["y"] + 0.5 * torch.randn(batch["y"].shape, generator=torch.Generator().manual_seed(0)))
     torch.manual_seed(0)
     module = ForecastModule(LSTMSeq2Seq(**dims, hidden_size=32, quantiles=[0.1, 0.5, 0.9]))
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+    steps = 200
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)  # settles at the pinball optimum
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one summation order: `make test JOBS=0` (two threads) trains the same weights
     try:
-        for _ in range(600):  # 300 left the 0.1 quantile at 0.28 to 0.32, on the edge of the bound; 600 reach 0.10
+        for _ in range(steps):
             optimizer.zero_grad()
-            loss = module.loss(module(batch, 1.0)["y_hat"], batch["y"])
+            loss = module.loss(module(noisy, 1.0)["y_hat"], noisy["y"])
             loss.backward()
             optimizer.step()
+            schedule.step()
     finally:
         torch.set_num_threads(threads)
     with torch.no_grad():
-        # The path the pinball loss trained (teacher-forced): its quantiles should be near-calibrated.
-        y_hat = module.eval()(batch, 1.0)["y_hat"]  # [B, H, 1, 3]
-    below = (batch["y"].unsqueeze(-1) <= y_hat).float().mean(dim=(0, 1, 2))  # share under each quantile
-    assert 0.0 < below[0] < 0.25, below
-    assert 0.35 < below[1] < 0.7, below
-    assert 0.75 < below[2] < 1.0, below
+        # The path the pinball loss trained (teacher-forced): at its optimum each quantile has its level's share of
+        # the targets under it (0.098 / 0.500 / 0.901 measured); a loss that ignored the levels would put each near
+        # 0.5, and levels swapped between outputs would reverse the order.
+        y_hat = module.eval()(noisy, 1.0)["y_hat"]  # [B, H, 1, 3]
+    below = (noisy["y"].unsqueeze(-1) <= y_hat).float().mean(dim=(0, 1, 2))  # share under each quantile
+    torch.testing.assert_close(below, torch.tensor([0.1, 0.5, 0.9]), atol=0.04, rtol=0.0)
     torch.testing.assert_close(module.point(y_hat), y_hat[..., 1])
 
 

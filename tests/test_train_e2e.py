@@ -117,6 +117,9 @@ def test_run_is_recorded_in_mlflow(trained):
     data = json.loads(open(client.download_artifacts(run.info.run_id, "data.json", str(workdir))).read())
     assert set(data["borders"]) == set(data["scaler"]["stats"]) == {"san_francisco", "seattle"}
     assert data["season_length"] == 24
+    # Both cities give windows in every split, and the run says so: no series is left out silently.
+    assert data["series_without_window"] == {"train": {}, "val": {}, "test": {}}
+    assert params["data/series_without_window"] == '{"train": 0, "val": 0, "test": 0}'
     bundle = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
     assert bundle == {f"bundle/{name}" for name in ("weights.safetensors", "config.yaml", "scaler.json", "schema.json")}
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/test_forecasts.png"}

@@ -16,7 +16,16 @@ from tsattn.data.io import read_series, require_length
 from tsattn.data.regularity import fill_within_borders
 from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
-from tsattn.data.split import SPLITS, Borders, RatioSplit, RowSplit, window_starts
+from tsattn.data.split import (
+    SPLITS,
+    Borders,
+    RatioSplit,
+    RowSplit,
+    TailSplit,
+    resolve_split,
+    window_starts,
+    windowless_series,
+)
 from tsattn.data.static import StaticEncoder
 from tsattn.data.windows import WindowDataset, batch_loader, known_channels
 from tsattn.errors import TsattnError
@@ -45,7 +54,8 @@ class ForecastDataModule(L.LightningDataModule):
         freq: pandas frequency alias when it cannot be inferred.
         lookback: L, input steps per window.
         horizon: H, forecast steps per window.
-        split: a RatioSplit or RowSplit; 70/10/20 by ratio when None.
+        split: a RatioSplit, RowSplit or TailSplit, or a name: "ratio" (70/10/20 per series, the default) or
+            "tail" (validation and test the last H rows of each series); tsattn.data.split.resolve_split.
         calendar: "auto", a list of feature names, or "none".
         stride: step between consecutive training windows (evaluation always uses every window).
         batch_size: windows per training batch.
@@ -71,7 +81,7 @@ class ForecastDataModule(L.LightningDataModule):
         freq: str | None = None,
         lookback: int = 96,
         horizon: int = 24,
-        split: RatioSplit | RowSplit | None = None,
+        split: RatioSplit | RowSplit | TailSplit | str | None = None,
         calendar: str | Sequence[str] | None = "auto",
         stride: int = 1,
         batch_size: int = 256,
@@ -110,7 +120,9 @@ class ForecastDataModule(L.LightningDataModule):
         )
         self._read = collection
         self.lookback, self.horizon, self.stride = lookback, horizon, stride
-        self.splitter = split if split is not None else RatioSplit()
+        self.split = split
+        # Per split, the series that give it no window and why (series id -> reason): said, never silent.
+        self.windowless: dict[str, dict[str, str]] = {}
         self.calendar = calendar
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
@@ -135,7 +147,24 @@ class ForecastDataModule(L.LightningDataModule):
         require_length(
             collection, self.lookback + self.horizon, f"one window (lookback {self.lookback} + horizon {self.horizon})"
         )
-        borders = {s.id: self.splitter.borders(len(s.time)) for s in collection.series}
+        lengths = {s.id: len(s.time) for s in collection.series}
+        splitter, note = resolve_split(self.split, lengths, self.lookback, self.horizon)
+        if note:
+            log.warning(note)
+        borders = {sid: splitter.borders(n) for sid, n in lengths.items()}
+        self.windowless = windowless_series(borders, self.lookback, self.horizon)
+        for split, reasons in self.windowless.items():
+            if reasons:
+                first, why = next(iter(reasons.items()))
+                log.warning(
+                    "%d of %d series give no %s window (series %r: %s)%s",
+                    len(reasons),
+                    len(lengths),
+                    split,
+                    first,
+                    why,
+                    "; data.json lists every one" if len(reasons) > 1 else "",
+                )
         # Training rows are filled from training rows, validation and test rows from the rows before them.
         missing, train_ends = self.read_args["missing"], {sid: b.train_end for sid, b in borders.items()}
         filled = [

@@ -53,6 +53,8 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     # The strongest simple forecast, chosen on the validation windows before training: test/best_naive_* score it.
     params["data/best_naive"] = rule_key(datamodule.best_naive_season)
     params["data/season_candidates"] = json.dumps(datamodule.season_candidates)
+    # How many series gave no window in each split (data.json names them and says why).
+    params["data/series_without_window"] = json.dumps({k: len(v) for k, v in datamodule.windowless.items()})
     logger.log_hyperparams(params)
     client, run_id = logger.experiment, logger.run_id
     client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")
@@ -64,6 +66,7 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
         "static_covariates": datamodule.collection.static_covariates,
         "series": [s.id for s in datamodule.collection.series],
         "windows": {split: len(ds) for split, ds in datamodule.datasets.items()},
+        "series_without_window": datamodule.windowless,
         "season_length": datamodule.season_length,
         "best_naive": rule_key(datamodule.best_naive_season),
         "simple_forecasts": {

@@ -16,12 +16,13 @@ kept) and the 48 test values for test; then the run's model forecasts the 48 hou
 - sMAPE = mean over series and steps of 200 |y - f| / (|y| + |f|);
 - MASE = mean |y - f| over a series' steps, divided by the mean absolute 24-step difference of its history,
   then averaged over series;
-- OWA = (sMAPE / sMAPE_Naive2 + MASE / MASE_Naive2) / 2, on the means.
+- OWA = (sMAPE / sMAPE_Naive2 + MASE / MASE_Naive2) / 2, on the means, Naive2's scores those of its
+  forecasts of the same split (tsattn.scoring, which `tsattn score` uses too).
 
 Every row also has its validation OWA: the same scores of a forecast of each history's last 48 values
 (the run's validation rows) from the values before them, which is what M4 settings are chosen on. Each
-split's OWA divides by Naive2's scores on that split (the validation split's computed here, the test split's
-tsattn's reproduction of the published 18.383 / 2.395), so Naive2 scores 1.000 on both.
+split's OWA divides by Naive2's scores on that split (on test they reproduce the published 18.383 / 2.395),
+so Naive2 scores 1.000 on both.
 With several seeds, each forecaster is also scored once more on the mean of its seeds' forecasts (a seed
 ensemble: one forecast per series, nothing chosen), beside the mean of the seeds' scores that the bar reads.
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import shlex
 import sys
@@ -87,17 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     long_csv, history_csv, val_history_csv = write_long(histories, tests, workdir)
     val_histories, val_tests = validation_split(histories)
 
-    # Each split's OWA divides by that split's own Naive2 scores, so Naive2 scores 1.000 on both: the test split's
-    # are tsattn's reproduction of the competition's (checked against NAIVE2 by the tests), the validation
-    # split's are Naive2's forecasts of each history's last 48 values from the values before them.
-    test_naive2 = errors(histories, tests, {k: naive2(v) for k, v in histories.items()})
-    val_naive2 = errors(val_histories, val_tests, {k: naive2(v) for k, v in val_histories.items()})
-
     def scored(forecasts: dict, val_forecasts: dict) -> tuple[float, float, float, float]:
-        """sMAPE, MASE and OWA on test, then the validation OWA."""
-        test_errors = errors(histories, tests, forecasts)
-        val_owa = owa(errors(val_histories, val_tests, val_forecasts), val_naive2)
-        return (*test_errors, owa(test_errors, test_naive2), val_owa)
+        """sMAPE, MASE and OWA on test, then OWA on validation, each split's OWA against its own Naive2."""
+        return (*score(histories, tests, forecasts), score(val_histories, val_tests, val_forecasts)[2])
 
     rows = []
     for name, forecast in (("Naive2 (tsattn's)", naive2), ("seasonal naive (tsattn's)", seasonal_naive)):
@@ -182,72 +174,37 @@ def write_long(histories: dict, tests: dict, workdir: Path) -> tuple[Path, Path,
     return tuple(series)
 
 
-def seasonality_found(history: np.ndarray, season: int = SEASON) -> bool:
-    """The competition's 90% test: |r_m| above 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n), r the sample ACF."""
-    n = len(history)
-    if n < 3 * season:
-        return False
-    centred = history - history.mean()
-    denominator = float(centred @ centred)
-    acf = np.array([float(centred[k:] @ centred[:-k]) / denominator for k in range(1, season + 1)])
-    limit = 1.645 / math.sqrt(n) * math.sqrt(1 + 2 * float((acf[: season - 1] ** 2).sum()))
-    return abs(acf[season - 1]) > limit
-
-
-def seasonal_indices(history: np.ndarray, season: int = SEASON) -> np.ndarray:
-    """Classical multiplicative decomposition (R's decompose): the index of each position in the season."""
-    n = len(history)
-    weights = np.r_[0.5, np.ones(season - 1), 0.5] / season  # the centred 2 x m moving average
-    trend = np.full(n, np.nan)
-    half = season // 2
-    trend[half : n - half] = np.convolve(history, weights, mode="valid")
-    ratio = history / trend
-    figure = np.array([np.nanmean(ratio[i::season]) for i in range(season)])
-    return figure / figure.mean()
-
-
 def naive2(history: np.ndarray) -> np.ndarray:
-    """The last value of the seasonally adjusted history, seasonality put back over the horizon."""
-    if not seasonality_found(history):
-        return np.repeat(history[-1], HORIZON)
-    figure = seasonal_indices(history)
-    positions = np.arange(len(history) + HORIZON) % SEASON
-    adjusted = history / figure[positions[: len(history)]]
-    return adjusted[-1] * figure[positions[len(history) :]]
+    """The competition's Naive2 forecast of the 48 hours after a history (tsattn.scoring.naive2, m = 24)."""
+    from tsattn.scoring import naive2 as naive2_forecast
+
+    return naive2_forecast(history, HORIZON, SEASON)
 
 
 def seasonal_naive(history: np.ndarray) -> np.ndarray:
-    from tsattn.data.calendar import season_offsets  # the rule every tsattn path forecasts with
+    """The last day of a history, repeated over the 48 hours after it (tsattn.scoring.seasonal_naive)."""
+    from tsattn.scoring import seasonal_naive as seasonal_naive_forecast
 
-    return history[len(history) + season_offsets(HORIZON, SEASON)]
-
-
-def errors(histories: dict, tests: dict, forecasts: dict) -> tuple[float, float]:
-    """sMAPE and MASE of forecasts (by id) against the test values, as the competition computed them.
-
-    tsattn's own metrics (the ones `tsattn backtest` reports) score them: every series has H values, so
-    their mean over every value is the competition's mean of per-series means, and MASE's scale is the
-    mean absolute seasonal difference of each series' history.
-    """
-    from tsattn.metrics import mase_scale, scores
-
-    keys = list(histories)
-    actual = np.stack([np.asarray(tests[k], dtype=float) for k in keys])[..., None]  # [S, H, 1]
-    forecast = np.stack([np.asarray(forecasts[k], dtype=float) for k in keys])[..., None]
-    scale = np.stack([mase_scale(np.asarray(histories[k], dtype=float)[:, None], SEASON) for k in keys])  # [S, 1]
-    overall = scores(forecast, actual, np.abs(forecast - actual) / scale[:, None])["overall"]
-    return overall["smape"], overall["mase"]
-
-
-def owa(scored: tuple[float, float], reference: tuple[float, float]) -> float:
-    """The competition's overall weighted average: sMAPE and MASE relative to Naive2's on the same split."""
-    return (scored[0] / reference[0] + scored[1] / reference[1]) / 2
+    return seasonal_naive_forecast(history, HORIZON, SEASON)
 
 
 def score(histories: dict, tests: dict, forecasts: dict) -> tuple[float, float, float]:
-    """sMAPE, MASE and OWA against the test values, OWA relative to the competition's published Naive2."""
-    scored = errors(histories, tests, forecasts)
-    return (*scored, owa(scored, (NAIVE2["smape"], NAIVE2["mase"])))
+    """sMAPE, MASE and OWA of forecasts (by id) against the actual values, as the competition computed them.
+
+    tsattn.scoring (`tsattn score`) scores them: OWA divides by the scores of Naive2's forecasts of the same
+    split, computed from the same histories, so Naive2 scores 1.000 on validation as on test (where its
+    scores reproduce the published 18.383 and 2.395).
+    """
+    from tsattn.scoring import score as score_forecasts
+
+    keys = list(histories)
+    scored = score_forecasts(
+        [np.asarray(histories[k], dtype=float) for k in keys],
+        [np.asarray(tests[k], dtype=float) for k in keys],
+        [np.asarray(forecasts[k], dtype=float) for k in keys],
+        SEASON,
+    )["overall"]["forecast"]
+    return scored["smape"], scored["mase"], scored["owa"]
 
 
 def train(args, model: str, seed: int, long_csv: Path, invocation: str) -> tuple[str, float]:

@@ -306,8 +306,9 @@ def test_speed_compares_tsattn_with_the_plain_loop_and_times_decoding(tmp_path, 
 
 
 def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():
-    """tsattn.metrics, which scores the M4 benchmark, reproduces the competition's own Naive2 and sNaive scores."""
-    from m4_hourly import naive2, read_m4, score, seasonal_naive
+    """tsattn.scoring, which scores the M4 benchmark and `tsattn score`, reproduces the competition's own Naive2
+    and sNaive scores; each split's OWA divides by that split's own Naive2, so Naive2 scores 1.000 on both."""
+    from m4_hourly import NAIVE2, naive2, read_m4, score, seasonal_naive, validation_split
 
     from tests.conftest import m4_hourly_path
 
@@ -315,13 +316,20 @@ def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():
     assert len(histories) == 414 and {len(t) for t in tests.values()} == {48}
     # Naive2's OWA is 1.000 by construction (OWA divides by Naive2's own scores): its sMAPE and MASE are the
     # independent checks, and seasonal naive's OWA checks the division.
-    published = {naive2: (18.383, 2.395), seasonal_naive: (13.912, 1.193, 0.627)}
+    published = {naive2: (NAIVE2["smape"], NAIVE2["mase"], 1.0), seasonal_naive: (13.912, 1.193, 0.627)}
     for method, expected in published.items():
         got = score(histories, tests, {key: method(history) for key, history in histories.items()})
-        assert got[: len(expected)] == pytest.approx(expected, abs=0.0006), (method.__name__, got)
+        assert got == pytest.approx(expected, abs=0.0006), (method.__name__, got)
     assert score(histories, tests, tests) == (0.0, 0.0, 0.0)  # the test values themselves
     off = score(histories, tests, {key: tests[key] * 1.1 for key in histories})  # 10% high everywhere
     assert off[0] == pytest.approx(200 * 0.1 / 2.1, rel=1e-9)
+    # Validation: each history's last 48 values, forecast from the values before them. Its Naive2 scores differ
+    # from the test split's, and the validation OWA divides by them (not by the test split's 18.383 / 2.395).
+    val_histories, val_tests = validation_split(histories)
+    val_naive2 = score(val_histories, val_tests, {key: naive2(h) for key, h in val_histories.items()})
+    assert val_naive2[2] == pytest.approx(1.0, abs=1e-12) and abs(val_naive2[0] - NAIVE2["smape"]) > 0.5  # 19.225
+    val_snaive = score(val_histories, val_tests, {key: seasonal_naive(h) for key, h in val_histories.items()})
+    assert val_snaive[2] == pytest.approx((val_snaive[0] / val_naive2[0] + val_snaive[1] / val_naive2[1]) / 2)
 
 
 def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside_the_seeds_mean():

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from tsattn import __version__
 from tsattn.errors import Interrupted, TsattnError, one_line
 
-USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,compare,dashboard} ...
+USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,score,compare,dashboard} ...
 
 Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models.
 
@@ -29,6 +29,9 @@ commands:
            runs:/<run id> or models:/<name>/<version>
   backtest MODEL INPUT.csv -o OUT.csv [--step N] [--start auto|earliest|TIME]
            rolling-origin evaluation over INPUT, beside the last-value and seasonal-naive baselines
+  score    FORECAST.csv ACTUALS.csv [-o PER_SERIES.csv] [--season m]
+           sMAPE, MASE and OWA against Naive2 (the M4 competition's definitions), MSE, MAE, CRPS and
+           coverage of a forecast, per series and overall, beside Naive2, the last value and seasonal naive
   compare  --experiment NAME [--metric test/mse] [--group-by model,data] [--format table|csv|markdown|json]
            leaderboard of an MLflow experiment: mean and std over seeds, baseline and skill
   dashboard --experiment NAME -o report.html
@@ -51,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _train,
         "forecast": _forecast,
         "backtest": _backtest,
+        "score": _score,
         "compare": _compare,
         "dashboard": _dashboard,
     }
@@ -108,6 +112,12 @@ def _backtest(arguments: list[str]) -> None:
     from tsattn.commands.backtest import main as backtest_main
 
     backtest_main(arguments)
+
+
+def _score(arguments: list[str]) -> None:
+    from tsattn.commands.score import main as score_main
+
+    score_main(arguments)
 
 
 def _compare(arguments: list[str]) -> None:

@@ -220,11 +220,17 @@ def mase_scale(insample: np.ndarray, season: int) -> np.ndarray:
     return np.where(scale > 0, scale, np.nan)
 
 
+def smape_terms(forecast: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """The M competitions' sMAPE of every value, in %: 200 |y - f| / (|y| + |f|), 0 where both are 0. Same shape."""
+    denominator = np.abs(forecast) + np.abs(actual)
+    ratio = 2 * np.abs(forecast - actual) / np.where(denominator > 0, denominator, 1)
+    return np.where(denominator > 0, ratio, 0.0) * 100
+
+
 def scores(forecast: np.ndarray, actual: np.ndarray, scaled_abs: np.ndarray) -> dict:
     """MSE, MAE, sMAPE (%) and MASE, overall and per horizon step. Shapes: [N, H, C] each."""
     error = forecast - actual
-    denominator = np.abs(forecast) + np.abs(actual)
-    smape = np.where(denominator > 0, 2 * np.abs(error) / np.where(denominator > 0, denominator, 1), 0.0) * 100
+    smape = smape_terms(forecast, actual)
     per_step = {
         "mse": (error**2).mean(axis=(0, 2)),
         "mae": np.abs(error).mean(axis=(0, 2)),

@@ -148,6 +148,23 @@ def test_spark_forecast_equals_the_local_engine(spark, m4):
     assert_same_forecast(tsattn.spark.to_pandas(future), local)
 
 
+def test_an_ensemble_forecasts_on_spark_as_it_does_locally(spark, m4, tmp_path):
+    """The executors receive the ensemble's manifest and each member's files, and combine as the local engine."""
+    import tsattn
+    import tsattn.spark
+    from tsattn.cli import main
+
+    workdir, bundle, history, _ = m4
+    # A second member of the same data: its untrained weights differ, its scaler is the same.
+    overrides = [f"data.path={workdir / 'train.csv'}", "data.id_col=id", "data.time_col=time", "data.targets=[value]"]
+    overrides += ["data.lookback=24", "data.horizon=48", "data.split.train=0.5", "data.split.val=0.25"]
+    second, _ = build_bundle(tmp_path / "second", "data=csv", *overrides, "model.net.hidden_size=16", fit=False)
+    assert main(["ensemble", bundle, str(second), "-o", str(tmp_path / "ensemble"), "--combine", "median"]) == 0
+    local = tsattn.load(str(tmp_path / "ensemble")).forecast(history)
+    frame = spark.read.csv(str(workdir / "history.csv"), header=True)
+    assert_same_forecast(tsattn.spark.to_pandas(tsattn.spark.forecast(frame, str(tmp_path / "ensemble"))), local)
+
+
 def test_cli_engine_reads_parquet_and_csv_and_writes_csv_and_parquet(spark, m4, tmp_path, capsys):
     from tsattn.cli import main
     from tsattn.inference.spark_engine import run_forecast

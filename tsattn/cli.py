@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from tsattn import __version__
 from tsattn.errors import Interrupted, TsattnError, one_line
 
-USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,score,compare,dashboard} ...
+USAGE = """usage: tsattn [-h] [--version] {train,forecast,backtest,score,ensemble,compare,dashboard} ...
 
 Forecast time series with LSTM seq2seq, attention seq2seq and Transformer models.
 
@@ -32,6 +32,8 @@ commands:
   score    FORECAST.csv ACTUALS.csv [-o PER_SERIES.csv] [--season m]
            sMAPE, MASE and OWA against Naive2 (the M4 competition's definitions), MSE, MAE, CRPS and
            coverage of a forecast, per series and overall, beside Naive2, the last value and seasonal naive
+  ensemble MEMBER... -o DIR [--combine mean|median] | --experiment NAME [--top K] -o DIR
+           several models of the same data as one ensemble bundle, which every command takes as a model
   compare  --experiment NAME [--metric test/mse] [--group-by model,data] [--format table|csv|markdown|json]
            leaderboard of an MLflow experiment: mean and std over seeds, baseline and skill
   dashboard --experiment NAME -o report.html
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "forecast": _forecast,
         "backtest": _backtest,
         "score": _score,
+        "ensemble": _ensemble,
         "compare": _compare,
         "dashboard": _dashboard,
     }
@@ -118,6 +121,12 @@ def _score(arguments: list[str]) -> None:
     from tsattn.commands.score import main as score_main
 
     score_main(arguments)
+
+
+def _ensemble(arguments: list[str]) -> None:
+    from tsattn.commands.ensemble import main as ensemble_main
+
+    ensemble_main(arguments)
 
 
 def _compare(arguments: list[str]) -> None:

@@ -211,19 +211,18 @@ def _is_spark_error(err: BaseException) -> bool:
 # ---------------------------------------------------------------------------------------------- driver side
 
 
-# The files load_bundle reads (config.yaml is for people and never read).
-SHIPPED = ("schema.json", "scaler.json", "weights.safetensors")
-
-
 def _ship(spark, directory: Path) -> str:
     """Send the bundle to every executor (SparkFiles) under a name unique to its content; return the name.
 
     A copy named by its digest, because SparkFiles has one flat namespace: two bundles both called
     `bundle` would collide, and a runs:/ download is deleted before the executors fetch it.
     """
+    from tsattn.inference.ensemble import loaded_files
+
     digest = hashlib.sha256()
-    # Only what loading reads: nothing else in the directory (links included) travels to the executors.
-    files = [directory / name for name in SHIPPED]
+    # Only what loading reads (a bundle's three files, or an ensemble's manifest and its members' files):
+    # nothing else in the directory (links, config.yaml) travels to the executors.
+    files = [directory / name for name in loaded_files(directory)]
     missing = [p.name for p in files if not p.is_file() or p.is_symlink()]
     if missing:
         raise TsattnError(f"{directory} is not a model bundle: {missing[0]} is missing or not a plain file")
@@ -237,7 +236,9 @@ def _ship(spark, directory: Path) -> str:
     if not staged.is_dir():
         partial = Path(tempfile.mkdtemp(dir=_staging_root(), prefix=f".{name}."))
         for path in files:
-            shutil.copyfile(path, partial / path.name)
+            copy = partial / path.relative_to(directory)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
         os.replace(partial, staged)
     spark.sparkContext.addFile(str(staged), recursive=True)  # the same path again is a no-op
     return name

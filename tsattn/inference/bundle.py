@@ -52,6 +52,7 @@ FORMAT = "tsattn-bundle"
 FORMAT_VERSION = 3
 MIN_FORMAT_VERSION = 2
 WEIGHTS, CONFIG, SCALER, SCHEMA = "weights.safetensors", "config.yaml", "scaler.json", "schema.json"
+ENSEMBLE = "ensemble.json"  # an ensemble's manifest (tsattn.inference.ensemble) in place of schema.json
 # ForecastModule arguments that are objects built by training, never read from a bundle.
 MODULE_OBJECTS = ("net", "optimizer", "scheduler", "teacher_forcing")
 
@@ -175,23 +176,30 @@ def save_bundle(
     return directory
 
 
-def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
+def load_bundle(directory: str | Path, device: str = "cpu", ensemble: bool = True) -> Bundle:
     """Rebuild the Forecaster of a bundle, in eval mode, on `device` (no Lightning is imported).
 
     Every way a bundle can be wrong (missing, not a bundle, another format, an unknown network, options
     that are not plain values or do not fit the network, sizes that do not match the weights, corrupt
-    weights) is one TsattnError naming the file.
+    weights) is one TsattnError naming the file. A directory holding an ensemble (tsattn.inference.ensemble)
+    loads as one Bundle that combines its members; `ensemble=False` (how members are loaded) refuses that,
+    so an ensemble never nests.
     """
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
+    from tsattn.inference.ensemble import is_ensemble, load_ensemble
     from tsattn.models.forecaster import Forecaster
     from tsattn.models.registry import network_class
 
     directory = Path(directory)
     if not directory.is_dir():
         raise TsattnError(f"{directory}: no such model bundle directory")
+    if is_ensemble(directory):
+        if not ensemble:
+            raise TsattnError(f"{directory}: an ensemble member is a model bundle, not another ensemble")
+        return load_ensemble(directory, device=device)
     schema = read_json(directory / SCHEMA, "schema")
     _check_schema(schema, directory / SCHEMA)
     scaler = _read_scaler(directory / SCALER, schema)

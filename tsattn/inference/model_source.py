@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tsattn.errors import TsattnError, one_line
-from tsattn.inference.bundle import SCHEMA
+from tsattn.inference.bundle import ENSEMBLE, SCHEMA
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
@@ -65,9 +65,10 @@ def _download(model: str, tracking_uri: str, destination: Path) -> Path:
 
 
 def _locate(path: Path, name: str) -> Path:
-    """The bundle inside what was given: the directory itself, its bundle/, or a pyfunc's artifacts/bundle/."""
-    for candidate in (path, path / "bundle", path / "artifacts" / "bundle"):
-        if (candidate / SCHEMA).is_file():
+    """The bundle inside what was given: the directory itself, its bundle/, or a pyfunc's artifacts/bundle/;
+    or an ensemble (its ensemble.json), the directory itself or its ensemble/."""
+    for candidate in (path, path / "bundle", path / "artifacts" / "bundle", path / "ensemble"):
+        if (candidate / SCHEMA).is_file() or (candidate / ENSEMBLE).is_file():
             return candidate
     if path.is_file():
         raise TsattnError(f"{name} is a file; a tsattn model is a bundle directory (schema.json, weights, config)")

@@ -128,6 +128,8 @@ def _drop_order_note() -> None:
 
 def _bundle_at(path: str):
     weights = Path(path) / "weights.safetensors"
+    if not weights.is_file():  # an ensemble: its manifest names its members by content
+        weights = Path(path) / "ensemble.json"
     stat = weights.stat()
     return _load_bundle(path, stat.st_mtime_ns, stat.st_size)
 

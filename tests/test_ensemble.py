@@ -1,0 +1,190 @@
+"""Ensembles: `tsattn ensemble`, forecasts and backtests that combine the members, the contract, and tampering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tsattn
+from tests.conftest import build_bundle
+from tsattn.cli import main
+
+MEMBER = ("data.horizon=12", "model.net.hidden_size=8")
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """Three LSTM seq2seq models of the bundled weather data (seeds 0, 1, 2; the third reads L=72, not 48)."""
+    workdir = tmp_path_factory.mktemp("members")
+    looks = {0: 48, 1: 48, 2: 72}
+    return [
+        str(build_bundle(workdir / f"m{seed}", *MEMBER, f"data.lookback={looks[seed]}", f"seed={seed}")[0])
+        for seed in looks
+    ]
+
+
+@pytest.fixture(scope="module")
+def history(weather_path):
+    return pd.read_csv(weather_path)
+
+
+@pytest.fixture(scope="module")
+def ensemble(members, tmp_path_factory):
+    output = tmp_path_factory.mktemp("ensemble") / "weather-mean"
+    assert main(["ensemble", *members, "-o", str(output)]) == 0
+    return output
+
+
+def test_an_ensemble_forecasts_the_mean_of_its_members(ensemble, members, history, tmp_path):
+    manifest = json.loads((ensemble / "ensemble.json").read_text())
+    assert manifest["format"] == "tsattn-ensemble" and manifest["combine"] == "mean"
+    assert [p.name for p in sorted((ensemble / "members").iterdir())] == sorted(m["sha256"] for m in manifest["members"])
+    assert [m["source"] for m in manifest["members"]] == members
+    singles = [tsattn.load(m).forecast(history) for m in members]
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", str(ensemble), "data/weather_temps.csv", "-o", str(out), "--quiet"]) == 0
+    combined = pd.read_csv(out)
+    assert list(combined.columns) == list(singles[0].columns) and len(combined) == 2 * 12
+    mean = np.mean([s["temperature"].to_numpy() for s in singles], axis=0)
+    np.testing.assert_allclose(combined["temperature"].to_numpy(), mean, rtol=1e-5)
+    # Not one member's forecast: the members differ, and the seed-2 member reads 72 steps, the others 48.
+    assert min(np.abs(s["temperature"].to_numpy() - mean).max() for s in singles) > 1e-3
+    assert tsattn.load(str(ensemble)).lookback == 72
+
+
+def test_a_median_ensemble_and_a_backtest_combine_the_members_too(members, history, tmp_path):
+    output = tmp_path / "median"
+    assert main(["ensemble", *members, "-o", str(output), "--combine", "median"]) == 0
+    model = tsattn.load(str(output))
+    singles = [tsattn.load(m).forecast(history) for m in members]
+    median = np.median([s["temperature"].to_numpy() for s in singles], axis=0)
+    np.testing.assert_allclose(model.forecast(history)["temperature"].to_numpy(), median, rtol=1e-5)
+    tail = history.groupby("city").tail(400)  # a few origins per city, each from its own rows before it
+    start = pd.Timestamp(tail["time"].iloc[100])  # one first origin for all: the members' origins then coincide
+    rows = model.backtest(tail, start=start, step=48).rows
+    member_rows = [tsattn.load(m).backtest(tail, start=start, step=48).rows for m in members]
+    key = ["city", "origin", "step"]
+    stacked = pd.concat(member_rows).groupby(key)["model"]
+    assert stacked.count().eq(3).all() and len(rows) == len(member_rows[0]) > 0
+    got = rows.set_index(key)["model"].sort_index()
+    np.testing.assert_allclose(got.to_numpy(), stacked.median().sort_index().to_numpy(), rtol=1e-5)
+
+
+def test_members_must_forecast_the_same_data_the_same_way(members, tmp_path, capsys):
+    other_horizon = str(build_bundle(tmp_path / "h24", "data.horizon=24", "model.net.hidden_size=8")[0])
+    assert main(["ensemble", members[0], other_horizon, "-o", str(tmp_path / "e1")]) == 2
+    assert "differ in horizon (24 against 12)" in capsys.readouterr().err
+    other_split = str(build_bundle(tmp_path / "split", *MEMBER, "data.split.train=0.6", fit=False)[0])
+    assert main(["ensemble", members[0], other_split, "-o", str(tmp_path / "e2")]) == 2
+    assert "were scaled with different statistics" in capsys.readouterr().err
+    assert main(["ensemble", members[0], members[0], "-o", str(tmp_path / "e3")]) == 2
+    assert "is the same model as" in capsys.readouterr().err
+    assert main(["ensemble", members[0], "-o", str(tmp_path / "e4")]) == 2
+    assert "an ensemble has 2 to 64 members; 1 given" in capsys.readouterr().err
+    assert not any(p.name.startswith(("e1", "e2", "e3", "e4", ".e")) for p in tmp_path.iterdir())
+
+
+def _tampered(ensemble, tmp_path, change):
+    copy = tmp_path / "tampered"
+    shutil.copytree(ensemble, copy)
+    manifest = json.loads((copy / "ensemble.json").read_text())
+    change(copy, manifest)
+    if manifest is not None:
+        (copy / "ensemble.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def _first(copy, manifest):
+    return copy / "members" / manifest["members"][0]["sha256"]
+
+
+def _outside(copy, manifest):
+    manifest["members"][0]["sha256"] = "../../" + "0" * 58
+
+
+def _weights_changed(copy, manifest):
+    weights = _first(copy, manifest) / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+
+
+def _not_a_bundle(copy, manifest):
+    (_first(copy, manifest) / "schema.json").unlink()
+
+
+def _linked_elsewhere(copy, manifest):
+    member = _first(copy, manifest)
+    shutil.move(member, copy.parent / "elsewhere")
+    member.symlink_to(copy.parent / "elsewhere")
+
+
+def _nested(copy, manifest):
+    # A member that holds an ensemble manifest of its own (its three files still match its hash).
+    shutil.copyfile(copy / "ensemble.json", _first(copy, manifest) / "ensemble.json")
+
+
+def _a_million_members(copy, manifest):
+    manifest["members"] = [{"sha256": "0" * 64}] * 1_000_000
+
+
+def _too_many_members(copy, manifest):
+    manifest["members"] = manifest["members"] * 22  # 66
+
+
+def _code_as_combine(copy, manifest):
+    manifest["combine"] = "os.system"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_outside, "members[0].sha256 must be 64 hex digits"),
+        (_weights_changed, "do not match the hash that names it"),
+        (_not_a_bundle, "is not a model bundle: schema.json is missing"),
+        (_linked_elsewhere, "is not a directory of"),
+        (_nested, "an ensemble member is a model bundle, not another ensemble"),
+        (_a_million_members, "an ensemble names at most 64 members"),
+        (_too_many_members, "66 members; an ensemble has 2 to 64"),
+        (_code_as_combine, "combine must be mean or median"),
+    ],
+)
+def test_a_tampered_ensemble_is_one_line_exit_2_and_nothing_written(ensemble, tmp_path, capsys, change, message):
+    copy = _tampered(ensemble, tmp_path, change)
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", str(copy), "data/weather_temps.csv", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_members_chosen_among_an_experiments_runs_by_validation_only(tmp_path, history, capsys):
+    from mlflow import MlflowClient
+
+    from tsattn.config import compose
+    from tsattn.training.train import train
+
+    tiny = ["data=weather", *MEMBER, "data.lookback=48", "trainer.max_epochs=1", "+trainer.limit_train_batches=3"]
+    tiny += ["+trainer.limit_val_batches=2", "+trainer.limit_test_batches=1", f"paths.log_dir={tmp_path / 'logs'}"]
+    tiny += ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    for seed in (0, 1, 2):
+        train(compose([*tiny, f"seed={seed}"]))
+    uri = f"sqlite:///{tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}"
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("weather").experiment_id])
+    best = sorted(runs, key=lambda r: r.data.metrics["val/loss_best"])[:2]
+    common = ["--experiment", "weather", "--tracking-uri", uri, "-o"]
+    assert main(["ensemble", *common, str(tmp_path / "test-chosen"), "--metric", "test/mse", "--top", "2"]) == 2
+    assert "chosen on a validation metric (val/...), never on the test split" in capsys.readouterr().err
+    assert main(["ensemble", *common, str(tmp_path / "top2"), "--top", "2"]) == 0
+    manifest = json.loads((tmp_path / "top2" / "ensemble.json").read_text())
+    assert [m["source"] for m in manifest["members"]] == [f"runs:/{r.info.run_id}" for r in best]
+    singles = [tsattn.load(f"runs:/{r.info.run_id}", tracking_uri=uri).forecast(history) for r in best]
+    np.testing.assert_allclose(
+        tsattn.load(str(tmp_path / "top2")).forecast(history)["temperature"].to_numpy(),
+        np.mean([s["temperature"].to_numpy() for s in singles], axis=0),
+        rtol=1e-5,
+    )

@@ -1,0 +1,254 @@
+"""Ensemble bundles: several model bundles of the same data, forecasting as one model (the mean or median).
+
+    ensemble.json          {"format": "tsattn-ensemble", "format_version": 1, "combine": "mean" | "median",
+                            "members": [{"sha256": <content hash>, "source": <where it came from, for people>}]}
+    members/<sha256>/      each member: a whole model bundle (schema.json, scaler.json, weights.safetensors)
+
+An ensemble is data like a bundle: loading reads ensemble.json as JSON, finds each member only at
+members/<its 64-hex-digit hash> (never at a path the file names), checks the member's files against that hash,
+and loads it as any bundle (tsattn.inference.bundle.load_bundle, every check included). Members must share the
+data contract (targets, columns, frequency, horizon, calendar, quantile levels, series and scaler statistics);
+their lookbacks may differ. The loaded ensemble is a Bundle whose forecaster runs every member on the same
+windows (each reads the last L of its own steps) and combines their outputs level by level, so every command
+and engine that takes a bundle (forecast, backtest, tsattn.load, Spark, the pyfunc model) takes an ensemble.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tsattn import __version__
+from tsattn.errors import TsattnError
+from tsattn.inference.bundle import ENSEMBLE
+from tsattn.inference.bundle_checks import read_json, require
+
+FORMAT = "tsattn-ensemble"
+FORMAT_VERSION = 1
+MEMBERS = "members"
+COMBINE = ("mean", "median")
+MAX_MEMBERS = 64  # each member is a whole network in memory; more than this is refused before any is read
+MAX_ENSEMBLE_JSON_BYTES = 1 << 20
+MAX_SOURCE = 1000
+# What a member's hash covers: the files loading reads (config.yaml is for people and never read).
+MEMBER_FILES = ("schema.json", "scaler.json", "weights.safetensors")
+HASH = re.compile(r"^[0-9a-f]{64}$")
+# Schema fields every member must share: they decide how the input is read and what the output means.
+CONTRACT = (
+    "layout",
+    "time_col",
+    "time_format",
+    "id_col",
+    "targets",
+    "covariates",
+    "future_covariates",
+    "static",
+    "freq",
+    "calendar",
+    "horizon",
+    "season_length",
+    "missing",
+    "sep",
+    "quantiles",
+    "series",
+)
+
+
+class EnsembleForecaster(nn.Module):
+    """The members' forecasts of the same windows, combined level by level.
+
+    Args:
+        members: the members' Forecasters, in eval mode.
+        lookbacks: each member's L; the windows hold the longest, and each member reads its last L steps.
+        combine: "mean" or "median" (the midpoint of the two middle members when their number is even).
+
+    Shape:
+        batch {"x": [B, L_max, F], "known_future": [B, H, K]} -> {"y_hat": [B, H, C] or [B, H, C, Q]}
+    """
+
+    def __init__(self, members: Sequence[nn.Module], lookbacks: Sequence[int], combine: str) -> None:
+        super().__init__()
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}, not {combine!r}")
+        self.members = nn.ModuleList(members)
+        self.lookbacks = list(lookbacks)
+        self.combine = combine
+
+    def forward(self, batch: dict[str, torch.Tensor], teacher_forcing_ratio: float = 0.0) -> dict[str, torch.Tensor]:
+        outputs = [
+            member({"x": batch["x"][:, -lookback:], "known_future": batch["known_future"]})["y_hat"]
+            for member, lookback in zip(self.members, self.lookbacks, strict=True)
+        ]
+        stacked = torch.stack(outputs)  # [M, B, H, C(, Q)]
+        if self.combine == "mean":
+            return {"y_hat": stacked.mean(dim=0)}
+        return {"y_hat": torch.quantile(stacked, 0.5, dim=0)}  # each level's median, interpolated
+
+    def point(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The point forecast of combined outputs: every member shares the quantile levels, so the first says."""
+        return self.members[0].point(y_hat)
+
+
+def member_hash(directory: Path) -> str:
+    """The content hash that names a member: SHA-256 over each file loading reads, name and bytes."""
+    digest = hashlib.sha256()
+    for name in MEMBER_FILES:
+        path = directory / name
+        if path.is_symlink() or not path.is_file():
+            raise TsattnError(f"{directory} is not a model bundle: {name} is missing or not a plain file")
+        digest.update(name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def is_ensemble(directory: Path) -> bool:
+    return (Path(directory) / ENSEMBLE).is_file()
+
+
+def loaded_files(directory: Path) -> list[str]:
+    """The files loading reads, relative to `directory`: a bundle's three, or an ensemble's manifest and its
+    members' files. Call it on a directory that has loaded (load_bundle checked the manifest)."""
+    if not is_ensemble(directory):
+        return list(MEMBER_FILES)
+    manifest = read_json(Path(directory) / ENSEMBLE, "ensemble manifest")
+    members = [f"{MEMBERS}/{entry['sha256']}/{name}" for entry in manifest["members"] for name in MEMBER_FILES]
+    return [ENSEMBLE, *members]
+
+
+def save_ensemble(members: Sequence[tuple[Path, str]], output: Path, combine: str = "mean") -> dict[str, Any]:
+    """Write the ensemble of `members` (bundle directory, where it came from) to the new directory `output`.
+
+    Every member is loaded first (a bundle that does not load is refused, naming it) and the contract checked;
+    the directory appears whole or not at all. Returns the ensemble.json written.
+    """
+    from tsattn.inference.bundle import load_bundle
+    from tsattn.inference.publish import publish
+
+    if combine not in COMBINE:
+        raise TsattnError(f"--combine {combine}: choose mean or median")
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise TsattnError(f"an ensemble has 2 to {MAX_MEMBERS} members; {len(members)} given")
+    loaded, entries, seen = [], [], {}
+    for directory, source in members:
+        if is_ensemble(directory):
+            raise TsattnError(f"{source} is an ensemble; give its members instead (an ensemble's members are bundles)")
+        bundle = load_bundle(directory, ensemble=False)
+        digest = member_hash(directory)
+        if digest in seen:
+            raise TsattnError(f"{source} is the same model as {seen[digest]} (same files); give each member once")
+        seen[digest] = source
+        loaded.append((bundle, source))
+        entries.append({"sha256": digest, "source": str(source)[:MAX_SOURCE]})
+    check_contract(loaded)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tsattn_version": __version__,
+        "combine": combine,
+        "members": entries,
+    }
+    output = Path(output)
+    if output.exists():
+        raise TsattnError(f"-o {output} exists; give a new directory for the ensemble")
+    partial = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
+    try:
+        for (directory, _), entry in zip(members, entries, strict=True):
+            target = partial / MEMBERS / entry["sha256"]
+            target.mkdir(parents=True)
+            for name in MEMBER_FILES:
+                shutil.copyfile(Path(directory) / name, target / name)
+            config = Path(directory) / "config.yaml"  # for people, as in any bundle
+            if config.is_file() and not config.is_symlink():
+                shutil.copyfile(config, target / "config.yaml")
+        (partial / ENSEMBLE).write_text(json.dumps(manifest, indent=2))
+        publish(partial, output)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return manifest
+
+
+def check_contract(members: Sequence[tuple[Any, str]]) -> None:
+    """Members agree on the data contract and the scaler statistics, or one line names the first difference."""
+    import numpy as np
+
+    first, first_source = members[0]
+    for bundle, source in members[1:]:
+        for key in CONTRACT:
+            if first.schema.get(key) != bundle.schema.get(key):
+                raise TsattnError(
+                    f"{source} and {first_source} differ in {key} ({_short(bundle.schema.get(key))} against "
+                    f"{_short(first.schema.get(key))}); an ensemble's members forecast the same data the same way"
+                )
+        mine, theirs = first.scaler.pairs, bundle.scaler.pairs
+        same = set(mine) == set(theirs) and all(
+            np.allclose(mine[sid][0], theirs[sid][0]) and np.allclose(mine[sid][1], theirs[sid][1]) for sid in mine
+        )
+        if not same:
+            raise TsattnError(
+                f"{source} and {first_source} were scaled with different statistics (trained on different rows or "
+                "files); an ensemble's members are trained on the same data and split"
+            )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_ensemble(directory: Path, device: str = "cpu"):
+    """The ensemble at `directory` as a Bundle (tsattn.inference.bundle.Bundle) whose forecaster combines the
+    members. Every way an ensemble can be wrong is one TsattnError naming the file; nothing it names is run."""
+    from tsattn.inference.bundle import Bundle, load_bundle
+
+    source = directory / ENSEMBLE
+    if source.stat().st_size > MAX_ENSEMBLE_JSON_BYTES:
+        raise TsattnError(
+            f"{source}: over {MAX_ENSEMBLE_JSON_BYTES >> 10} kB; an ensemble names at most {MAX_MEMBERS} members"
+        )
+    manifest = read_json(source, "ensemble manifest")
+    if manifest.get("format") != FORMAT:
+        raise TsattnError(f"{directory} is not a tsattn ensemble (its {ENSEMBLE} has no tsattn-ensemble format)")
+    version = manifest.get("format_version")
+    require(isinstance(version, int) and not isinstance(version, bool), source, "format_version", "a whole number")
+    if version > FORMAT_VERSION:
+        raise TsattnError(
+            f"{source}: ensemble format {version} is newer than this tsattn reads ({FORMAT_VERSION}); upgrade tsattn"
+        )
+    combine, entries = manifest.get("combine"), manifest.get("members")
+    require(combine in COMBINE, source, "combine", "mean or median")
+    require(isinstance(entries, list), source, "members", "a list")
+    if not 2 <= len(entries) <= MAX_MEMBERS:
+        raise TsattnError(f"{source}: {len(entries)} members; an ensemble has 2 to {MAX_MEMBERS}")
+    root = directory.resolve()
+    loaded = []
+    for index, entry in enumerate(entries):
+        require(isinstance(entry, dict), source, f"members[{index}]", "an object")
+        digest = entry.get("sha256")
+        is_hash = isinstance(digest, str) and bool(HASH.match(digest))
+        require(is_hash, source, f"members[{index}].sha256", "64 hex digits")
+        member = directory / MEMBERS / digest
+        if member.is_symlink() or not member.is_dir() or member.resolve().parent != root / MEMBERS:
+            raise TsattnError(f"{source}: member {digest[:12]}... is not a directory of {directory / MEMBERS}")
+        if member_hash(member) != digest:
+            raise TsattnError(
+                f"{member}: its files do not match the hash that names it; the ensemble was changed after it was "
+                "made"
+            )
+        loaded.append((load_bundle(member, device=device, ensemble=False), str(member)))
+    check_contract(loaded)
+    lookbacks = [bundle.lookback for bundle, _ in loaded]
+    forecaster = EnsembleForecaster([bundle.forecaster for bundle, _ in loaded], lookbacks, combine)
+    longest = loaded[lookbacks.index(max(lookbacks))][0]
+    schema = dict(longest.schema, ensemble={"combine": combine, "members": [e["sha256"] for e in entries]})
+    return Bundle(path=directory, forecaster=forecaster.eval(), scaler=longest.scaler, schema=schema)

@@ -188,3 +188,48 @@ def test_members_chosen_among_an_experiments_runs_by_validation_only(tmp_path, h
         np.mean([s["temperature"].to_numpy() for s in singles], axis=0),
         rtol=1e-5,
     )
+
+
+def test_a_sweep_with_ensemble_logs_its_ensemble_as_a_run_tested_on_the_same_windows(tmp_path, monkeypatch):
+    """`tsattn train -m seed=0,1,2 +ensemble=mean`: a fourth run under the sweep's parent, whose test/mse is the
+    MSE of the members' mean forecast over the members' own test windows (recomputed here from their bundles)."""
+    import torch
+    from hydra.utils import instantiate
+    from mlflow import MlflowClient
+
+    from tsattn.config import compose
+    from tsattn.inference.bundle import load_bundle
+    from tsattn.inference.model_source import bundle_directory
+
+    monkeypatch.chdir(tmp_path)
+    settings = ["data=weather", *MEMBER, "data.lookback=48", "model.net.linear_path=false", "trainer.max_epochs=1"]
+    settings += ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "trainer.enable_progress_bar=false"]
+    assert main(["train", "-m", "seed=0,1,2", *settings, "+ensemble=avg"]) == 2  # before any job runs
+    assert not (tmp_path / "logs").exists()
+    assert main(["train", "-m", "seed=0,1,2", *settings, "+ensemble=mean"]) == 0
+    uri = f"sqlite:///{tmp_path / 'logs' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("weather").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("tsattn.role") == "sweep"]
+    (ensemble,) = [r for r in runs if r.data.tags.get("tsattn.role") == "ensemble"]
+    members = [r for r in runs if r.data.tags.get("tsattn.seed") in ("0", "1", "2")]
+    assert ensemble.data.tags["mlflow.parentRunId"] == parent.info.run_id and ensemble.info.status == "FINISHED"
+    assert ensemble.data.tags["tsattn.model"] == "ensemble-mean(lstm_seq2seqx3)"
+    assert sorted(json.loads(ensemble.data.params["ensemble/members"])) == sorted(r.info.run_id for r in members)
+    mses = [r.data.metrics["test/mse"] for r in members]
+    assert len(set(mses)) == 3  # the seeds differ (no linear path start shared by all)
+
+    datamodule = instantiate(compose([*settings, "logger=none"]).data)
+    datamodule.setup()
+    test = datamodule.datasets["test"]
+    batch = test[list(range(len(test)))]
+    forecasts = []
+    for run in members:
+        with bundle_directory(f"runs:/{run.info.run_id}", uri) as directory, torch.inference_mode():
+            forecasts.append(load_bundle(directory).forecaster(batch)["y_hat"])
+    mean_mse = float(((torch.stack(forecasts).mean(dim=0) - batch["y"]) ** 2).mean())
+    assert ensemble.data.metrics["test/mse"] == pytest.approx(mean_mse, rel=1e-4)
+    assert ensemble.data.metrics["test/mse"] < np.mean(mses)  # averaging removes part of each seed's error
+    assert ensemble.data.metrics["test/snaive_mse"] == pytest.approx(members[0].data.metrics["test/snaive_mse"])
+    # Its bundle is an ensemble, and forecasts from runs:/ like any run's.
+    assert tsattn.load(f"runs:/{ensemble.info.run_id}", tracking_uri=uri).lookback == 48

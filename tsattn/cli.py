@@ -152,6 +152,15 @@ def _report(err: TsattnError) -> None:
     print(f"tsattn: error: {err}", file=sys.stderr)
 
 
+def check_ensemble_override(overrides: Sequence[str]) -> None:
+    """A sweep's `+ensemble=` is acted on when the sweep ends (Hydra turns errors there into warnings): a wrong
+    rule is one line before any job runs."""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "ensemble" and value not in ("mean", "median"):
+            raise TsattnError(f"{override}: choose +ensemble=mean or +ensemble=median (the sweep's runs combined)")
+
+
 def _train(overrides: list[str]) -> int:
     """Hand the arguments to a Hydra app, so overrides, -m, --cfg and tab completion all work."""
     import hydra
@@ -164,6 +173,7 @@ def _train(overrides: list[str]) -> int:
     from tsattn.training.train import train
 
     register_resolvers()
+    check_ensemble_override(overrides)
     # Raised inside Lightning on every loop with torch >= 2.13; it says nothing a tsattn user can act on.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # Lightning's advice for epochs of fewer batches than log_every_n_steps: epoch metrics are logged anyway.

@@ -18,6 +18,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from tsattn.errors import one_line
 from tsattn.tracking.store import file_lock
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class SweepRunsCallback(Callback):
     """Hydra callback: note the sweep's overrides when it starts; close its parent runs when it ends."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from tsattn.tracking.ensemble_run import ensemble_rule
+
+        ensemble_rule(config)  # a wrong +ensemble= is one line before any job runs
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         info = {
@@ -76,6 +80,8 @@ class SweepRunsCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
+
+        from tsattn.tracking.ensemble_run import ensemble_rule, log_sweep_ensemble
 
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         registry = sweep_dir / REGISTRY
@@ -96,6 +102,12 @@ class SweepRunsCallback(Callback):
                 client.log_metric(parent["run_id"], "sweep/best_value", float(results["best_value"]))
                 for key, value in results["best_params"].items():
                     client.log_param(parent["run_id"], f"best/{key}", value)
+            rule = ensemble_rule(config)
+            if rule is not None:  # +ensemble=mean|median: the sweep's runs as one model, a run of its own
+                try:
+                    log_sweep_ensemble(client, parent, rule, config)
+                except Exception as err:  # Hydra would make it a warning; the sweep's runs stand either way
+                    log.error("+ensemble=%s: the sweep's ensemble failed: %s", rule, one_line(err, 300))
             client.set_terminated(parent["run_id"], "FINISHED")
             log.info("sweep parent run %s: %d child runs", parent["run_id"], len(statuses))
 

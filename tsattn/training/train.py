@@ -384,6 +384,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         The final metrics (train/, val/ and test/ keys) as floats, with val/loss_best, the best
         validation loss, which hyperparameter searches minimise.
     """
+    if cfg.get("ensemble") is not None:
+        from tsattn.tracking.sweeps import sweep_directory
+
+        if sweep_directory() is None:
+            log.warning("ensemble=%s combines the runs of a sweep: add -m and a sweep (seed=0,1,2)", cfg.ensemble)
     return Training(cfg, track=True).run()
 
 

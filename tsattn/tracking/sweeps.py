@@ -18,7 +18,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from tsattn.errors import one_line
+from tsattn.errors import TsattnError, one_line
 from tsattn.tracking.store import file_lock
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class SweepRunsCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
 
         from tsattn.tracking.ensemble_run import ensemble_rule, log_sweep_ensemble
 
@@ -106,7 +107,8 @@ class SweepRunsCallback(Callback):
             if rule is not None:  # +ensemble=mean|median: the sweep's runs as one model, a run of its own
                 try:
                     log_sweep_ensemble(client, parent, rule, config)
-                except Exception as err:  # Hydra would make it a warning; the sweep's runs stand either way
+                except (TsattnError, MlflowException, OSError, RuntimeError, ValueError) as err:
+                    # Said in one line (Hydra would make it a warning); the sweep's runs stand either way.
                     log.error("+ensemble=%s: the sweep's ensemble failed: %s", rule, one_line(err, 300))
             client.set_terminated(parent["run_id"], "FINISHED")
             log.info("sweep parent run %s: %d child runs", parent["run_id"], len(statuses))

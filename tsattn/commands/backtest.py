@@ -63,7 +63,9 @@ def main(argv: list[str]) -> None:
     bundle = load_model(args)
     step = args.step or bundle.horizon
     min_rows = bundle.lookback + bundle.horizon
-    history = read_history(args.input, bundle, args.skip_short, min_rows, args.quiet, args.sep, "causal")
+    history = read_history(
+        args.input, bundle, args.skip_short, min_rows, args.quiet, args.sep, "causal", args.rows_start
+    )
     starts = first_forecast_times(start, bundle, args.input, history, args.quiet)
     with progress(count_origins(bundle, history, step, starts), args.quiet, unit="origins") as bar:
         result = backtest(

@@ -45,6 +45,12 @@ def add_model_and_io_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-short", action="store_true", help="skip series shorter than the lookback (named on stderr)"
     )
+    parser.add_argument(
+        "--rows-start",
+        metavar="TIME",
+        help="INPUT is in the row-per-series layout (an id, then the values; no timestamps), every series "
+        "starting at TIME on the model's frequency, as data.layout=rows with data.start=TIME trained it",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     parser.add_argument(
         "--no-formula-guard",
@@ -95,7 +101,16 @@ def choose_device(device: str) -> str:
     return device
 
 
-def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: bool, sep: str | None, fill: str):
+def read_history(
+    path: Path,
+    bundle,
+    skip_short: bool,
+    min_rows: int,
+    quiet: bool,
+    sep: str | None,
+    fill: str,
+    rows_start: str | None = None,
+):
     """The input CSV, validated against the model's schema; short series refused (or skipped, and named).
 
     Args:
@@ -103,17 +118,43 @@ def read_history(path: Path, bundle, skip_short: bool, min_rows: int, quiet: boo
         fill: how gaps are filled when the model's policy allows it: "whole" (from the whole history,
             which ends before the forecast) or "causal" (from earlier rows only: each backtest origin
             has rows after it).
+        rows_start: the input is in the row-per-series layout (tsattn.data.rows), each series starting then.
     """
     from tsattn.inference.forecast import history_from_frame
 
     sep = bundle.schema["sep"] if sep is None else sep
-    history = history_from_frame(bundle, read_input(path, sep), name=str(path), fill=fill)
+    frame = read_input(path, sep)
+    if rows_start is not None:
+        frame = rows_as_long(frame, path, bundle.schema, rows_start)
+    history = history_from_frame(bundle, frame, name=str(path), fill=fill)
     short = [s.id for s in history.series if len(s.time) < min_rows]
     check_short(path, short, len(history.series), min_rows, skip_short, quiet)
     if not short:
         return history
     kept = [s for s in history.series if len(s.time) >= min_rows]
     return type(history)(**{**history.__dict__, "series": kept})
+
+
+def rows_as_long(frame, path: Path, schema: dict, start: str):
+    """A row-per-series input in the long layout the model reads: its id, time and target column names."""
+    from tsattn.data.rows import rows_to_long
+
+    if schema["layout"] != "long" or len(schema["targets"]) != 1 or schema["covariates"] or schema["future_covariates"]:
+        raise TsattnError(
+            f"{path}: --rows-start reads one value per step and series, but this model reads "
+            f"{', '.join(schema['targets'] + schema['covariates'] + schema['future_covariates'])}; give INPUT in "
+            "the layout the model was trained on"
+        )
+    return rows_to_long(
+        frame,
+        str(path),
+        start,
+        schema["freq"],
+        value_name=schema["targets"][0],
+        id_name=schema["id_col"],
+        time_name=schema["time_col"],
+        option="--rows-start",
+    )
 
 
 def check_short(path: Path, short: list[str], total: int, min_rows: int, skip_short: bool, quiet: bool) -> None:

@@ -78,5 +78,7 @@ def chosen_runs(experiment: str, filter_string: str, top: int | None, metric: st
         raise TsattnError(f"experiment {experiment!r} has no finished run with {metric} matching the filter")
     chosen = ranked[:top] if top else ranked
     if len(chosen) < 2:
-        raise TsattnError(f"experiment {experiment!r}: only {len(chosen)} finished run has {metric}; an ensemble needs 2")
+        raise TsattnError(
+            f"experiment {experiment!r}: only {len(chosen)} finished run has {metric}; an ensemble needs 2"
+        )
     return [f"runs:/{run.info.run_id}" for _, run in chosen]

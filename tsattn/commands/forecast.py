@@ -84,6 +84,7 @@ def _on_spark(args, started: float) -> None:
         "--device": args.device != "auto",
         "--batch-size": args.batch_size != 1024,
         "--future": args.future is not None,
+        "--rows-start": args.rows_start is not None,
     }
     for option, given in unsupported.items():
         if given:
@@ -123,7 +124,7 @@ def run(bundle, args) -> Result:
     sep = bundle.schema["sep"] if args.sep is None else args.sep
     parquet = is_parquet(args.output)
     with atomic_output(args.output) as temporary:
-        if args.future is not None:  # two tables to join by series: read whole
+        if args.future is not None or args.rows_start is not None:  # two tables to join, or rows to turn: whole
             return _read_whole(bundle, args, horizon, temporary, parquet)
         try:
             guard = not args.no_formula_guard
@@ -145,7 +146,9 @@ def _read_whole(bundle, args, horizon: int, temporary, parquet: bool) -> Result:
     from tsattn.inference.output import TableWriter
 
     clock = time.perf_counter()
-    history = read_history(args.input, bundle, args.skip_short, bundle.lookback, args.quiet, args.sep, "whole")
+    history = read_history(
+        args.input, bundle, args.skip_short, bundle.lookback, args.quiet, args.sep, "whole", args.rows_start
+    )
     future = None
     if args.future is not None:
         from tsattn.inference.future import future_from_frame

@@ -68,6 +68,9 @@ class ForecastDataModule(L.LightningDataModule):
         sep: the CSV field separator.
         collection: the file already read (tsattn.data.io.read_configured) with its gaps unfilled; read
             from `path` when None.
+        layout: "auto" (wide, or long with id_col) or "rows": one row per series, its id then its values
+            (tsattn.data.rows), each series starting at `start` on the grid of `freq`.
+        start: the first time of every series in the "rows" layout.
     """
 
     def __init__(
@@ -95,6 +98,8 @@ class ForecastDataModule(L.LightningDataModule):
         static_covariates: Sequence[str] = (),
         time_format: str | None = None,
         static_levels: Sequence[str] = (),
+        layout: str = "auto",
+        start: str | None = None,
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
@@ -117,6 +122,8 @@ class ForecastDataModule(L.LightningDataModule):
             missing=missing,
             freq=freq,
             sep=sep,
+            layout=layout,
+            start=start,
         )
         self._read = collection
         self.lookback, self.horizon, self.stride = lookback, horizon, stride

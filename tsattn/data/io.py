@@ -1,8 +1,10 @@
 """Read a CSV of time series into validated, regular series (float64 values, scaled to float32 later).
 
-Two layouts are accepted:
+Three layouts are accepted:
 - wide: a time column plus value columns; the whole file is one (multivariate) series, like ETTh1;
-- long: an id column, a time column and value columns; one series per id.
+- long: an id column, a time column and value columns; one series per id;
+- rows (`layout="rows"`): one row per series, its id then its values, no timestamps (M4's files), turned
+  into the long layout by tsattn.data.rows with every series starting at `start`.
 
 Every problem a user can cause is raised as a one-line `TsattnError` that names the file, the column or
 line, and the fix. Line numbers are the file's own (the header is line 1).
@@ -45,6 +47,8 @@ READ_SETTINGS = (
     "missing",
     "freq",
     "sep",
+    "layout",
+    "start",
 )
 
 
@@ -62,6 +66,8 @@ def read_series(
     static_covariates: Sequence[str] = (),
     time_format: str | None = None,
     static_levels: Sequence[str] = (),
+    layout: str = "auto",
+    start: str | None = None,
 ) -> SeriesCollection:
     """Read, validate and regularise the series in a CSV file.
 
@@ -82,12 +88,26 @@ def read_series(
         sep: the field separator.
         fill: fill gaps now, from the whole series; False leaves them NaN for a split-aware fill
             (tsattn.data.regularity.fill_within_borders).
+        layout: "auto" (wide, or long when id_col is set) or "rows" (tsattn.data.rows: one row per series).
+        start: with layout="rows", the first time of every series.
 
     Returns:
         The series, sorted by id, each on a regular grid (with no missing values when `fill`).
     """
+    from tsattn.data.rows import LAYOUTS, TIME_COLUMN, rows_to_long
+
     path = Path(path)
+    if layout not in LAYOUTS:
+        raise TsattnError(f"data.layout={layout!r}: choose auto (wide or long, by data.id_col) or rows")
     frame = read_frame(path, sep=sep)
+    if layout == "rows":
+        if covariates or future_covariates or static_covariates or (targets is not None and len(targets) != 1):
+            raise TsattnError(
+                f"{path}: the row-per-series layout holds one value per step; leave out covariates, and name at "
+                "most one target (data.targets=[value])"
+            )
+        frame = rows_to_long(frame, str(path), start, freq, value_name=targets[0] if targets else "value")
+        id_col, time_col, time_format = str(frame.columns[0]), TIME_COLUMN, None
     return series_from_frame(
         frame,
         str(path),

@@ -42,7 +42,8 @@ def ensemble(members, tmp_path_factory):
 def test_an_ensemble_forecasts_the_mean_of_its_members(ensemble, members, history, tmp_path):
     manifest = json.loads((ensemble / "ensemble.json").read_text())
     assert manifest["format"] == "tsattn-ensemble" and manifest["combine"] == "mean"
-    assert [p.name for p in sorted((ensemble / "members").iterdir())] == sorted(m["sha256"] for m in manifest["members"])
+    hashes = sorted(m["sha256"] for m in manifest["members"])
+    assert [p.name for p in sorted((ensemble / "members").iterdir())] == hashes
     assert [m["source"] for m in manifest["members"]] == members
     singles = [tsattn.load(m).forecast(history) for m in members]
     out = tmp_path / "forecast.csv"
@@ -63,6 +64,14 @@ def test_a_median_ensemble_and_a_backtest_combine_the_members_too(members, histo
     singles = [tsattn.load(m).forecast(history) for m in members]
     median = np.median([s["temperature"].to_numpy() for s in singles], axis=0)
     np.testing.assert_allclose(model.forecast(history)["temperature"].to_numpy(), median, rtol=1e-5)
+    # With an even number of members, each step's median is the midpoint of the two middle forecasts.
+    fourth = str(build_bundle(tmp_path / "m3", *MEMBER, "data.lookback=48", "seed=3", fit=False)[0])
+    assert main(["ensemble", *members, fourth, "-o", str(tmp_path / "median4"), "--combine", "median"]) == 0
+    four = [*singles, tsattn.load(fourth).forecast(history)]
+    midpoint = np.median([s["temperature"].to_numpy() for s in four], axis=0)  # numpy's: the midpoint
+    combined = tsattn.load(str(tmp_path / "median4")).forecast(history)["temperature"].to_numpy()
+    np.testing.assert_allclose(combined, midpoint, rtol=1e-5)
+    assert not np.allclose(combined, np.mean([s["temperature"].to_numpy() for s in four], axis=0), rtol=1e-5)
     tail = history.groupby("city").tail(400)  # a few origins per city, each from its own rows before it
     start = pd.Timestamp(tail["time"].iloc[100])  # one first origin for all: the members' origins then coincide
     rows = model.backtest(tail, start=start, step=48).rows
@@ -80,7 +89,7 @@ def test_members_must_forecast_the_same_data_the_same_way(members, tmp_path, cap
     assert "differ in horizon (24 against 12)" in capsys.readouterr().err
     other_split = str(build_bundle(tmp_path / "split", *MEMBER, "data.split.train=0.6", fit=False)[0])
     assert main(["ensemble", members[0], other_split, "-o", str(tmp_path / "e2")]) == 2
-    assert "were scaled with different statistics" in capsys.readouterr().err
+    assert "were trained on different rows (another file, or other test borders)" in capsys.readouterr().err
     assert main(["ensemble", members[0], members[0], "-o", str(tmp_path / "e3")]) == 2
     assert "is the same model as" in capsys.readouterr().err
     assert main(["ensemble", members[0], "-o", str(tmp_path / "e4")]) == 2
@@ -93,7 +102,7 @@ def _tampered(ensemble, tmp_path, change):
     shutil.copytree(ensemble, copy)
     manifest = json.loads((copy / "ensemble.json").read_text())
     change(copy, manifest)
-    if manifest is not None:
+    if manifest:  # emptied by a change that wrote (and moved) the manifest itself
         (copy / "ensemble.json").write_text(json.dumps(manifest))
     return copy
 
@@ -140,6 +149,31 @@ def _code_as_combine(copy, manifest):
     manifest["combine"] = "os.system"
 
 
+def _named_twice(copy, manifest):
+    manifest["members"][1] = manifest["members"][0]  # one member's vote counted twice
+
+
+def _missing_member(copy, manifest):
+    manifest["members"][0]["sha256"] = "f" * 64  # a valid-looking hash with no directory
+
+
+def _manifest_linked(copy, manifest):
+    (copy / "ensemble.json").write_text(json.dumps(manifest))
+    shutil.move(copy / "ensemble.json", copy.parent / "manifest.json")
+    (copy / "ensemble.json").symlink_to(copy.parent / "manifest.json")
+    manifest.clear()
+
+
+def _weights_linked(copy, manifest):
+    weights = _first(copy, manifest) / "weights.safetensors"
+    shutil.move(weights, copy.parent / "weights.safetensors")
+    weights.symlink_to(copy.parent / "weights.safetensors")
+
+
+def _version_zero(copy, manifest):
+    manifest["format_version"] = 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -151,6 +185,11 @@ def _code_as_combine(copy, manifest):
         (_a_million_members, "an ensemble names at most 64 members"),
         (_too_many_members, "66 members; an ensemble has 2 to 64"),
         (_code_as_combine, "combine must be mean or median"),
+        (_named_twice, "is named twice; each member counts once"),
+        (_missing_member, "member ffffffffffff... is not a directory of"),
+        (_manifest_linked, "ensemble.json is a link"),
+        (_weights_linked, "weights.safetensors is missing or not a plain file"),
+        (_version_zero, "format_version must be a whole number from 1"),
     ],
 )
 def test_a_tampered_ensemble_is_one_line_exit_2_and_nothing_written(ensemble, tmp_path, capsys, change, message):
@@ -179,6 +218,9 @@ def test_members_chosen_among_an_experiments_runs_by_validation_only(tmp_path, h
     common = ["--experiment", "weather", "--tracking-uri", uri, "-o"]
     assert main(["ensemble", *common, str(tmp_path / "test-chosen"), "--metric", "test/mse", "--top", "2"]) == 2
     assert "chosen on a validation metric (val/...), never on the test split" in capsys.readouterr().err
+    peek = ["--filter", "metrics.`test/mse` < 1", "--top", "2"]
+    assert main(["ensemble", *common, str(tmp_path / "test-filtered"), *peek]) == 2
+    assert "the filter reads a test metric" in capsys.readouterr().err
     assert main(["ensemble", *common, str(tmp_path / "top2"), "--top", "2"]) == 0
     manifest = json.loads((tmp_path / "top2" / "ensemble.json").read_text())
     assert [m["source"] for m in manifest["members"]] == [f"runs:/{r.info.run_id}" for r in best]
@@ -190,7 +232,7 @@ def test_members_chosen_among_an_experiments_runs_by_validation_only(tmp_path, h
     )
 
 
-def test_a_sweep_with_ensemble_logs_its_ensemble_as_a_run_tested_on_the_same_windows(tmp_path, monkeypatch):
+def test_a_sweeps_ensemble_is_a_run_tested_on_its_members_windows(tmp_path, monkeypatch, history):
     """`tsattn train -m seed=0,1,2 +ensemble=mean`: a fourth run under the sweep's parent, whose test/mse is the
     MSE of the members' mean forecast over the members' own test windows (recomputed here from their bundles)."""
     import torch
@@ -231,5 +273,14 @@ def test_a_sweep_with_ensemble_logs_its_ensemble_as_a_run_tested_on_the_same_win
     assert ensemble.data.metrics["test/mse"] == pytest.approx(mean_mse, rel=1e-4)
     assert ensemble.data.metrics["test/mse"] < np.mean(mses)  # averaging removes part of each seed's error
     assert ensemble.data.metrics["test/snaive_mse"] == pytest.approx(members[0].data.metrics["test/snaive_mse"])
-    # Its bundle is an ensemble, and forecasts from runs:/ like any run's.
-    assert tsattn.load(f"runs:/{ensemble.info.run_id}", tracking_uri=uri).lookback == 48
+    # Its bundle is an ensemble, and forecasts from runs:/ like any run's; its pyfunc model registers and loads.
+    import mlflow.pyfunc
+
+    expected = tsattn.load(f"runs:/{ensemble.info.run_id}", tracking_uri=uri).forecast(history)
+    client.create_registered_model("weather-ensemble")
+    client.create_model_version("weather-ensemble", f"{ensemble.info.artifact_uri}/model", ensemble.info.run_id)
+    registered = tsattn.load("models:/weather-ensemble/1", tracking_uri=uri).forecast(history)
+    pd.testing.assert_frame_equal(registered, expected)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    served = mlflow.pyfunc.load_model(f"runs:/{ensemble.info.run_id}/model").predict(history)
+    np.testing.assert_allclose(served["temperature"].to_numpy(), expected["temperature"].to_numpy(), rtol=1e-6)

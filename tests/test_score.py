@@ -104,6 +104,10 @@ def test_a_real_forecast_is_scored_against_the_values_that_followed(tmp_path, we
         (lambda f: f.assign(time=f["time"].where(f.index != 0, "2099-01-01")), "ACTUALS holds no value of series 'H1'"),
         (lambda f: f.rename(columns={"value": "load", "value_q0.1": "a", "value_q0.5": "b", "value_q0.9": "c"}),
          "no column 'load', which the forecast has"),
+        (lambda f: f.drop(index=5), "forecast times of series 'H1' are not consecutive steps"),
+        (lambda f: pd.concat([f, f.iloc[[3]]]), "forecast times of series 'H1' are not consecutive steps"),
+        (lambda f: f.rename(columns={"value_q0.9": "value_q5"}), "names the level 5 outside (0, 1)"),
+        (lambda f: f.assign(**{"value_q.5": f["value"]}), "names the level 0.5 twice"),
     ],
 )
 def test_mistakes_are_one_line_exit_2_and_write_nothing(m4_files, tmp_path, capsys, change, message):
@@ -115,3 +119,45 @@ def test_mistakes_are_one_line_exit_2_and_write_nothing(m4_files, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert not out.exists() and not list(tmp_path.glob(".per_series*"))
+
+
+def test_a_failed_write_leaves_neither_output(m4_files, tmp_path, capsys):
+    """-o and --metrics-json are renamed into place together: when the second cannot be, neither stays."""
+    _, forecast_csv, actuals, _, _ = m4_files
+    frame = pd.read_csv(forecast_csv, nrows=96)
+    frame.to_csv(tmp_path / "forecast.csv", index=False)
+    (tmp_path / "taken").mkdir()  # --metrics-json names a directory: refused before any work
+    out = tmp_path / "per_series.csv"
+    command = ["score", str(tmp_path / "forecast.csv"), str(actuals), "-o", str(out)]
+    assert main([*command, "--metrics-json", str(tmp_path / "taken")]) == 2
+    assert "is a directory" in capsys.readouterr().err and not out.exists()
+    assert main([*command, "--metrics-json", str(out)]) == 2
+    assert "give two files" in capsys.readouterr().err and not out.exists()
+
+
+def test_missing_values_in_a_history_are_filled_from_that_history_only(m4_files, tmp_path):
+    """--missing interpolate fills a gap inside a history from its own rows: the actual values after it (the
+    scored steps) never reach the history, so MASE's scale and Naive2 are those of the history alone."""
+    _, forecast_csv, actuals, histories, tests = m4_files
+    forecast = pd.read_csv(forecast_csv, nrows=48)  # H1 only
+    forecast.to_csv(tmp_path / "forecast.csv", index=False)
+    frame = pd.read_csv(actuals)
+    frame = frame[frame["id"] == "H1"].reset_index(drop=True)
+    frame.loc[len(histories["H1"]) - 1, "value"] = np.nan  # the history's last value: interpolated from before
+    frame.to_csv(tmp_path / "actuals.csv", index=False)
+    high = frame.copy()
+    high.loc[len(histories["H1"]) :, "value"] *= 10  # the actuals after the history, changed
+    high.to_csv(tmp_path / "actuals_high.csv", index=False)
+    tables = []
+    for name in ("actuals.csv", "actuals_high.csv"):
+        out = tmp_path / f"{name}.scores.csv"
+        command = ["score", str(tmp_path / "forecast.csv"), str(tmp_path / name), "-o", str(out)]
+        assert main([*command, "--missing", "interpolate"]) == 0
+        tables.append(pd.read_csv(out))
+    # The last value (a reference forecast) is the history's filled last value in both: the actuals after it
+    # changed every score but not the filled history (the last-value forecast's error scales by exactly 10
+    # only if its forecast, the filled value, stayed the same).
+    mae, mae_high = tables[0]["naive1_mae"].iloc[0], tables[1]["naive1_mae"].iloc[0]
+    filled = histories["H1"][-2]  # a gap at the very end is carried from the value before it
+    assert mae == pytest.approx(np.abs(tests["H1"] - filled).mean())
+    assert mae_high == pytest.approx(np.abs(10 * tests["H1"] - filled).mean())

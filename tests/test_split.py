@@ -76,15 +76,15 @@ def test_a_ratio_split_that_leaves_short_series_without_windows_becomes_a_tail_s
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="tsattn.data.datamodule"):
         default = _setup(short_series_csv, None)  # RatioSplit() with short_series="tail": data=csv's default
-    assert "leave 23 of 60 series without a window (of 4 train, 23 val, 5 test); splitting each series from its end" in (
-        caplog.text
-    )
+    expected = "leave 23 of 60 series without a window (of 4 train, 23 val, 5 test); splitting each series from its end"
+    assert expected in caplog.text
     # Each series' last 24 values are its test window, the 24 before them its validation window.
     assert all(b.test_end - b.val_end == 24 and b.val_end - b.train_end == 24 for b in default.borders.values())
     assert len(default.datasets["test"]) == 60
     # The three series whose 32 training rows come before a validation window that needs a lookback of 48:
     assert {len(ids) for ids in default.windowless.values()} == {6, 3, 0}
     assert len(default.datasets["val"]) == 57
+    assert default.split_used == "TailSplit(val=24, test=24)" and kept.split_used.startswith("RatioSplit(")
     # `data.split=tail` gives the same borders without the detour.
     assert _setup(short_series_csv, "tail").borders == default.borders
 

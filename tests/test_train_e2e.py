@@ -120,6 +120,7 @@ def test_run_is_recorded_in_mlflow(trained):
     # Both cities give windows in every split, and the run says so: no series is left out silently.
     assert data["series_without_window"] == {"train": {}, "val": {}, "test": {}}
     assert params["data/series_without_window"] == '{"train": 0, "val": 0, "test": 0}'
+    assert params["data/split_used"] == "RatioSplit(train=0.7, val=0.1, short_series=tail)"
     bundle = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
     assert bundle == {f"bundle/{name}" for name in ("weights.safetensors", "config.yaml", "scaler.json", "schema.json")}
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/test_forecasts.png"}

@@ -71,6 +71,10 @@ def chosen_runs(experiment: str, filter_string: str, top: int | None, metric: st
             f"--metric {metric}: members are chosen on a validation metric (val/...), never on the test split "
             "whose score the ensemble is judged by"
         )
+    if "test/" in filter_string:
+        raise TsattnError(
+            f"--filter {filter_string!r}: the filter reads a test metric; members are chosen on validation only"
+        )
     runs = [r for r in search_runs(experiment, filter_string, tracking_uri) if r.info.status == "FINISHED"]
     scored = [(r.data.metrics.get(metric, math.nan), r) for r in runs]
     ranked = sorted(((value, r) for value, r in scored if math.isfinite(value)), key=lambda pair: pair[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -19,7 +20,7 @@ Naive2, the last value and seasonal naive forecast from the same histories (the 
 forecast time), and CRPS and each central interval's coverage for quantile columns. -o writes the scores of
 every series and target."""
 
-QUANTILE_COLUMN = re.compile(r"^(?P<target>.+)_q(?P<level>0?\.[0-9]+|[0-9.]+e-?[0-9]+)$")
+QUANTILE_COLUMN = re.compile(r"^(?P<target>.+)_q(?P<level>[0-9.]+(?:e-?[0-9]+)?)$")  # y_q0.1, y_q1e-05
 LABELS = {"forecast": "forecast", "naive2": "Naive2", "naive1": "last value", "snaive": "seasonal naive"}
 
 
@@ -52,6 +53,8 @@ def main(argv: list[str]) -> None:
     for output in (args.output, args.metrics_json):
         if output is not None:
             check_output(output)
+    if args.output is not None and args.output == args.metrics_json:
+        raise TsattnError(f"-o and --metrics-json both name {args.output}; give two files")
     forecast = read_input(args.forecast, args.sep, option="the FORECAST argument")
     columns = forecast_columns(forecast, args.forecast)
     actuals = read_actuals(args.actuals, args.sep, columns, args.missing)
@@ -68,15 +71,16 @@ def main(argv: list[str]) -> None:
         "season": season,
         "overall": scored["overall"],
     }
-    if args.output is not None:
-        from tsattn.inference.output import TableWriter, is_parquet
+    from tsattn.inference.output import TableWriter, is_parquet
 
-        with atomic_output(args.output) as temporary:
+    # Both files written first and renamed into place together at the end: one without the other never stays.
+    with contextlib.ExitStack() as outputs:
+        if args.metrics_json is not None:
+            outputs.enter_context(atomic_output(args.metrics_json)).write_text(json.dumps(report, indent=2))
+        if args.output is not None:
+            temporary = outputs.enter_context(atomic_output(args.output))
             with TableWriter(temporary, is_parquet(args.output)) as writer:
                 writer.write(scored["table"])
-    if args.metrics_json is not None:
-        with atomic_output(args.metrics_json) as temporary:
-            temporary.write_text(json.dumps(report, indent=2))
     print(format_report(report))
 
 
@@ -99,11 +103,24 @@ def forecast_columns(frame, path: Path) -> dict:
     for name in after:
         match = QUANTILE_COLUMN.match(name)
         if match and match["target"] in after:
-            quantiles.setdefault(match["target"], {})[float(match["level"])] = name
+            try:
+                level = float(match["level"])
+            except ValueError:
+                raise TsattnError(f"{path}: column {name!r} names no quantile level; columns are <target>_q<level>")
+            levels = quantiles.setdefault(match["target"], {})
+            if not 0 < level < 1 or level in levels:
+                raise TsattnError(
+                    f"{path}: column {name!r} names the level {level:g} "
+                    f"{'twice' if level in levels else 'outside (0, 1)'}; quantile columns are <target>_q<level>"
+                )
+            levels[level] = name
         else:
             targets.append(name)
     if not targets:
         raise TsattnError(f"{path}: no forecast column after 'step'; FORECAST needs a column per target")
+    level_sets = {tuple(sorted(levels)) for levels in quantiles.values()}
+    if len(level_sets) > 1 or (quantiles and set(quantiles) != set(targets)):
+        raise TsattnError(f"{path}: every target needs the same quantile levels (or none has any)")
     return {
         "id": before[0] if len(before) == 2 else None,
         "time": before[-1],
@@ -181,6 +198,11 @@ def score_files(forecast, actuals, columns: dict, season: int, path: Path, missi
                 "give the actual values of every forecast step"
             )
         first = int(position.min())
+        if not np.array_equal(position, first + np.arange(len(position))):
+            raise TsattnError(
+                f"{path}: the forecast times of series {sid!r} are not consecutive steps (a gap or a time given "
+                "twice); a forecast holds each step after the history once"
+            )
         if first < 2:
             raise TsattnError(
                 f"{path}: series {sid!r} has {first} rows before its first forecast time in ACTUALS; MASE and the "

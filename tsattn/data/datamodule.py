@@ -130,6 +130,7 @@ class ForecastDataModule(L.LightningDataModule):
         self.split = split
         # Per split, the series that give it no window and why (series id -> reason): said, never silent.
         self.windowless: dict[str, dict[str, str]] = {}
+        self.split_used = ""
         self.calendar = calendar
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
@@ -158,6 +159,8 @@ class ForecastDataModule(L.LightningDataModule):
         splitter, note = resolve_split(self.split, lengths, self.lookback, self.horizon)
         if note:
             log.warning(note)
+        # The splitter used, for the run's record: the ratio split's fall-back depends on L and H.
+        self.split_used = f"{type(splitter).__name__}({', '.join(f'{k}={v}' for k, v in vars(splitter).items())})"
         borders = {sid: splitter.borders(n) for sid, n in lengths.items()}
         self.windowless = windowless_series(borders, self.lookback, self.horizon)
         for split, reasons in self.windowless.items():

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from tsattn import __version__
-from tsattn.errors import TsattnError
+from tsattn.errors import TsattnError, one_line
 from tsattn.inference.bundle import ENSEMBLE
 from tsattn.inference.bundle_checks import read_json, require
 
@@ -60,6 +60,9 @@ CONTRACT = (
     "sep",
     "quantiles",
     "series",
+    # The rows it was trained and validated on (the file's hash, each series' test border): backtests start at
+    # the border, which must be every member's, so that no origin falls on rows a member was chosen on.
+    "training_data",
 )
 
 
@@ -118,12 +121,12 @@ def is_ensemble(directory: Path) -> bool:
 
 def loaded_files(directory: Path) -> list[str]:
     """The files loading reads, relative to `directory`: a bundle's three, or an ensemble's manifest and its
-    members' files. Call it on a directory that has loaded (load_bundle checked the manifest)."""
+    members' files, each member checked as loading checks it (member_digests)."""
     if not is_ensemble(directory):
         return list(MEMBER_FILES)
     manifest = read_json(Path(directory) / ENSEMBLE, "ensemble manifest")
-    members = [f"{MEMBERS}/{entry['sha256']}/{name}" for entry in manifest["members"] for name in MEMBER_FILES]
-    return [ENSEMBLE, *members]
+    digests = member_digests(Path(directory), manifest)
+    return [ENSEMBLE, *(f"{MEMBERS}/{digest}/{name}" for digest in digests for name in MEMBER_FILES)]
 
 
 def save_ensemble(members: Sequence[tuple[Path, str]], output: Path, combine: str = "mean") -> dict[str, Any]:
@@ -163,19 +166,26 @@ def save_ensemble(members: Sequence[tuple[Path, str]], output: Path, combine: st
         raise TsattnError(f"-o {output} exists; give a new directory for the ensemble")
     partial = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
     try:
-        for (directory, _), entry in zip(members, entries, strict=True):
-            target = partial / MEMBERS / entry["sha256"]
-            target.mkdir(parents=True)
-            for name in MEMBER_FILES:
-                shutil.copyfile(Path(directory) / name, target / name)
-            config = Path(directory) / "config.yaml"  # for people, as in any bundle
-            if config.is_file() and not config.is_symlink():
-                shutil.copyfile(config, target / "config.yaml")
-        (partial / ENSEMBLE).write_text(json.dumps(manifest, indent=2))
+        _write_members(members, entries, manifest, partial)
         publish(partial, output)
+    except OSError as err:
+        raise TsattnError(f"-o {output}: cannot write the ensemble ({one_line(err, 160)})") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return manifest
+
+
+def _write_members(members, entries, manifest: dict[str, Any], partial: Path) -> None:
+    """Each member's files under members/<hash>/, then the manifest, into the directory being made."""
+    for (directory, _), entry in zip(members, entries, strict=True):
+        target = partial / MEMBERS / entry["sha256"]
+        target.mkdir(parents=True)
+        for name in MEMBER_FILES:
+            shutil.copyfile(Path(directory) / name, target / name)
+        config = Path(directory) / "config.yaml"  # for people, as in any bundle
+        if config.is_file() and not config.is_symlink():
+            shutil.copyfile(config, target / "config.yaml")
+    (partial / ENSEMBLE).write_text(json.dumps(manifest, indent=2))
 
 
 def check_contract(members: Sequence[tuple[Any, str]]) -> None:
@@ -185,6 +195,11 @@ def check_contract(members: Sequence[tuple[Any, str]]) -> None:
     first, first_source = members[0]
     for bundle, source in members[1:]:
         for key in CONTRACT:
+            if key == "training_data" and first.schema.get(key) != bundle.schema.get(key):
+                raise TsattnError(
+                    f"{source} and {first_source} were trained on different rows (another file, or other test "
+                    "borders); an ensemble's members are trained on the same data and split"
+                )
             if first.schema.get(key) != bundle.schema.get(key):
                 raise TsattnError(
                     f"{source} and {first_source} differ in {key} ({_short(bundle.schema.get(key))} against "
@@ -212,6 +227,8 @@ def load_ensemble(directory: Path, device: str = "cpu"):
     from tsattn.inference.bundle import Bundle, load_bundle
 
     source = directory / ENSEMBLE
+    if source.is_symlink():
+        raise TsattnError(f"{source} is a link; an ensemble's manifest is a plain file inside its directory")
     if source.stat().st_size > MAX_ENSEMBLE_JSON_BYTES:
         raise TsattnError(
             f"{source}: over {MAX_ENSEMBLE_JSON_BYTES >> 10} kB; an ensemble names at most {MAX_MEMBERS} members"
@@ -220,35 +237,57 @@ def load_ensemble(directory: Path, device: str = "cpu"):
     if manifest.get("format") != FORMAT:
         raise TsattnError(f"{directory} is not a tsattn ensemble (its {ENSEMBLE} has no tsattn-ensemble format)")
     version = manifest.get("format_version")
-    require(isinstance(version, int) and not isinstance(version, bool), source, "format_version", "a whole number")
+    is_version = isinstance(version, int) and not isinstance(version, bool) and version >= 1
+    require(is_version, source, "format_version", "a whole number from 1")
     if version > FORMAT_VERSION:
         raise TsattnError(
             f"{source}: ensemble format {version} is newer than this tsattn reads ({FORMAT_VERSION}); upgrade tsattn"
         )
-    combine, entries = manifest.get("combine"), manifest.get("members")
+    combine = manifest.get("combine")
     require(combine in COMBINE, source, "combine", "mean or median")
-    require(isinstance(entries, list), source, "members", "a list")
-    if not 2 <= len(entries) <= MAX_MEMBERS:
-        raise TsattnError(f"{source}: {len(entries)} members; an ensemble has 2 to {MAX_MEMBERS}")
-    root = directory.resolve()
-    loaded = []
-    for index, entry in enumerate(entries):
-        require(isinstance(entry, dict), source, f"members[{index}]", "an object")
-        digest = entry.get("sha256")
-        is_hash = isinstance(digest, str) and bool(HASH.match(digest))
-        require(is_hash, source, f"members[{index}].sha256", "64 hex digits")
+    digests = member_digests(directory, manifest)
+    forecasters, lookbacks, first, longest = [], [], None, None
+    for digest in digests:
         member = directory / MEMBERS / digest
-        if member.is_symlink() or not member.is_dir() or member.resolve().parent != root / MEMBERS:
-            raise TsattnError(f"{source}: member {digest[:12]}... is not a directory of {directory / MEMBERS}")
         if member_hash(member) != digest:
             raise TsattnError(
                 f"{member}: its files do not match the hash that names it; the ensemble was changed after it was "
                 "made"
             )
-        loaded.append((load_bundle(member, device=device, ensemble=False), str(member)))
-    check_contract(loaded)
-    lookbacks = [bundle.lookback for bundle, _ in loaded]
-    forecaster = EnsembleForecaster([bundle.forecaster for bundle, _ in loaded], lookbacks, combine)
-    longest = loaded[lookbacks.index(max(lookbacks))][0]
-    schema = dict(longest.schema, ensemble={"combine": combine, "members": [e["sha256"] for e in entries]})
+        bundle = load_bundle(member, device=device, ensemble=False)
+        # Checked as each member loads, and only its network kept: 64 members never hold 64 copies of the
+        # data's statistics at once (the first's and the longest lookback's are kept).
+        if first is None:
+            first = bundle
+        else:
+            check_contract([(first, str(directory / MEMBERS / digests[0])), (bundle, str(member))])
+        if longest is None or bundle.lookback > longest.lookback:
+            longest = bundle
+        forecasters.append(bundle.forecaster)
+        lookbacks.append(bundle.lookback)
+    forecaster = EnsembleForecaster(forecasters, lookbacks, combine)
+    schema = dict(longest.schema, ensemble={"combine": combine, "members": digests})
     return Bundle(path=directory, forecaster=forecaster.eval(), scaler=longest.scaler, schema=schema)
+
+
+def member_digests(directory: Path, manifest: dict[str, Any]) -> list[str]:
+    """The members' hashes of a manifest, each checked: 64 hex digits, once each, naming a real directory of
+    members/ (not a link, nothing outside it). Anything else is one line."""
+    source = directory / ENSEMBLE
+    entries = manifest.get("members")
+    require(isinstance(entries, list), source, "members", "a list")
+    if not 2 <= len(entries) <= MAX_MEMBERS:
+        raise TsattnError(f"{source}: {len(entries)} members; an ensemble has 2 to {MAX_MEMBERS}")
+    root, digests = directory.resolve(), []
+    for index, entry in enumerate(entries):
+        require(isinstance(entry, dict), source, f"members[{index}]", "an object")
+        digest = entry.get("sha256")
+        is_hash = isinstance(digest, str) and bool(HASH.match(digest))
+        require(is_hash, source, f"members[{index}].sha256", "64 hex digits")
+        if digest in digests:
+            raise TsattnError(f"{source}: member {digest[:12]}... is named twice; each member counts once")
+        member = directory / MEMBERS / digest
+        if member.is_symlink() or not member.is_dir() or member.resolve().parent != root / MEMBERS:
+            raise TsattnError(f"{source}: member {digest[:12]}... is not a directory of {directory / MEMBERS}")
+        digests.append(digest)
+    return digests

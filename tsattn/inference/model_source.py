@@ -65,9 +65,9 @@ def _download(model: str, tracking_uri: str, destination: Path) -> Path:
 
 
 def _locate(path: Path, name: str) -> Path:
-    """The bundle inside what was given: the directory itself, its bundle/, or a pyfunc's artifacts/bundle/;
-    or an ensemble (its ensemble.json), the directory itself or its ensemble/."""
-    for candidate in (path, path / "bundle", path / "artifacts" / "bundle", path / "ensemble"):
+    """The bundle inside what was given: the directory itself, its bundle/, or a pyfunc's artifacts/bundle/ (an
+    ensemble's pyfunc: artifacts/ensemble/); a bundle has a schema.json, an ensemble an ensemble.json."""
+    for candidate in (path, path / "bundle", path / "artifacts" / "bundle", path / "artifacts" / "ensemble"):
         if (candidate / SCHEMA).is_file() or (candidate / ENSEMBLE).is_file():
             return candidate
     if path.is_file():

@@ -55,6 +55,7 @@ def log_run_setup(logger, cfg: DictConfig, datamodule) -> None:
     params["data/season_candidates"] = json.dumps(datamodule.season_candidates)
     # How many series gave no window in each split (data.json names them and says why).
     params["data/series_without_window"] = json.dumps({k: len(v) for k, v in datamodule.windowless.items()})
+    params["data/split_used"] = datamodule.split_used  # a ratio split may have become a tail split
     logger.log_hyperparams(params)
     client, run_id = logger.experiment, logger.run_id
     client.log_text(run_id, OmegaConf.to_yaml(resolved), "config.yaml")

@@ -4,7 +4,8 @@ When the sweep ends, its finished runs' bundles become one ensemble (tsattn.infe
 on the same test windows, with the same metrics and baselines, as each member was: the data module is built
 from the sweep's own config (tsattn's, never a file from the store), the ensemble's forecaster put in a
 ForecastModule, and Lightning's test loop run into a new run nested under the sweep's parent. `tsattn compare`
-and the dashboard then list it beside its members, and `runs:/<its id>` forecasts with it.
+and the dashboard then list it beside its members; `runs:/<its id>` forecasts with it, and its pyfunc `model`
+loads in MLflow and registers like any run's.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _test_and_log(client, parent: dict, members: list, ensemble_dir: Path, combi
 
     from tsattn.data.naive import rule_key, rule_label
     from tsattn.inference.bundle import load_bundle
-    from tsattn.tracking.artifacts import flatten
+    from tsattn.tracking.artifacts import flatten, history_example, save_pyfunc
     from tsattn.tracking.logger import mlflow_logger
     from tsattn.training.module import ForecastModule
     from tsattn.training.train import simple_rule_metrics, summary
@@ -92,8 +93,10 @@ def _test_and_log(client, parent: dict, members: list, ensemble_dir: Path, combi
     data_cfg["lookback"] = bundle.lookback  # the longest member's: each member reads its own last L steps
     datamodule = instantiate(data_cfg, _convert_="object")
     datamodule.setup()
+    _require_members_windows(client, members, datamodule, bundle)
     # The members' ForecastModule's test loop, metrics and baselines, with the ensemble's forecaster in it.
-    module = ForecastModule(bundle.forecaster.members[0].net)
+    # test/loss in the members' own training loss (model.loss), as each member logged it.
+    module = ForecastModule(bundle.forecaster.members[0].net, loss=bundle.schema["module_options"].get("loss", "mse"))
     module.forecaster = bundle.forecaster
     module.quantiles = bundle.schema.get("quantiles")
     models = Counter(run.data.tags.get("tsattn.model", "model") for run in members)
@@ -128,6 +131,12 @@ def _test_and_log(client, parent: dict, members: list, ensemble_dir: Path, combi
         for key, value in simple_rule_metrics(datamodule.naive_errors).items():
             client.log_metric(run_id, key, value)
         client.log_artifacts(run_id, str(ensemble_dir), "bundle")
+        if not datamodule.collection.future_covariates:  # as for any run: MLflow's predict takes one table
+            with tempfile.TemporaryDirectory(prefix="tsattn-pyfunc-") as tmp:
+                example = history_example(datamodule)
+                time_col = datamodule.collection.time_col
+                save_pyfunc(ensemble_dir, Path(tmp) / "model", example, time_col, datamodule.horizon)
+                client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
         client.set_terminated(run_id, "FINISHED")
     except BaseException:
         client.set_terminated(run_id, "FAILED")
@@ -135,6 +144,29 @@ def _test_and_log(client, parent: dict, members: list, ensemble_dir: Path, combi
     best = rule_label(datamodule.best_naive_season)
     log.info("sweep ensemble run %s (%s of %d runs): %s", run_id, combine, len(members), summary(metrics, best))
     return run_id
+
+
+def _require_members_windows(client, members: list, datamodule, bundle) -> None:
+    """The ensemble is tested on the windows each member was: the same scaler, and as many test windows as each
+    member's data.json records (a longer lookback can leave a short series' first test windows out)."""
+    import numpy as np
+
+    ours, theirs = datamodule.scaler.pairs, bundle.scaler.pairs
+    same = set(ours) == set(theirs) and all(
+        np.allclose(ours[k][0], theirs[k][0]) and np.allclose(ours[k][1], theirs[k][1]) for k in ours
+    )
+    if not same:
+        raise TsattnError("the sweep's data, built again, is not scaled as its runs' models were; no ensemble run")
+    windows = len(datamodule.datasets["test"])
+    with tempfile.TemporaryDirectory(prefix="tsattn-data-json-") as tmp:
+        for run in members:
+            path = client.download_artifacts(run.info.run_id, "data.json", tmp)
+            logged = json.loads(Path(path).read_text()).get("windows", {}).get("test")
+            if logged != windows:
+                raise TsattnError(
+                    f"run {run.info.run_id} was tested on {logged} windows, the ensemble (lookback {bundle.lookback}) "
+                    f"would be on {windows}: not the same windows, so no ensemble run (sweep one lookback)"
+                )
 
 
 def _param(key: str, value) -> object:

@@ -104,13 +104,14 @@ class SweepRunsCallback(Callback):
                 for key, value in results["best_params"].items():
                     client.log_param(parent["run_id"], f"best/{key}", value)
             rule = ensemble_rule(config)
-            if rule is not None:  # +ensemble=mean|median: the sweep's runs as one model, a run of its own
-                try:
+            try:
+                if rule is not None:  # +ensemble=mean|median: the sweep's runs as one model, a run of its own
                     log_sweep_ensemble(client, parent, rule, config)
-                except (TsattnError, MlflowException, OSError, RuntimeError, ValueError) as err:
-                    # Said in one line (Hydra would make it a warning); the sweep's runs stand either way.
-                    log.error("+ensemble=%s: the sweep's ensemble failed: %s", rule, one_line(err, 300))
-            client.set_terminated(parent["run_id"], "FINISHED")
+            except (TsattnError, MlflowException, OSError, RuntimeError, ValueError) as err:
+                # Said in one line (Hydra would make it a warning); the sweep's runs stand either way.
+                log.error("+ensemble=%s: the sweep's ensemble failed: %s", rule, one_line(err, 300))
+            finally:
+                client.set_terminated(parent["run_id"], "FINISHED")  # whatever became of the ensemble
             log.info("sweep parent run %s: %d child runs", parent["run_id"], len(statuses))
 
 

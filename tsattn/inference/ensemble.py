@@ -102,13 +102,14 @@ class EnsembleForecaster(nn.Module):
 
 
 def member_hash(directory: Path) -> str:
-    """The content hash that names a member: SHA-256 over each file loading reads, name and bytes."""
+    """The content hash that names a member: SHA-256 over each file loading reads, its name, size and bytes (the
+    size makes the boundaries between files part of what is hashed)."""
     digest = hashlib.sha256()
     for name in MEMBER_FILES:
         path = directory / name
         if path.is_symlink() or not path.is_file():
             raise TsattnError(f"{directory} is not a model bundle: {name} is missing or not a plain file")
-        digest.update(name.encode() + b"\0")
+        digest.update(name.encode() + b"\0" + path.stat().st_size.to_bytes(8, "big"))
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

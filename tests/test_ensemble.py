@@ -275,10 +275,11 @@ def test_a_sweeps_ensemble_is_a_run_tested_on_its_members_windows(tmp_path, monk
     assert ensemble.data.metrics["test/snaive_mse"] == pytest.approx(members[0].data.metrics["test/snaive_mse"])
     # tsattn compare and the dashboard list it beside its members.
     board = tmp_path / "board.json"
-    assert main(["compare", "--experiment", "weather", "--tracking-uri", uri, "--format", "json", "-o", str(board)]) == 0
+    store = ["--experiment", "weather", "--tracking-uri", uri]
+    assert main(["compare", *store, "--format", "json", "-o", str(board)]) == 0
     assert "ensemble-mean(lstm_seq2seqx3)" in board.read_text()
     page = tmp_path / "report.html"
-    assert main(["dashboard", "--experiment", "weather", "--tracking-uri", uri, "-o", str(page)]) == 0
+    assert main(["dashboard", *store, "-o", str(page)]) == 0
     assert "ensemble-mean(lstm_seq2seqx3)" in page.read_text()
     # Its bundle is an ensemble, and forecasts from runs:/ like any run's; its pyfunc model registers and loads.
     import mlflow.pyfunc

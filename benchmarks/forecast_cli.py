@@ -50,8 +50,9 @@ def make_csv(path: Path, n_series: int, n_rows: int, seed: int = 0) -> None:
     frame.to_csv(path, index=False)
 
 
-def train_bundle(model: str, csv: Path, directory: Path, lookback: int, horizon: int) -> Path:
-    """A quickly trained bundle: a few batches on the file's first series (speed, not accuracy, is measured)."""
+def train_bundle(model: str, csv: Path, directory: Path, lookback: int, horizon: int, seed: int = 0) -> Path:
+    """A quickly trained bundle: a few batches on the file's first series (speed, not accuracy, is measured);
+    models of other seeds differ (ensemble members)."""
     from tsattn.config import compose
     from tsattn.inference.bundle import save_bundle
     from tsattn.training.train import Training
@@ -63,6 +64,7 @@ def train_bundle(model: str, csv: Path, directory: Path, lookback: int, horizon:
         f"data.lookback={lookback}",
         f"data.horizon={horizon}",
         f"model={model}",
+        f"seed={seed}",
         "logger=none",
         "callbacks=none",
         "trainer.max_epochs=1",

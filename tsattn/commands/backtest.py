@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 from tsattn.commands.common import (
     ArgumentParser,
+    number_text,
     add_model_and_io_arguments,
     load_model,
     positive,
@@ -167,7 +167,7 @@ def format_report(report: dict) -> str:
     for name, label in labels.items():
         o = metrics[name]["overall"]
         lines.append(
-            f"{label:16}{_num(o['mse']):>12}{_num(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}{_num(o['crps']):>12}"
+            f"{label:16}{number_text(o['mse']):>12}{number_text(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}{number_text(o['crps']):>12}"
         )
     model = metrics["model"]
     if "best_naive" in metrics:
@@ -186,7 +186,7 @@ def format_report(report: dict) -> str:
             coverage, width = model["overall"][f"coverage_{percent}"], model["overall"][f"width_{percent}"]
             lines.append(
                 f"model {percent}% interval: covers {coverage:.1%} of the actuals (nominal {percent}%), "
-                f"mean width {_num(width)}"
+                f"mean width {number_text(width)}"
             )
     extra = [("crps", "model CRPS")] if report.get("quantiles") else []  # a point model's CRPS is its MAE
     extra += [(f"coverage_{p}", f"{p}% covered") for p in intervals]
@@ -194,16 +194,10 @@ def format_report(report: dict) -> str:
     lines += ["", f"{'step':>4}" + header + "".join(f"{title:>16}" for _, title in extra)]
     for h in range(report["horizon"]):
         row = "".join(
-            f"{_num(metrics[n]['per_step']['mse'][h]):>20}{_num(metrics[n]['per_step']['mae'][h]):>20}" for n in labels
+            f"{number_text(metrics[n]['per_step']['mse'][h]):>20}{number_text(metrics[n]['per_step']['mae'][h]):>20}" for n in labels
         )
         for key, _ in extra:
             value = model["per_step"][key][h]
-            row += f"{value:>16.1%}" if key.startswith("coverage") else f"{_num(value):>16}"
+            row += f"{value:>16.1%}" if key.startswith("coverage") else f"{number_text(value):>16}"
         lines.append(f"{h + 1:>4}{row}")
     return "\n".join(lines)
-
-
-def _num(value: float) -> str:
-    if not math.isfinite(value):
-        return "nan"
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"

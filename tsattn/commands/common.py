@@ -71,6 +71,15 @@ def separator(text: str) -> str:
     return text
 
 
+def number_text(value: float) -> str:
+    """A score for a printed table: 4 significant digits, scientific from 1e5, `nan` when not finite."""
+    import math
+
+    if not math.isfinite(value):
+        return "nan"
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"
+
+
 def positive(text: str) -> int:
     """An integer of at least 1, for argparse; anything else is argparse's one-line error."""
     try:

@@ -8,7 +8,7 @@ import math
 import re
 from pathlib import Path
 
-from tsattn.commands.common import ArgumentParser, positive, read_input, separator
+from tsattn.commands.common import ArgumentParser, number_text, positive, read_input, separator
 from tsattn.errors import TsattnError
 from tsattn.inference.publish import atomic_output, check_output
 
@@ -280,12 +280,13 @@ def format_report(report: dict) -> str:
     for name, label in LABELS.items():
         o = overall[name]
         lines.append(
-            f"{label:16}{o['smape']:>10.3f}{_fixed(o['mase'], 3):>9}{_fixed(o['owa'], 3):>8}{_num(o['mse']):>14}"
-            f"{_num(o['mae']):>12}"
+            f"{label:16}{o['smape']:>10.3f}{_fixed(o['mase'], 3):>9}{_fixed(o['owa'], 3):>8}{number_text(o['mse']):>14}"
+            f"{number_text(o['mae']):>12}"
         )
     model = overall["forecast"]
     if "crps" in model:
-        lines += ["", f"forecast CRPS {_num(model['crps'])} (a point forecast's CRPS is its MAE: {_num(model['mae'])})"]
+        crps, mae = number_text(model["crps"]), number_text(model["mae"])
+        lines += ["", f"forecast CRPS {crps} (a point forecast's CRPS is its MAE: {mae})"]
         for key in sorted((k for k in model if k.startswith("coverage_")), key=lambda k: int(k.split("_")[1])):
             lines.append(f"forecast {key.split('_')[1]}% interval: covers {model[key]:.1%} of the actuals")
     verdict = "beats" if model["owa"] < 1 else "does not beat"
@@ -295,9 +296,3 @@ def format_report(report: dict) -> str:
 
 def _fixed(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else "nan"
-
-
-def _num(value: float) -> str:
-    if not math.isfinite(value):
-        return "nan"
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"

@@ -189,10 +189,18 @@ def _write_members(members, entries, manifest: dict[str, Any], partial: Path) ->
     (partial / ENSEMBLE).write_text(json.dumps(manifest, indent=2))
 
 
-def check_contract(members: Sequence[tuple[Any, str]]) -> None:
-    """Members agree on the data contract and the scaler statistics, or one line names the first difference."""
+def same_statistics(one, other) -> bool:
+    """Whether two fitted scalers hold the same series and, to float tolerance, the same means and stds."""
     import numpy as np
 
+    mine, theirs = one.pairs, other.pairs
+    return set(mine) == set(theirs) and all(
+        np.allclose(mine[sid][0], theirs[sid][0]) and np.allclose(mine[sid][1], theirs[sid][1]) for sid in mine
+    )
+
+
+def check_contract(members: Sequence[tuple[Any, str]]) -> None:
+    """Members agree on the data contract and the scaler statistics, or one line names the first difference."""
     first, first_source = members[0]
     for bundle, source in members[1:]:
         for key in CONTRACT:
@@ -206,11 +214,7 @@ def check_contract(members: Sequence[tuple[Any, str]]) -> None:
                     f"{source} and {first_source} differ in {key} ({_short(bundle.schema.get(key))} against "
                     f"{_short(first.schema.get(key))}); an ensemble's members forecast the same data the same way"
                 )
-        mine, theirs = first.scaler.pairs, bundle.scaler.pairs
-        same = set(mine) == set(theirs) and all(
-            np.allclose(mine[sid][0], theirs[sid][0]) and np.allclose(mine[sid][1], theirs[sid][1]) for sid in mine
-        )
-        if not same:
+        if not same_statistics(first.scaler, bundle.scaler):
             raise TsattnError(
                 f"{source} and {first_source} were scaled with different statistics (trained on different rows or "
                 "files); an ensemble's members are trained on the same data and split"

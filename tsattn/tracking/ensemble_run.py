@@ -149,13 +149,9 @@ def _test_and_log(client, parent: dict, members: list, ensemble_dir: Path, combi
 def _require_members_windows(client, members: list, datamodule, bundle) -> None:
     """The ensemble is tested on the windows each member was: the same scaler, and as many test windows as each
     member's data.json records (a longer lookback can leave a short series' first test windows out)."""
-    import numpy as np
+    from tsattn.inference.ensemble import same_statistics
 
-    ours, theirs = datamodule.scaler.pairs, bundle.scaler.pairs
-    same = set(ours) == set(theirs) and all(
-        np.allclose(ours[k][0], theirs[k][0]) and np.allclose(ours[k][1], theirs[k][1]) for k in ours
-    )
-    if not same:
+    if not same_statistics(datamodule.scaler, bundle.scaler):
         raise TsattnError("the sweep's data, built again, is not scaled as its runs' models were; no ensemble run")
     windows = len(datamodule.datasets["test"])
     with tempfile.TemporaryDirectory(prefix="tsattn-data-json-") as tmp:

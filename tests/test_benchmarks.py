@@ -333,7 +333,7 @@ def test_m4_scoring_reproduces_the_competitions_naive2_and_seasonal_naive():
 
 
 def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside_the_seeds_mean():
-    from m4_hourly import render, score, seed_ensemble, validation_split
+    from m4_hourly import ensemble_groups, render, score, seed_ensemble, validation_split, variant_label
 
     tests = {"H1": np.array([10.0, 20.0, 30.0]), "H2": np.array([5.0, 5.0, 6.0])}
     histories = {key: np.arange(1.0, 60.0) for key in tests}
@@ -347,13 +347,22 @@ def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside
     assert {len(v) for v in last.values()} == {48}
     reference = [("seasonal naive (tsattn's)", 13.9, 1.19, 0.627, 0.7)]
     results = {"lstm_seq2seq": [(12.0, 1.0, 0.6, 0.5, 30.0), (13.0, 1.1, 0.66, 0.7, 32.0)]}
-    table = render(reference, results, [0, 1], {"lstm_seq2seq": (11.0, 0.9, 0.55, 0.45)})
+    ensembles = [("lstm_seq2seq, mean of the 2 seeds' forecasts", 11.0, 0.9, 0.55, 0.45)]
+    table = render(reference, results, [0, 1], ensembles)
     assert "| tsattn lstm_seq2seq | 12.500 | 1.050 | 0.630 | 0.600 | 31 |" in table
     assert "| tsattn lstm_seq2seq, mean of the 2 seeds' forecasts | 11.000 | 0.900 | 0.550 | 0.450 | |" in table
     assert "| seasonal naive (tsattn's) | 13.900 | 1.190 | 0.627 | 0.700 | |" in table
-    assert "Best forecaster: lstm_seq2seq, OWA 0.630; bar <= 0.44: missed by 0.190." in table
+    assert "Best single forecaster: lstm_seq2seq, OWA 0.630; bar <= 0.47: missed by 0.160." in table
     assert "not lstm_seq2seq." in table  # the seeds' mean score (0.630) is behind seasonal naive's 0.627
-    assert "best lstm_seq2seq, OWA 0.550, misses it by 0.110" in table
+    best = "Best ensemble: lstm_seq2seq, mean of the 2 seeds' forecasts, OWA 0.550; bar <= 0.44: missed by 0.110."
+    assert best in table
+    # A variant's label keeps its forecaster's name, so the verdicts and the ensembles group it with it.
+    assert variant_label("lstm_seq2seq", "smape", 336) == "lstm_seq2seq (loss smape, L=336)"
+    runs = {"lstm_seq2seq": ["a", "b"], "lstm_seq2seq (loss smape)": ["c"], "transformer": ["d"]}
+    assert ensemble_groups(runs, "median") == [
+        ("lstm_seq2seq, median of its 3 runs", ["a", "b", "c"]),
+        ("all 2 forecasters, median of the 4 runs", ["a", "b", "c", "d"]),
+    ]
 
 
 def test_tail_split_keeps_the_end_of_each_series_for_validation_and_test():

@@ -245,7 +245,7 @@ def test_the_linear_path_learns_at_its_share_of_the_rate(share):
     assert [g["lr"] for g in groups] == ([0.05] if share == 1.0 else [0.05, 0.05 * share])
     start = {name: p.detach().clone() for name, p in module.named_parameters()}
     data = dict(batch(), y=torch.randn(5, H, C))
-    loss = module.loss(module(data)["y_hat"], data["y"])
+    loss = module.loss(module(data)["y_hat"], data["y"], data)
     loss.backward()
     if share == 0.0:  # held: no gradient at all, so it takes no part in gradient clipping either
         assert net.linear_path.weight.grad is None and not net.linear_path.weight.requires_grad

@@ -56,7 +56,8 @@ def test_an_unknown_loss_names_the_choices():
     from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
     from tsattn.training.module import ForecastModule
 
-    with pytest.raises(ValueError, match="model.loss='l3'; choose one of mse, mae, huber, arctan_mae, fredf"):
+    choices = "mse, mae, huber, arctan_mae, fredf, smape, mase"
+    with pytest.raises(ValueError, match=f"model.loss='l3'; choose one of {choices}"):
         ForecastModule(LSTMSeq2Seq(n_features=1, n_targets=1, n_known=0, horizon=4), loss="l3")
 
 
@@ -78,12 +79,12 @@ def test_each_loss_trains_a_forecaster_on_real_data(weather_batch, loss):
 
     def errors() -> tuple[float, float]:
         y_hat = module(batch)["y_hat"]
-        return module.loss(y_hat, batch["y"]), mse(y_hat, batch["y"]).item()
+        return module.loss(y_hat, batch["y"], batch), mse(y_hat, batch["y"]).item()
 
     # The module trains with the loss it was given, not MSE under another name.
     a, b = batch["y"] + 0.3, batch["y"]
-    assert module.loss(a, b).item() == pytest.approx(TRAINING_LOSSES[loss](a, b).item())
-    assert loss == "mse" or module.loss(a, b).item() != pytest.approx(mse(a, b).item())
+    assert module.loss(a, b, batch).item() == pytest.approx(TRAINING_LOSSES[loss](a, b, batch).item())
+    assert loss == "mse" or module.loss(a, b, batch).item() != pytest.approx(mse(a, b).item())
     before_loss, before_mse = errors()
     for _ in range(25):
         optimizer.zero_grad()
@@ -93,3 +94,35 @@ def test_each_loss_trains_a_forecaster_on_real_data(weather_batch, loss):
     after_loss, after_mse = errors()
     assert after_loss.item() < 0.7 * before_loss.item()
     assert after_mse < before_mse  # what the loss trains is what the forecast is scored on
+
+
+def test_smape_and_mase_score_the_forecast_in_the_datas_units_as_the_competition_did(weather_temperature):
+    """Each batch carries its series' scaler statistics and MASE denominator (training rows only); the two losses
+    map the forecast back with them and equal the competition's scores computed here in numpy from the raw rows."""
+    from tsattn.metrics import smape_terms
+    from tsattn.training.losses import mase, smape
+
+    datamodule = weather_temperature
+    val = datamodule.datasets["val"]
+    batch = val[list(range(0, len(val), 7))]
+    y = batch["y"]  # [B, H, 1], scaled
+    y_hat = y + 0.4 * torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
+    forecast, actual, scales = [], [], []
+    for b, series in enumerate(batch["series"].tolist()):
+        s = datamodule.collection.series[series]
+        mean, std = datamodule.scaler.pairs[s.id]
+        forecast.append(y_hat[b].double().numpy() * std[0] + mean[0])
+        actual.append(y[b].double().numpy() * std[0] + mean[0])
+        train = s.values[: datamodule.borders[s.id].train_end, 0]
+        scales.append(np.abs(train[24:] - train[:-24]).mean())  # hourly: the season is a day
+        np.testing.assert_allclose(batch["target_mean"][b, 0], mean[0], rtol=1e-6)
+        np.testing.assert_allclose(batch["target_std"][b, 0], std[0], rtol=1e-6)
+    forecast, actual = np.stack(forecast), np.stack(actual)  # [B, H, 1], the data's units
+    expected_smape = smape_terms(forecast, actual).mean()
+    expected_mase = (np.abs(forecast - actual) / np.array(scales)[:, None, None]).mean()
+    assert smape(y_hat, y, batch).item() == pytest.approx(expected_smape, rel=1e-4)
+    assert mase(y_hat, y, batch).item() == pytest.approx(expected_mase, rel=1e-4)
+    assert smape(y, y, batch).item() == 0.0 and mase(y, y, batch).item() == 0.0
+    # A batch without the statistics (one not made by a ForecastDataModule) is refused, not scored in scaled units.
+    with pytest.raises(ValueError, match="lacks"):
+        smape(y_hat, y, {"y": y})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.data.scaling import StandardScaler
@@ -20,7 +21,10 @@ def _fitted_stats(path):
 
 def test_values_after_the_training_border_do_not_move_the_scaler(tmp_path, etth1_path):
     frame = pd.read_csv(etth1_path)
-    original, _ = _fitted_stats(etth1_path)
+    original, datamodule = _fitted_stats(etth1_path)
+    # The statistics the losses in the data's units read (scaler mean and std, MASE's seasonal scale) as well.
+    original_units = datamodule.datasets["train"].units
+    assert set(original_units) == {"target_mean", "target_std", "seasonal_scale"}
 
     # Wreck everything from the border on: any leak into the statistics would show.
     rng = np.random.default_rng(0)
@@ -29,14 +33,17 @@ def test_values_after_the_training_border_do_not_move_the_scaler(tmp_path, etth1
     changed.loc[8640:, value_columns] = rng.normal(1000.0, 500.0, size=(len(frame) - 8640, len(value_columns)))
     changed_path = tmp_path / "ETTh1.csv"
     changed.to_csv(changed_path, index=False)
-    after, _ = _fitted_stats(changed_path)
+    after, datamodule = _fitted_stats(changed_path)
     assert after == original
+    for key, table in datamodule.datasets["test"].units.items():
+        assert torch.equal(table, original_units[key]), key
 
     # And the one row before the border does count: the test above can fail.
     changed.loc[8639, value_columns] += 100.0
     changed.to_csv(changed_path, index=False)
-    moved, _ = _fitted_stats(changed_path)
+    moved, datamodule = _fitted_stats(changed_path)
     assert moved["mean"] != original["mean"]
+    assert not torch.equal(datamodule.datasets["train"].units["seasonal_scale"], original_units["seasonal_scale"])
 
 
 def test_statistics_are_those_of_the_training_rows(etth1_path):

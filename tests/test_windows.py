@@ -10,6 +10,7 @@ import torch
 from tsattn.data.calendar import calendar_features
 from tsattn.data.datamodule import ForecastDataModule
 from tsattn.data.split import SPLITS, RatioSplit, RowSplit
+from tsattn.errors import TsattnError
 
 ETT_SPLIT = dict(train_end=8640, val_end=11520, test_end=14400)
 
@@ -74,6 +75,34 @@ def test_training_stride_thins_only_training_windows(etth1_path):
     datamodule.setup()
     assert len(datamodule.datasets["train"]) == len(range(0, 8640 - 192 + 1, 4))
     assert len(datamodule.datasets["test"]) == 2785
+
+
+def test_train_tail_keeps_the_training_windows_whose_targets_end_the_training_rows(etth1_path, ett_long_path):
+    """N-BEATS's history limit: training targets from the last train_tail rows before each series' border only."""
+
+    def windows(path, **kwargs):
+        datamodule = ForecastDataModule(
+            str(path), lookback=96, horizon=96, calendar="none", train_tail=960, split=RatioSplit(0.7, 0.1), **kwargs
+        )  # the loads as targets: the site and capacity columns are static covariates, not values
+        datamodule.setup()
+        return datamodule
+
+    long = windows(ett_long_path, id_col="id", targets=["MUFL"])
+    train = _all_windows(long, "train")
+    for series in range(len(long.collection.series)):
+        border = long.borders[long.collection.series[series].id].train_end
+        first = train["first_target"][train["series"] == series].numpy()
+        # Every series gives the same windows: targets from border - 960 to the border, every one.
+        np.testing.assert_array_equal(first, np.arange(border - 960, border - 96 + 1))
+    full = ForecastDataModule(
+        str(ett_long_path), id_col="id", targets=["MUFL"], lookback=96, horizon=96, calendar="none"
+    )
+    full.setup()
+    assert len(full.datasets["train"]) > len(long.datasets["train"])  # the control: without it, every window
+    for split in ("val", "test"):  # evaluation windows are never thinned
+        assert len(full.datasets[split]) == len(long.datasets[split])
+    with pytest.raises(TsattnError, match="data.train_tail=48 leaves no training window of horizon 96"):
+        ForecastDataModule(str(etth1_path), lookback=96, horizon=96, train_tail=48)
 
 
 def test_long_and_wide_forms_give_identical_windows(tmp_path, etth1_path):

@@ -27,6 +27,7 @@ from tsattn.data.split import (
     windowless_series,
 )
 from tsattn.data.static import StaticEncoder
+from tsattn.data.units import series_units
 from tsattn.data.windows import WindowDataset, batch_loader, known_channels
 from tsattn.errors import TsattnError
 
@@ -58,6 +59,10 @@ class ForecastDataModule(L.LightningDataModule):
             "tail" (validation and test the last H rows of each series); tsattn.data.split.resolve_split.
         calendar: "auto", a list of feature names, or "none".
         stride: step between consecutive training windows (evaluation always uses every window).
+        train_tail: when set, only the training windows whose targets lie in the last `train_tail` rows before each
+            series' training border (N-BEATS's history limit: its cut points come from each series' last 10·H
+            values): every long series then gives as many windows, so batches sample the series alike, and the
+            recent rows, nearest what is forecast, are what the model learns from. At least H.
         batch_size: windows per training batch.
         eval_batch_size: windows per validation/test batch; batch_size when None.
         num_workers: DataLoader worker processes.
@@ -100,12 +105,19 @@ class ForecastDataModule(L.LightningDataModule):
         static_levels: Sequence[str] = (),
         layout: str = "auto",
         start: str | None = None,
+        train_tail: int | None = None,
     ) -> None:
         super().__init__()
         if lookback < 1 or horizon < 1 or stride < 1:
             raise TsattnError(
                 f"data.lookback={lookback}, data.horizon={horizon} and data.stride={stride} must all be >= 1"
             )
+        if train_tail is not None and train_tail < horizon:
+            raise TsattnError(
+                f"data.train_tail={train_tail} leaves no training window of horizon {horizon}; give at least "
+                f"data.horizon rows (N-BEATS used 10 x H), or null for every training window"
+            )
+        self.train_tail = train_tail
         if season_length is not None and season_length < 1:
             raise TsattnError(f"data.season_length={season_length} must be >= 1, or null to infer it")
         self.configured_season_length = season_length
@@ -240,6 +252,8 @@ class ForecastDataModule(L.LightningDataModule):
             for split in SPLITS:
                 stride = self.stride if split == "train" else 1  # every evaluation window is scored
                 local = window_starts(self.borders[s.id], split, self.lookback, self.horizon, stride)
+                if split == "train" and self.train_tail is not None:  # targets within the last train_tail rows
+                    local = local[local + self.lookback >= self.borders[s.id].train_end - self.train_tail]
                 starts[split].append(local + offset)
                 series_of[split].append(np.full(len(local), i, dtype=np.int64))
             offset += len(s.time)
@@ -248,6 +262,8 @@ class ForecastDataModule(L.LightningDataModule):
         known_t = torch.from_numpy(np.concatenate(known_rows))  # [N, K]: calendar, static code, future covariates
         offsets_t = torch.tensor(offsets, dtype=torch.long)  # [S]
         season = self.season_length
+        train_ends = {sid: b.train_end for sid, b in self.borders.items()}
+        units = series_units(collection, self.scaler, train_ends, season)  # for the losses in the data's units
         for split in SPLITS:
             split_starts = torch.from_numpy(np.concatenate(starts[split]))
             if len(split_starts) == 0:
@@ -265,6 +281,7 @@ class ForecastDataModule(L.LightningDataModule):
                 self.horizon,
                 len(collection.targets),
                 season_length=season if split == "test" and self._has_a_season_before_test(season) else None,
+                units=units,
             )
         self._choose_simple_forecast()
         log.info(

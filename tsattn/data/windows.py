@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +54,9 @@ class WindowDataset(Dataset):
         best_naive_season: the season of the strongest simple forecast chosen on the validation windows
             (1: the last value; tsattn.data.naive); when given, each batch also holds it as "best_naive".
             It reads the lookback only (the season is at most L).
+        units: each series' statistics in the data's units (tsattn.data.units: key -> [S, C], from training
+            rows only); when given, each batch also holds its windows' rows of them (key -> [B, C]), which
+            the losses in the data's units read (sMAPE, MASE).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class WindowDataset(Dataset):
         n_targets: int,
         season_length: int | None = None,
         best_naive_season: int | None = None,
+        units: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
         self.starts, self.series = starts, series
@@ -79,6 +83,7 @@ class WindowDataset(Dataset):
         if best_naive_season is not None and not 1 <= best_naive_season <= lookback:
             raise ValueError(f"best_naive_season={best_naive_season} must lie in [1, lookback={lookback}]")
         self.best_naive_season = best_naive_season
+        self.units = dict(units or {})
         self._targets = values[:, :n_targets]
         # Views, no copies: [N, F] -> [N - L - H + 1, F, L + H].
         self._values = values.unfold(0, lookback + horizon, 1)
@@ -117,6 +122,8 @@ class WindowDataset(Dataset):
             batch["seasonal_naive"] = self.seasonal_naive(start, self.season_length)
         if self.best_naive_season is not None:
             batch["best_naive"] = self.seasonal_naive(start, self.best_naive_season)
+        series = batch["series"]
+        batch.update({key: table[series] for key, table in self.units.items()})  # [S, C] -> [B, C]
         return batch
 
     def seasonal_naive(self, start: torch.Tensor, season: int) -> torch.Tensor:

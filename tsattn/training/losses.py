@@ -5,18 +5,25 @@ best checkpoint follow). `val/mse` and `val/mae` are logged beside it under ever
 different losses are compared on the same scale. Each loss is a mean over windows of a per-window value, so
 Lightning's batch-size-weighted mean of batch values is the loss over the whole split.
 
-Shape (every loss): y_hat, y [B, H, C], in the data's (scaled) units -> scalar.
+Shape (every loss): y_hat, y [B, H, C], in the data's (scaled) units, and the batch they came from -> scalar.
+
+sMAPE and MASE are scored in the data's own units, as the M4 competition scored them: they map the forecast
+back with the batch's scaler statistics (tsattn.data.units, fit on training rows only). The others read the
+scaled values alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch.nn import functional as F
 
+from tsattn.data.units import UNIT_KEYS
 from tsattn.metrics import mae, mse
+
+Batch = Mapping[str, torch.Tensor]
 
 # FreDF's weights: its scripts train with 0.2 x MSE + 0.8 x the frequency term (Master-PLC/FreDF,
 # scripts/*: lambda=0.2 for the time-domain loss, 1 - lambda for the frequency one).
@@ -60,10 +67,50 @@ def fredf(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return FREDF_TIME_WEIGHT * mse(y_hat, y) + (1.0 - FREDF_TIME_WEIGHT) * spectrum_error.abs().mean()
 
 
-TRAINING_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": mse,
-    "mae": mae,
-    "huber": huber,
-    "arctan_mae": arctan_mae,
-    "fredf": fredf,
+def units(batch: Batch) -> tuple[torch.Tensor, ...]:
+    """The batch's target mean, std and seasonal scale, each [B, C] -> [B, 1, C] (broadcasts over the horizon)."""
+    missing = [key for key in UNIT_KEYS if key not in batch]
+    if missing:
+        raise ValueError(f"the batch lacks {missing}: losses in the data's units need batches of a ForecastDataModule")
+    return tuple(batch[key].unsqueeze(1) for key in UNIT_KEYS)
+
+
+def smape(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The M4 competition's sMAPE in percent, 200 |f - y| / (|f| + |y|), of the forecast mapped back to the data's
+    units (N-BEATS trains with it: ServiceNow/N-BEATS, common/torch/losses.py). A step where both are 0 counts 0.
+
+    It weighs each error by the level of the series, as the competition's score does; it suits positive data
+    (demand, counts, prices), not series that cross zero."""
+    mean, std, _ = units(batch)
+    forecast, actual = y_hat * std + mean, y * std + mean  # [B, H, C], the data's units
+    denominator = forecast.abs() + actual.abs()
+    ratio = (forecast - actual).abs() / denominator.clamp_min(torch.finfo(denominator.dtype).tiny)
+    return 200.0 * torch.where(denominator > 0, ratio, torch.zeros_like(ratio)).mean()
+
+
+def mase(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """MASE: the absolute error in the data's units divided by the series' mean absolute seasonal difference over its
+    training rows (the in-sample scale, season data.season_length), so every series counts alike whatever its size."""
+    _, std, scale = units(batch)
+    return ((y_hat - y).abs() * (std / scale)).mean()
+
+
+def scaled(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A loss of the scaled values alone, taking the batch as every training loss does."""
+
+    def on_scaled_values(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return loss(y_hat, y)
+
+    on_scaled_values.__doc__ = loss.__doc__
+    return on_scaled_values
+
+
+TRAINING_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, Batch], torch.Tensor]] = {
+    "mse": scaled(mse),
+    "mae": scaled(mae),
+    "huber": scaled(huber),
+    "arctan_mae": scaled(arctan_mae),
+    "fredf": scaled(fredf),
+    "smape": smape,
+    "mase": mase,
 }

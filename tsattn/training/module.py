@@ -52,7 +52,8 @@ class ForecastModule(L.LightningModule):
             epoch), or a factory taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on
             val/loss.
         loss: what point forecasts train with (tsattn.training.losses): "mse", "mae", "huber", "arctan_mae"
-            (xPatch's) or "fredf" (FreDF's); quantile networks always train with the pinball loss.
+            (xPatch's), "fredf" (FreDF's), or in the data's own units "smape" and "mase" (the M4 competition's
+            scores); quantile networks always train with the pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
         normalization, channel_independent, segment_len, n_targets, channel_identity, n_future: the
             Forecaster's views of a batch (RevIN or the last value subtracted, one window per target
@@ -134,8 +135,9 @@ class ForecastModule(L.LightningModule):
         """The point forecast: y_hat itself, or its median quantile. Shape: -> [B, H, C]."""
         return self.forecaster.point(y_hat)
 
-    def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return pinball(y_hat, y, self.quantiles) if self.quantiles else self.point_loss(y_hat, y)
+    def loss(self, y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The training loss of a batch's forecast (sMAPE and MASE also read the batch's statistics in data units)."""
+        return pinball(y_hat, y, self.quantiles) if self.quantiles else self.point_loss(y_hat, y, batch)
 
     def on_train_epoch_start(self) -> None:
         self._set_scheduled_rate()  # so the logged rate is the one the epoch's first batch uses
@@ -161,7 +163,7 @@ class ForecastModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         ratio = self.teacher_forcing(self.current_epoch) if self.uses_teacher_forcing else 0.0
-        loss = self.loss(self(batch, ratio)["y_hat"], batch["y"])
+        loss = self.loss(self(batch, ratio)["y_hat"], batch["y"], batch)
         size = len(batch["y"])
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         if self.uses_teacher_forcing:
@@ -173,10 +175,10 @@ class ForecastModule(L.LightningModule):
         # The epoch value is the size-weighted mean over every window, summed across DDP ranks
         # (sync_dist); a padding batch, repeated only to even out the ranks, weighs nothing.
         size = 0 if "padding" in batch else len(y)
-        loss = self.loss(y_hat, y)
+        loss = self.loss(y_hat, y, batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         if self.hparams.teacher_forced_validation and self.uses_teacher_forcing:  # a second pass: opt-in
-            loss_tf = self.loss(self(batch, 1.0)["y_hat"], y)
+            loss_tf = self.loss(self(batch, 1.0)["y_hat"], y, batch)
             self.log("val/loss_tf", loss_tf, batch_size=size, sync_dist=True)
         for name, metric in POINT_METRICS.items():
             self.log(f"val/{name}", metric(self.point(y_hat), y), batch_size=size, sync_dist=True)
@@ -215,7 +217,7 @@ class ForecastModule(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         y_hat, y = self(batch)["y_hat"], batch["y"]
         padding = "padding" in batch  # repeated for DDP only: computed, never scored
-        self.log("test/loss", self.loss(y_hat, y), batch_size=0 if padding else len(y), sync_dist=True)
+        self.log("test/loss", self.loss(y_hat, y, batch), batch_size=0 if padding else len(y), sync_dist=True)
         if self.test_errors is None:  # on every rank, even one that only gets padding: compute() syncs them
             horizon = y.shape[1]
             scored = ("model", "naive", *(("snaive",) if "seasonal_naive" in batch else ()))

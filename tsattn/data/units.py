@@ -1,0 +1,55 @@
+"""Each series' statistics in the data's own units, for the losses that score forecasts there (sMAPE, MASE).
+
+The network sees standardised values; a loss in the data's units maps its forecast back with the scaler's
+mean and std, and MASE divides the error by the series' mean absolute seasonal difference. Everything here
+is computed from the training rows only (rows before each series' training border), like the scaler, so no
+validation or test value reaches a training signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from tsattn.data.scaling import StandardScaler
+from tsattn.data.series import SeriesCollection
+from tsattn.metrics import mase_scale
+
+# The batch keys, each [B, C]: the scaler's mean and std of the targets, and MASE's in-sample denominator.
+UNIT_KEYS = ("target_mean", "target_std", "seasonal_scale")
+
+
+def seasonal_scale(values: np.ndarray, season: int) -> np.ndarray:
+    """MASE's in-sample denominator (tsattn.metrics.mase_scale, the one scoring uses), per channel: the mean absolute
+    difference between values `season` steps apart, or 1 step apart in a history no longer than a season.
+
+    A channel that never changes, or a single row, gets 1, so its errors count in its own units instead of
+    dividing by zero.
+
+    Shape: values [T, C] -> [C]
+    """
+    values = values.astype(np.float64)
+    if len(values) < 2:
+        return np.ones(values.shape[1])
+    scale = mase_scale(values, season)
+    return np.where(np.isfinite(scale), scale, 1.0)
+
+
+def series_units(
+    collection: SeriesCollection, scaler: StandardScaler, train_ends: Mapping[str, int], season: int
+) -> dict[str, torch.Tensor]:
+    """The UNIT_KEYS of every series, in the collection's order, from its training rows.
+
+    Shape: -> {key: [S, C]} (float32)
+    """
+    n_targets = len(collection.targets)
+    means, stds, scales = [], [], []
+    for s in collection.series:
+        mean, std = scaler.pairs[s.id]
+        means.append(mean[:n_targets])
+        stds.append(std[:n_targets])
+        scales.append(seasonal_scale(s.values[: train_ends[s.id], :n_targets], season))
+    arrays = (np.stack(means), np.stack(stds), np.stack(scales))  # each [S, C]
+    return {key: torch.from_numpy(array.astype(np.float32)) for key, array in zip(UNIT_KEYS, arrays, strict=True)}

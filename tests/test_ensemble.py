@@ -170,6 +170,12 @@ def _weights_linked(copy, manifest):
     weights.symlink_to(copy.parent / "weights.safetensors")
 
 
+def _huge_scaler(copy, manifest):
+    # 65 MB that take no disk (a sparse file): refused on its size, before a byte is hashed or parsed.
+    with (_first(copy, manifest) / "scaler.json").open("r+b") as handle:
+        handle.truncate(65 * 2**20)
+
+
 def _version_zero(copy, manifest):
     manifest["format_version"] = 0
 
@@ -190,6 +196,7 @@ def _version_zero(copy, manifest):
         (_manifest_linked, "ensemble.json is a link"),
         (_weights_linked, "weights.safetensors is missing or not a plain file"),
         (_version_zero, "format_version must be a whole number from 1"),
+        (_huge_scaler, "scaler.json: over 64 MB; the member is not a bundle tsattn wrote"),
     ],
 )
 def test_a_tampered_ensemble_is_one_line_exit_2_and_nothing_written(ensemble, tmp_path, capsys, change, message):

@@ -30,7 +30,7 @@ from torch import nn
 from tsattn import __version__
 from tsattn.errors import TsattnError, one_line
 from tsattn.inference.bundle import ENSEMBLE
-from tsattn.inference.bundle_checks import read_json, require
+from tsattn.inference.bundle_checks import MAX_JSON_BYTES, read_json, require
 
 FORMAT = "tsattn-ensemble"
 FORMAT_VERSION = 1
@@ -109,6 +109,9 @@ def member_hash(directory: Path) -> str:
         path = directory / name
         if path.is_symlink() or not path.is_file():
             raise TsattnError(f"{directory} is not a model bundle: {name} is missing or not a plain file")
+        # Refused before it is read: loading would refuse it anyway, and hashing it first would cost its size.
+        if name.endswith(".json") and path.stat().st_size > MAX_JSON_BYTES:
+            raise TsattnError(f"{path}: over {MAX_JSON_BYTES >> 20} MB; the member is not a bundle tsattn wrote")
         digest.update(name.encode() + b"\0" + path.stat().st_size.to_bytes(8, "big"))
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -140,15 +140,33 @@ def variant_label(model: str, loss: str | None, lookback: int | None) -> str:
 
 
 def ensemble_groups(runs: dict[str, list], combine: str) -> list[tuple[str, list]]:
-    """The ensembles to score: each forecaster's runs (every seed, loss and lookback), then every run together."""
-    by_model: dict[str, list] = {}
+    """The ensembles to score, each of two runs or more: every variant's seeds; each forecaster's runs and each
+    setting's runs across the forecasters (when there are several settings or forecasters); every run."""
+
+    def split(label: str) -> tuple[str, str]:  # "lstm_seq2seq (loss smape)" -> ("lstm_seq2seq", "loss smape")
+        model, _, setting = label.partition(" (")
+        return model, setting.rstrip(")")
+
+    groups: dict[str, list] = {}
     for label, members in runs.items():
-        by_model.setdefault(label.split(" ")[0], []).extend(members)
-    groups = [(f"{model}, {combine} of its {len(m)} runs", m) for model, m in by_model.items() if len(m) > 1]
+        groups[f"{label}, {combine} of its {len(members)} seeds"] = list(members)
+    models = {split(label)[0] for label in runs}
+    settings = {split(label)[1] for label in runs}
+    if len(settings) > 1:
+        for model in sorted(models):
+            members = [m for label, ms in runs.items() if split(label)[0] == model for m in ms]
+            groups[f"{model}, {combine} of its {len(members)} runs"] = members
+    if len(models) > 1 and len(settings) > 1:
+        for setting in sorted(settings):
+            labels = [label for label in runs if split(label)[1] == setting]
+            members = [m for label in labels for m in runs[label]]
+            if len(labels) > 1:  # the forecasters trained with this setting
+                name = f"{len(labels)} forecasters ({setting or 'their experiments'}), {combine} of {len(members)} runs"
+                groups[name] = members
     everything = [member for members in runs.values() for member in members]
-    if len(by_model) > 1:
-        groups.append((f"all {len(by_model)} forecasters, {combine} of the {len(everything)} runs", everything))
-    return groups
+    if len(runs) > 1:
+        groups[f"every run, {combine} of {len(everything)}"] = everything
+    return [(name, members) for name, members in groups.items() if len(members) > 1]
 
 
 def ensemble_forecasts(members: list, args, history_csv: Path, val_history_csv: Path) -> tuple[dict, dict]:

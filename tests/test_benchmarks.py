@@ -358,10 +358,13 @@ def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside
     assert best in table
     # A variant's label keeps its forecaster's name, so the verdicts and the ensembles group it with it.
     assert variant_label("lstm_seq2seq", "smape", 336) == "lstm_seq2seq (loss smape, L=336)"
-    runs = {"lstm_seq2seq": ["a", "b"], "lstm_seq2seq (loss smape)": ["c"], "transformer": ["d"]}
+    runs = {"lstm_seq2seq": ["a", "b"], "lstm_seq2seq (loss smape)": ["c", "d"], "transformer": ["e"]}
     assert ensemble_groups(runs, "median") == [
-        ("lstm_seq2seq, median of its 3 runs", ["a", "b", "c"]),
-        ("all 2 forecasters, median of the 4 runs", ["a", "b", "c", "d"]),
+        ("lstm_seq2seq, median of its 2 seeds", ["a", "b"]),
+        ("lstm_seq2seq (loss smape), median of its 2 seeds", ["c", "d"]),
+        ("lstm_seq2seq, median of its 4 runs", ["a", "b", "c", "d"]),
+        ("2 forecasters (their experiments), median of 3 runs", ["a", "b", "e"]),
+        ("every run, median of 5", ["a", "b", "c", "d", "e"]),
     ]
 
 

@@ -56,7 +56,7 @@ def test_an_unknown_loss_names_the_choices():
     from tsattn.models.lstm_seq2seq import LSTMSeq2Seq
     from tsattn.training.module import ForecastModule
 
-    choices = "mse, mae, huber, arctan_mae, fredf, smape, mase"
+    choices = "mse, mae, huber, arctan_mae, fredf, smape, mase, smape_mase"
     with pytest.raises(ValueError, match=f"model.loss='l3'; choose one of {choices}"):
         ForecastModule(LSTMSeq2Seq(n_features=1, n_targets=1, n_known=0, horizon=4), loss="l3")
 
@@ -100,14 +100,14 @@ def test_smape_and_mase_score_the_forecast_in_the_datas_units_as_the_competition
     """Each batch carries its series' scaler statistics and MASE denominator (training rows only); the two losses
     map the forecast back with them and equal the competition's scores computed here in numpy from the raw rows."""
     from tsattn.metrics import smape_terms
-    from tsattn.training.losses import mase, smape
+    from tsattn.training.losses import mase, smape, smape_mase
 
     datamodule = weather_temperature
     val = datamodule.datasets["val"]
     batch = val[list(range(0, len(val), 7))]
     y = batch["y"]  # [B, H, 1], scaled
     y_hat = y + 0.4 * torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
-    forecast, actual, scales = [], [], []
+    forecast, actual, scales, references = [], [], [], []
     for b, series in enumerate(batch["series"].tolist()):
         s = datamodule.collection.series[series]
         mean, std = datamodule.scaler.pairs[s.id]
@@ -115,6 +115,7 @@ def test_smape_and_mase_score_the_forecast_in_the_datas_units_as_the_competition
         actual.append(y[b].double().numpy() * std[0] + mean[0])
         train = s.values[: datamodule.borders[s.id].train_end, 0]
         scales.append(np.abs(train[24:] - train[:-24]).mean())  # hourly: the season is a day
+        references.append(smape_terms(train[:-24], train[24:]).mean())  # the in-sample seasonal naive's sMAPE
         np.testing.assert_allclose(batch["target_mean"][b, 0], mean[0], rtol=1e-6)
         np.testing.assert_allclose(batch["target_std"][b, 0], std[0], rtol=1e-6)
     forecast, actual = np.stack(forecast), np.stack(actual)  # [B, H, 1], the data's units
@@ -122,6 +123,8 @@ def test_smape_and_mase_score_the_forecast_in_the_datas_units_as_the_competition
     expected_mase = (np.abs(forecast - actual) / np.array(scales)[:, None, None]).mean()
     assert smape(y_hat, y, batch).item() == pytest.approx(expected_smape, rel=1e-4)
     assert mase(y_hat, y, batch).item() == pytest.approx(expected_mase, rel=1e-4)
+    mixed = 0.5 * (expected_smape / np.mean(references) + expected_mase)
+    assert smape_mase(y_hat, y, batch).item() == pytest.approx(mixed, rel=1e-4)
     assert smape(y, y, batch).item() == 0.0 and mase(y, y, batch).item() == 0.0
     # A batch without the statistics (one not made by a ForecastDataModule) is refused, not scored in scaled units.
     with pytest.raises(ValueError, match="lacks"):

@@ -15,10 +15,11 @@ import torch
 
 from tsattn.data.scaling import StandardScaler
 from tsattn.data.series import SeriesCollection
-from tsattn.metrics import mase_scale
+from tsattn.metrics import mase_scale, smape_terms
 
-# The batch keys, each [B, C]: the scaler's mean and std of the targets, and MASE's in-sample denominator.
-UNIT_KEYS = ("target_mean", "target_std", "seasonal_scale")
+# The batch keys, each [B, C]: the scaler's mean and std of the targets, MASE's in-sample denominator, and the
+# sMAPE of the in-sample seasonal naive forecast (what the sMAPE half of the mixed loss is measured against).
+UNIT_KEYS = ("target_mean", "target_std", "seasonal_scale", "seasonal_smape")
 
 
 def seasonal_scale(values: np.ndarray, season: int) -> np.ndarray:
@@ -37,6 +38,21 @@ def seasonal_scale(values: np.ndarray, season: int) -> np.ndarray:
     return np.where(np.isfinite(scale), scale, 1.0)
 
 
+def seasonal_smape(values: np.ndarray, season: int) -> np.ndarray:
+    """The sMAPE (%) of the in-sample seasonal naive forecast (each value forecast by the one `season` steps before
+    it; 1 step in a history no longer than a season), per channel: the sMAPE counterpart of MASE's denominator.
+    Where it is 0 or undefined (a flat channel, a single row) it is 1.
+
+    Shape: values [T, C] -> [C]
+    """
+    values = values.astype(np.float64)
+    lag = season if len(values) > season else 1
+    if len(values) <= lag:
+        return np.ones(values.shape[1])
+    reference = smape_terms(values[:-lag], values[lag:]).mean(axis=0)
+    return np.where(reference > 0, reference, 1.0)
+
+
 def series_units(
     collection: SeriesCollection, scaler: StandardScaler, train_ends: Mapping[str, int], season: int
 ) -> dict[str, torch.Tensor]:
@@ -45,11 +61,13 @@ def series_units(
     Shape: -> {key: [S, C]} (float32)
     """
     n_targets = len(collection.targets)
-    means, stds, scales = [], [], []
+    means, stds, scales, smapes = [], [], [], []
     for s in collection.series:
         mean, std = scaler.pairs[s.id]
         means.append(mean[:n_targets])
         stds.append(std[:n_targets])
-        scales.append(seasonal_scale(s.values[: train_ends[s.id], :n_targets], season))
-    arrays = (np.stack(means), np.stack(stds), np.stack(scales))  # each [S, C]
+        train = s.values[: train_ends[s.id], :n_targets]
+        scales.append(seasonal_scale(train, season))
+        smapes.append(seasonal_smape(train, season))
+    arrays = (np.stack(means), np.stack(stds), np.stack(scales), np.stack(smapes))  # each [S, C]
     return {key: torch.from_numpy(array.astype(np.float32)) for key, array in zip(UNIT_KEYS, arrays, strict=True)}

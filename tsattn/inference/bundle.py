@@ -254,7 +254,7 @@ def _renamed(options: Any) -> Any:
 # The loss names are tsattn.training.losses.TRAINING_LOSSES' (a test holds them equal), spelled out here so that
 # loading a bundle does not import the training losses and torchmetrics behind them.
 TRAINING_OPTIONS = {
-    "loss": ("mse", "mae", "huber", "arctan_mae", "fredf", "smape", "mase"),
+    "loss": ("mse", "mae", "huber", "arctan_mae", "fredf", "smape", "mase", "smape_mase"),
     "teacher_forced_validation": (True, False),
     "conformal": (True, False),
     "linear_path_init": LINEAR_PATH_INITS,

@@ -68,7 +68,8 @@ def fredf(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def units(batch: Batch) -> tuple[torch.Tensor, ...]:
-    """The batch's target mean, std and seasonal scale, each [B, C] -> [B, 1, C] (broadcasts over the horizon)."""
+    """The batch's UNIT_KEYS (target mean, std, seasonal scale, seasonal naive's sMAPE), each [B, C] -> [B, 1, C]
+    (broadcasts over the horizon)."""
     missing = [key for key in UNIT_KEYS if key not in batch]
     if missing:
         raise ValueError(f"the batch lacks {missing}: losses in the data's units need batches of a ForecastDataModule")
@@ -81,7 +82,7 @@ def smape(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
 
     It weighs each error by the level of the series, as the competition's score does; it suits positive data
     (demand, counts, prices), not series that cross zero."""
-    mean, std, _ = units(batch)
+    mean, std, *_ = units(batch)
     forecast, actual = y_hat * std + mean, y * std + mean  # [B, H, C], the data's units
     denominator = forecast.abs() + actual.abs()
     ratio = (forecast - actual).abs() / denominator.clamp_min(torch.finfo(denominator.dtype).tiny)
@@ -91,8 +92,18 @@ def smape(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
 def mase(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
     """MASE: the absolute error in the data's units divided by the series' mean absolute seasonal difference over its
     training rows (the in-sample scale, season data.season_length), so every series counts alike whatever its size."""
-    _, std, scale = units(batch)
+    _, std, scale, _ = units(batch)
     return ((y_hat - y).abs() * (std / scale)).mean()
+
+
+def smape_mase(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The two mixed as the competition's OWA mixes them: half of each, each relative to a simple forecast.
+
+    OWA divides sMAPE and MASE by Naive2's; here MASE is already relative to the in-sample seasonal naive forecast
+    (its denominator is that forecast's error), and sMAPE is divided by the mean in-sample seasonal naive sMAPE of
+    the batch's series, so neither term outweighs the other by its units (sMAPE in %, MASE near 1)."""
+    reference = units(batch)[3].mean()
+    return 0.5 * (smape(y_hat, y, batch) / reference + mase(y_hat, y, batch))
 
 
 def scaled(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -113,4 +124,5 @@ TRAINING_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, Batch], torch.T
     "fredf": scaled(fredf),
     "smape": smape,
     "mase": mase,
+    "smape_mase": smape_mase,
 }

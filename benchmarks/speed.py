@@ -196,7 +196,7 @@ def measure_training(args: argparse.Namespace) -> dict:
         for index in order.split(batch_size):
             batch = {k: v[index] for k, v in everything.items()}
             with autocast:
-                loss = module.loss(module(batch, ratio_of(epoch))["y_hat"], batch["y"])
+                loss = module.loss(module(batch, ratio_of(epoch))["y_hat"], batch["y"], batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
@@ -243,7 +243,7 @@ def measure_training(args: argparse.Namespace) -> dict:
                 module.eval()
                 with torch.inference_mode(), autocast:
                     for batch in val_batches:
-                        module.loss(module(batch)["y_hat"], batch["y"]).item()
+                        module.loss(module(batch)["y_hat"], batch["y"], batch).item()
             _sync(device)
             best = min(best, time.perf_counter() - start)
         phases[phase] = best

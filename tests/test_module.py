@@ -82,7 +82,7 @@ def test_quantile_training_with_pinball_covers_the_truth(weather_module_batch):
     try:
         for _ in range(steps):
             optimizer.zero_grad()
-            loss = module.loss(module(noisy, 1.0)["y_hat"], noisy["y"])
+            loss = module.loss(module(noisy, 1.0)["y_hat"], noisy["y"], noisy)
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -146,7 +146,7 @@ def test_pinball_is_the_quantile_loss_written_out():
             terms.append(q * error if error >= 0 else (q - 1) * error)  # under-forecasts cost q, over 1 - q
     assert float(pinball(y_hat, y, levels)) == pytest.approx(sum(terms) / len(terms))
     module = ForecastModule(LSTMSeq2Seq(n_features=1, n_targets=1, hidden_size=4, quantiles=levels))
-    assert float(module.loss(y_hat, y)) == pytest.approx(sum(terms) / len(terms))  # quantile nets train on it
+    assert float(module.loss(y_hat, y, {})) == pytest.approx(sum(terms) / len(terms))  # quantile nets train on it
 
 
 def test_test_metrics_and_both_baselines_equal_a_hand_computation(tmp_path):

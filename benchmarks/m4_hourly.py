@@ -352,10 +352,18 @@ def render(reference: list, results: dict, seeds: list[int], ensembles: list | N
     lines.append("")
     forecasters = {m: v for m, v in means.items() if m.split(" ")[0] in FORECASTERS}
     if forecasters:
-        best = min(forecasters, key=lambda m: forecasters[m][2])
+        # The best is the one validation ranks first; its test OWA is what the bar reads (a test score chooses nothing).
+        best = min(forecasters, key=lambda m: forecasters[m][3])
         owa = forecasters[best][2]
         verdict = "met" if owa <= SINGLE_BAR else f"missed by {owa - SINGLE_BAR:.3f}"
-        lines.append(f"- Best single forecaster: {best}, OWA {owa:.3f}; bar <= {SINGLE_BAR}: {verdict}.")
+        first_three = ""
+        if len(results[best]) > 3:  # the bar's own count of seeds
+            three = sum(run[2] for run in results[best][:3]) / 3
+            first_three = f" (seeds {', '.join(map(str, seeds[:3]))}: {three:.3f})"
+        lines.append(
+            f"- Best single forecaster by validation OWA: {best}, test OWA {owa:.3f}{first_three}; "
+            f"bar <= {SINGLE_BAR}: {verdict}."
+        )
         snaive = next(r for r in reference if r[0].startswith("seasonal naive"))
         worse = [m for m, v in forecasters.items() if v[2] >= snaive[3]]
         lines.append(
@@ -363,9 +371,12 @@ def render(reference: list, results: dict, seeds: list[int], ensembles: list | N
             + ("every one is." if not worse else f"not {', '.join(worse)}.")
         )
     if ensembles:
-        name, owa = ensembles[0][0], ensembles[0][3]
+        name, _, _, owa, val_owa = min(ensembles, key=lambda row: row[4])
         verdict = "met" if owa <= ENSEMBLE_BAR else f"missed by {owa - ENSEMBLE_BAR:.3f}"
-        lines.append(f"- Best ensemble: {name}, OWA {owa:.3f}; bar <= {ENSEMBLE_BAR}: {verdict}.")
+        lines.append(
+            f"- Best ensemble by validation OWA ({val_owa:.3f}): {name}, test OWA {owa:.3f}; "
+            f"bar <= {ENSEMBLE_BAR}: {verdict}."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -352,10 +352,17 @@ def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside
     assert "| tsattn lstm_seq2seq | 12.500 | 1.050 | 0.630 | 0.600 | 31 |" in table
     assert "| tsattn lstm_seq2seq, mean of the 2 seeds' forecasts | 11.000 | 0.900 | 0.550 | 0.450 | |" in table
     assert "| seasonal naive (tsattn's) | 13.900 | 1.190 | 0.627 | 0.700 | |" in table
-    assert "Best single forecaster: lstm_seq2seq, OWA 0.630; bar <= 0.47: missed by 0.160." in table
+    single = "Best single forecaster by validation OWA: lstm_seq2seq, test OWA 0.630; bar <= 0.47: missed by 0.160."
+    assert single in table
     assert "not lstm_seq2seq." in table  # the seeds' mean score (0.630) is behind seasonal naive's 0.627
-    best = "Best ensemble: lstm_seq2seq, mean of the 2 seeds' forecasts, OWA 0.550; bar <= 0.44: missed by 0.110."
-    assert best in table
+    best = "Best ensemble by validation OWA (0.450): lstm_seq2seq, mean of the 2 seeds' forecasts, test OWA 0.550; "
+    assert best + "bar <= 0.44: missed by 0.110." in table
+    # Validation chooses, never the test score: a variant better on test but worse on validation is not the best.
+    results["transformer"] = [(9.0, 0.8, 0.40, 0.90, 10.0)] * 4
+    ensembles.append(("transformer, median of its 4 seeds", 9.0, 0.8, 0.39, 0.91))
+    table = render(reference, results, [0, 1, 2, 3], ensembles)
+    assert "Best single forecaster by validation OWA: lstm_seq2seq, test OWA 0.630;" in table
+    assert "OWA (0.450): lstm_seq2seq, mean of the 2 seeds' forecasts, test OWA 0.550;" in table
     # A variant's label keeps its forecaster's name, so the verdicts and the ensembles group it with it.
     assert variant_label("lstm_seq2seq", "smape", 336) == "lstm_seq2seq (loss smape, L=336)"
     runs = {"lstm_seq2seq": ["a", "b"], "lstm_seq2seq (loss smape)": ["c", "d"], "transformer": ["e"]}

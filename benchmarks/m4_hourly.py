@@ -24,7 +24,12 @@ Every row also has its validation OWA: the same scores of a forecast of each his
 split's OWA divides by Naive2's scores on that split (on test they reproduce the published 18.383 / 2.395),
 so Naive2 scores 1.000 on both.
 With several seeds, each forecaster is also scored once more on the mean of its seeds' forecasts (a seed
-ensemble: one forecast per series, nothing chosen), beside the mean of the seeds' scores that the bar reads.
+ensemble: one forecast per series, nothing chosen), beside the mean of the seeds' scores. `--ensemble median`
+(or mean) scores `tsattn ensemble` bundles instead: each variant's seeds, each forecaster's runs, each setting's
+runs across the forecasters, and every run. `--losses` and `--lookbacks` train each forecaster in each setting;
+`--invocation ID` tags the runs and reuses those the invocation already finished with the same seed and settings.
+The two bars (the best single forecaster's mean OWA, the best ensemble's OWA) read the test OWA of the variant
+and of the ensemble that validation OWA ranks first.
 
 Naive2 (the last value after removing a multiplicative seasonal component, when a 90% autocorrelation test
 finds one) and seasonal naive are computed here as the competition defined them: reproducing its published
@@ -51,7 +56,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from report import (  # noqa: E402
     DEFAULT_M4,
     DEFAULT_TRACKING_URI,
-    find_run,
     find_runs,
     hydra_quoted,
     machine,
@@ -166,7 +170,19 @@ def ensemble_groups(runs: dict[str, list], combine: str) -> list[tuple[str, list
     everything = [member for members in runs.values() for member in members]
     if len(runs) > 1:
         groups[f"every run, {combine} of {len(everything)}"] = everything
-    return [(name, members) for name, members in groups.items() if len(members) > 1]
+    from tsattn.inference.ensemble import MAX_MEMBERS
+
+    chosen, seen = [], set()
+    for name, members in groups.items():
+        key = tuple(member[0] if isinstance(member, tuple) else member for member in members)  # the run ids
+        if len(members) < 2 or key in seen:  # one run, or the same runs as a group before it
+            continue
+        if len(members) > MAX_MEMBERS:
+            print(f"m4_hourly.py: {name} left out: an ensemble has at most {MAX_MEMBERS} members", file=sys.stderr)
+            continue
+        seen.add(key)
+        chosen.append((name, members))
+    return chosen
 
 
 def ensemble_forecasts(members: list, args, history_csv: Path, val_history_csv: Path) -> tuple[dict, dict]:
@@ -284,29 +300,40 @@ def score(histories: dict, tests: dict, forecasts: dict) -> tuple[float, float, 
 def train(
     args, model: str, seed: int, long_csv: Path, invocation: str, loss: str | None, lookback: int | None
 ) -> tuple[str, float]:
-    """One `tsattn train` process, or the finished run this invocation already recorded with the same settings;
-    returns its MLflow run id and wall time (that of the run's own fit when reused)."""
+    """One `tsattn train` process, or the finished run this invocation already recorded with the same settings
+    (the same seed and the same overrides, the tag `benchmark.settings`); returns its MLflow run id and wall time
+    (that of the run's own fit when reused)."""
     experiment = "m4-hourly-benchmark"
-    settings = {"seed": seed, **({"model/loss": loss} if loss else {}), **({"lookback": lookback} if lookback else {})}
-    done = find_runs(args.tracking_uri, experiment, invocation, model, **settings)
-    if len(done) == 1:
+    changes = [*([f"model.loss={loss}"] if loss else []), *([f"data.lookback={lookback}"] if lookback else [])]
+    settings = " ".join([*changes, *args.override]) or "the experiment's"
+    what = f"{model} seed {seed} ({settings})"
+    done = matching_runs(args.tracking_uri, experiment, invocation, model, seed, settings)
+    if len(done) > 1:
+        raise SystemExit(f"m4_hourly.py: invocation {invocation} holds {len(done)} finished runs of {what}, not one")
+    if done:
         run = done[0]
-        seconds = (run.info.end_time - run.info.start_time) / 1000
-        print(f"[M4 Hourly] {model} {settings}: reusing run {run.info.run_id} of invocation {invocation}", flush=True)
-        return run.info.run_id, seconds
+        print(f"[M4 Hourly] {what}: reusing run {run.info.run_id} of invocation {invocation}", flush=True)
+        return run.info.run_id, (run.info.end_time - run.info.start_time) / 1000
     overrides = [
         f"experiment=m4_hourly_{model}",
         f"seed={seed}",
-        *([f"model.loss={loss}"] if loss else []),
-        *([f"data.lookback={lookback}"] if lookback else []),
+        *changes,
         f"data.path={hydra_quoted(long_csv)}",
-        *tracked_overrides(args.tracking_uri, experiment, invocation),
+        *tracked_overrides(args.tracking_uri, experiment, invocation, {"benchmark.settings": settings}),
         *args.override,
     ]
-    print(f"[M4 Hourly] {model} {settings}: tsattn train {' '.join(overrides[:4])} ...", flush=True)
-    seconds = train_run(overrides, "m4_hourly.py", f"{model} {settings}")
-    run = find_run("m4_hourly.py", args.tracking_uri, experiment, invocation, model, **settings)
-    return run.info.run_id, seconds
+    print(f"[M4 Hourly] {what}: tsattn train {' '.join(overrides[:4])} ...", flush=True)
+    seconds = train_run(overrides, "m4_hourly.py", what)
+    done = matching_runs(args.tracking_uri, experiment, invocation, model, seed, settings)
+    if len(done) != 1:
+        raise SystemExit(f"m4_hourly.py: {len(done)} finished runs of {what} in invocation {invocation}, not one")
+    return done[0].info.run_id, seconds
+
+
+def matching_runs(tracking_uri: str, experiment: str, invocation: str, model: str, seed: int, settings: str) -> list:
+    """The finished runs of `model` and `seed` this invocation recorded with exactly these settings."""
+    runs = find_runs(tracking_uri, experiment, invocation, model, seed=seed)
+    return [run for run in runs if run.data.tags.get("benchmark.settings") == settings]
 
 
 def forecasts_of(source: str, tracking_uri: str, history_csv: Path, val_history_csv: Path) -> tuple[dict, dict]:

@@ -78,13 +78,14 @@ def train_run(overrides: list[str], script: str, what: str) -> float:
     return elapsed
 
 
-def tracked_overrides(tracking_uri: str, experiment: str, invocation: str) -> list[str]:
-    """The overrides that record a benchmark run in `experiment`, tagged with this invocation, and keep its
-    log to the summary (no progress bar, no model table)."""
+def tracked_overrides(tracking_uri: str, experiment: str, invocation: str, tags: dict | None = None) -> list[str]:
+    """The overrides that record a benchmark run in `experiment`, tagged with this invocation (and `tags`), and
+    keep its log to the summary (no progress bar, no model table)."""
+    tagged = {"benchmark": invocation, **(tags or {})}
     return [
         f"logger.tracking_uri={hydra_quoted(tracking_uri)}",
         f"logger.experiment_name={hydra_quoted(experiment)}",
-        f"logger.tags={{benchmark:{hydra_quoted(invocation)}}}",
+        "logger.tags={" + ",".join(f"{k}:{hydra_quoted(v)}" for k, v in tagged.items()) + "}",  # keys: plain names
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]

@@ -164,6 +164,8 @@ def measure_training(args: argparse.Namespace) -> dict:
     import lightning as L
     import torch
 
+    from tsattn.data.units import UNIT_KEYS
+
     model_name = args.one
     timer = epoch_timer()
     cfg, datamodule, module, trainer = build(args, model_name, timer)
@@ -180,9 +182,8 @@ def measure_training(args: argparse.Namespace) -> dict:
     module.load_state_dict(initial)
     module.to(device).train()
     train = datamodule.datasets["train"]
-    everything = {
-        k: v.to(device) for k, v in train[list(range(len(train)))].items() if k in ("x", "y", "known_future")
-    }
+    kept = ("x", "y", "known_future", *UNIT_KEYS)  # the statistics in the data's units too: sMAPE and MASE read them
+    everything = {k: v.to(device) for k, v in train[list(range(len(train)))].items() if k in kept}
     optimizer = module.optimizer_factory(params=module.parameters())
     clip = cfg.trainer.gradient_clip_val
     ratio_of = module.teacher_forcing if module.uses_teacher_forcing else (lambda epoch: 0.0)

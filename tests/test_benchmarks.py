@@ -363,6 +363,9 @@ def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside
     table = render(reference, results, [0, 1, 2, 3], ensembles)
     assert "Best single forecaster by validation OWA: lstm_seq2seq, test OWA 0.630;" in table
     assert "OWA (0.450): lstm_seq2seq, mean of the 2 seeds' forecasts, test OWA 0.550;" in table
+    # Over 3 seeds, the bar's own count is said too: the mean of the first three.
+    four = {"lstm_seq2seq": [(12.0, 1.0, owa, 0.5, 30.0) for owa in (0.40, 0.42, 0.44, 0.54)]}
+    assert "test OWA 0.450 (seeds 0, 1, 2: 0.420); bar <= 0.47: met." in render(reference, four, [0, 1, 2, 3])
     # A variant's label keeps its forecaster's name, so the verdicts and the ensembles group it with it.
     assert variant_label("lstm_seq2seq", "smape", 336) == "lstm_seq2seq (loss smape, L=336)"
     runs = {"lstm_seq2seq": ["a", "b"], "lstm_seq2seq (loss smape)": ["c", "d"], "transformer": ["e"]}
@@ -373,6 +376,15 @@ def test_m4_seed_ensemble_averages_forecasts_step_by_step_and_is_reported_beside
         ("2 forecasters (their experiments), median of 3 runs", ["a", "b", "e"]),
         ("every run, median of 5", ["a", "b", "c", "d", "e"]),
     ]
+    # One forecaster in two settings: its runs and every run are the same group, scored once.
+    one_model = {"lstm_seq2seq": ["a", "b"], "lstm_seq2seq (L=96)": ["c"]}
+    assert [name for name, _ in ensemble_groups(one_model, "mean")] == [
+        "lstm_seq2seq, mean of its 2 seeds",
+        "lstm_seq2seq, mean of its 3 runs",
+    ]
+    # Over the 64 members an ensemble may have: left out (and said), not a crash after hours of training.
+    many = {"lstm_seq2seq": [f"l{i}" for i in range(40)], "transformer": [f"t{i}" for i in range(40)]}
+    assert "every run, median of 80" not in [name for name, _ in ensemble_groups(many, "median")]
 
 
 def test_tail_split_keeps_the_end_of_each_series_for_validation_and_test():
@@ -459,3 +471,37 @@ def test_a_search_over_some_forecasters_writes_a_table_of_its_own():
         parse_args([*search, "--seeds", "0", "1", "--search-seeds", "3"])
     with pytest.raises(SystemExit):
         parse_args(["--settings", "M", "--search-seeds", "2"])  # nothing to choose among
+
+
+def test_m4_reuses_only_a_run_of_the_same_settings_and_trains_the_rest(monkeypatch):
+    """A resumed benchmark (--invocation) takes a finished run of the same seed and settings, never one trained
+    with another loss or override; two candidates stop it before anything trains."""
+    from types import SimpleNamespace
+
+    import m4_hourly
+
+    def run(run_id: str, settings: str):
+        info = SimpleNamespace(run_id=run_id, start_time=0, end_time=5000)
+        return SimpleNamespace(info=info, data=SimpleNamespace(tags={"benchmark.settings": settings}))
+
+    recorded = [run("mae", "model.loss=mae threads=1"), run("plain", "threads=1")]
+    trained = []
+
+    def fake_train_run(overrides, script, what):
+        trained.append(overrides)
+        recorded.append(run("new", "model.loss=smape threads=1"))
+        return 7.0
+
+    monkeypatch.setattr(m4_hourly, "find_runs", lambda *args, **kwargs: list(recorded))
+    monkeypatch.setattr(m4_hourly, "train_run", fake_train_run)
+    args = SimpleNamespace(tracking_uri="sqlite:///unused.db", override=["threads=1"])
+    assert m4_hourly.train(args, "lstm_seq2seq", 0, Path("long.csv"), "inv", "mae", None) == ("mae", 5.0)
+    assert m4_hourly.train(args, "lstm_seq2seq", 0, Path("long.csv"), "inv", None, None) == ("plain", 5.0)
+    assert not trained
+    assert m4_hourly.train(args, "lstm_seq2seq", 0, Path("long.csv"), "inv", "smape", None) == ("new", 7.0)
+    assert "model.loss=smape" in trained[0]
+    assert any("benchmark.settings:'model.loss=smape threads=1'" in o for o in trained[0])
+    recorded.append(run("twice", "model.loss=mae threads=1"))
+    with pytest.raises(SystemExit, match="2 finished runs of lstm_seq2seq seed 0"):
+        m4_hourly.train(args, "lstm_seq2seq", 0, Path("long.csv"), "inv", "mae", None)
+    assert len(trained) == 1

@@ -196,7 +196,7 @@ def _version_zero(copy, manifest):
         (_manifest_linked, "ensemble.json is a link"),
         (_weights_linked, "weights.safetensors is missing or not a plain file"),
         (_version_zero, "format_version must be a whole number from 1"),
-        (_huge_scaler, "scaler.json: over 64 MB; the member is not a bundle tsattn wrote"),
+        (_huge_scaler, "scaler.json: over 64 MB, the limit on a bundle's JSON files"),
     ],
 )
 def test_a_tampered_ensemble_is_one_line_exit_2_and_nothing_written(ensemble, tmp_path, capsys, change, message):
@@ -237,6 +237,11 @@ def test_members_chosen_among_an_experiments_runs_by_validation_only(tmp_path, h
         np.mean([s["temperature"].to_numpy() for s in singles], axis=0),
         rtol=1e-5,
     )
+    # A run trained with another loss reports val/loss on another scale: ranking by it is refused, by val/mae not.
+    train(compose([*tiny, "seed=3", "model.loss=mae"]))
+    assert main(["ensemble", *common, str(tmp_path / "mixed"), "--top", "2"]) == 2
+    assert "the runs trained with different losses (mae, mse)" in capsys.readouterr().err
+    assert main(["ensemble", *common, str(tmp_path / "by-mae"), "--top", "2", "--metric", "val/mae"]) == 0
 
 
 def test_a_sweeps_ensemble_is_a_run_tested_on_its_members_windows(tmp_path, monkeypatch, history):

@@ -107,7 +107,7 @@ def test_smape_and_mase_score_the_forecast_in_the_datas_units_as_the_competition
     batch = val[list(range(0, len(val), 7))]
     y = batch["y"]  # [B, H, 1], scaled
     y_hat = y + 0.4 * torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
-    forecast, actual, scales, references = [], [], [], []
+    forecast, actual, scales = [], [], []
     for b, series in enumerate(batch["series"].tolist()):
         s = datamodule.collection.series[series]
         mean, std = datamodule.scaler.pairs[s.id]
@@ -115,17 +115,60 @@ def test_smape_and_mase_score_the_forecast_in_the_datas_units_as_the_competition
         actual.append(y[b].double().numpy() * std[0] + mean[0])
         train = s.values[: datamodule.borders[s.id].train_end, 0]
         scales.append(np.abs(train[24:] - train[:-24]).mean())  # hourly: the season is a day
-        references.append(smape_terms(train[:-24], train[24:]).mean())  # the in-sample seasonal naive's sMAPE
         np.testing.assert_allclose(batch["target_mean"][b, 0], mean[0], rtol=1e-6)
         np.testing.assert_allclose(batch["target_std"][b, 0], std[0], rtol=1e-6)
     forecast, actual = np.stack(forecast), np.stack(actual)  # [B, H, 1], the data's units
     expected_smape = smape_terms(forecast, actual).mean()
     expected_mase = (np.abs(forecast - actual) / np.array(scales)[:, None, None]).mean()
+
+    def expected_first_mase(b: int) -> float:
+        return float((np.abs(forecast[b] - actual[b]) / scales[b]).mean())
     assert smape(y_hat, y, batch).item() == pytest.approx(expected_smape, rel=1e-4)
     assert mase(y_hat, y, batch).item() == pytest.approx(expected_mase, rel=1e-4)
-    mixed = 0.5 * (expected_smape / np.mean(references) + expected_mase)
+    # The mix divides sMAPE by the in-sample seasonal naive sMAPE averaged over every series (a constant of the
+    # data, not of the batch: a loss of one window is the same in any batch).
+    everyone = []
+    for s in datamodule.collection.series:
+        train = s.values[: datamodule.borders[s.id].train_end, 0]
+        everyone.append(smape_terms(train[:-24], train[24:]).mean())
+    mixed = 0.5 * (expected_smape / np.mean(everyone) + expected_mase)
     assert smape_mase(y_hat, y, batch).item() == pytest.approx(mixed, rel=1e-4)
+    one = {key: value[:1] for key, value in batch.items()}
+    alone = 0.5 * (smape_terms(forecast[:1], actual[:1]).mean() / np.mean(everyone) + expected_first_mase(0))
+    assert smape_mase(y_hat[:1], y[:1], one).item() == pytest.approx(alone, rel=1e-4)
     assert smape(y, y, batch).item() == 0.0 and mase(y, y, batch).item() == 0.0
     # A batch without the statistics (one not made by a ForecastDataModule) is refused, not scored in scaled units.
     with pytest.raises(ValueError, match="lacks"):
         smape(y_hat, y, {"y": y})
+
+
+def test_losses_in_the_datas_units_stay_finite_on_zeros_and_exactly_seasonal_series(tmp_path):
+    """A series that repeats itself exactly each day has no in-sample seasonal error: its MASE weight is capped,
+    not 1e9; zeros in the forecast and the truth give sMAPE 0 and finite gradients."""
+    import pandas as pd
+
+    from tsattn.data.datamodule import ForecastDataModule
+    from tsattn.data.units import MAX_MASE_WEIGHT
+    from tsattn.training.losses import TRAINING_LOSSES
+
+    hours = pd.date_range("2024-01-01", periods=400, freq="h")
+    daily = np.sin(2 * np.pi * np.arange(400) / 24) + 2.0  # positive, the same every day
+    noisy = daily + np.random.default_rng(0).normal(0, 0.3, 400)
+    frame = pd.concat(
+        [pd.DataFrame({"id": name, "time": hours, "y": values}) for name, values in (("exact", daily), ("noisy", noisy))]
+    )
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    datamodule = ForecastDataModule(str(tmp_path / "two.csv"), id_col="id", lookback=48, horizon=24, calendar="none")
+    datamodule.setup()
+    units = datamodule.datasets["train"].units
+    exact = [s.id for s in datamodule.collection.series].index("exact")
+    weight = units["target_std"][exact, 0] / units["seasonal_scale"][exact, 0]
+    assert weight == pytest.approx(MAX_MASE_WEIGHT, rel=1e-3)  # capped, where std / 1e-16 would rule the loss
+    batch = datamodule.datasets["train"][[0, 1, 2]]
+    # Forecast and truth both exactly 0 in the data's units at every step: scored 0, with finite gradients.
+    zero = (-batch["target_mean"] / batch["target_std"]).unsqueeze(1).expand_as(batch["y"]).contiguous()
+    for name in ("smape", "mase", "smape_mase"):
+        y_hat = zero.clone().requires_grad_(True)
+        loss = TRAINING_LOSSES[name](y_hat, zero, batch)
+        loss.backward()
+        assert loss.item() == 0.0 and torch.isfinite(y_hat.grad).all(), name

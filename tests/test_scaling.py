@@ -24,7 +24,7 @@ def test_values_after_the_training_border_do_not_move_the_scaler(tmp_path, etth1
     original, datamodule = _fitted_stats(etth1_path)
     # The statistics the losses in the data's units read (scaler mean and std, MASE's seasonal scale) as well.
     original_units = datamodule.datasets["train"].units
-    assert set(original_units) == {"target_mean", "target_std", "seasonal_scale", "seasonal_smape"}
+    assert set(original_units) == {"target_mean", "target_std", "seasonal_scale", "smape_reference"}
 
     # Wreck everything from the border on: any leak into the statistics would show.
     rng = np.random.default_rng(0)
@@ -43,7 +43,7 @@ def test_values_after_the_training_border_do_not_move_the_scaler(tmp_path, etth1
     changed.to_csv(changed_path, index=False)
     moved, datamodule = _fitted_stats(changed_path)
     assert moved["mean"] != original["mean"]
-    for key in ("seasonal_scale", "seasonal_smape"):
+    for key in ("seasonal_scale", "smape_reference"):
         assert not torch.equal(datamodule.datasets["train"].units[key], original_units[key]), key
 
 

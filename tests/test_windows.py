@@ -101,6 +101,13 @@ def test_train_tail_keeps_the_training_windows_whose_targets_end_the_training_ro
     assert len(full.datasets["train"]) > len(long.datasets["train"])  # the control: without it, every window
     for split in ("val", "test"):  # evaluation windows are never thinned
         assert len(full.datasets[split]) == len(long.datasets[split])
+    # With a stride, the grid counts back from the border: the window ending on it is kept, every series alike.
+    strided = windows(ett_long_path, id_col="id", targets=["MUFL"], stride=5)
+    train = _all_windows(strided, "train")
+    for series in range(len(strided.collection.series)):
+        border = strided.borders[strided.collection.series[series].id].train_end
+        first = train["first_target"][train["series"] == series].numpy()
+        np.testing.assert_array_equal(first, np.arange(border - 96, border - 960 - 1, -5)[::-1])
     with pytest.raises(TsattnError, match="data.train_tail=48 leaves no training window of horizon 96"):
         ForecastDataModule(str(etth1_path), lookback=96, horizon=96, train_tail=48)
 

@@ -80,6 +80,12 @@ def chosen_runs(experiment: str, filter_string: str, top: int | None, metric: st
     ranked = sorted(((value, r) for value, r in scored if math.isfinite(value)), key=lambda pair: pair[0])
     if not ranked:
         raise TsattnError(f"experiment {experiment!r} has no finished run with {metric} matching the filter")
+    losses = sorted({str(r.data.params.get("model/loss")) for _, r in ranked})
+    if metric.startswith("val/loss") and len(losses) > 1:
+        raise TsattnError(
+            f"--metric {metric}: the runs trained with different losses ({', '.join(losses)}), whose {metric} are on "
+            "different scales; rank them by a metric every run logs alike, e.g. --metric val/mae"
+        )
     chosen = ranked[:top] if top else ranked
     if len(chosen) < 2:
         raise TsattnError(

@@ -251,9 +251,14 @@ class ForecastDataModule(L.LightningDataModule):
             offsets.append(offset)
             for split in SPLITS:
                 stride = self.stride if split == "train" else 1  # every evaluation window is scored
-                local = window_starts(self.borders[s.id], split, self.lookback, self.horizon, stride)
-                if split == "train" and self.train_tail is not None:  # targets within the last train_tail rows
+                if split == "train" and self.train_tail is not None:
+                    # Targets within the last train_tail rows; the stride counts back from the border, so the
+                    # window that ends on it is always kept and every series gives as many windows.
+                    local = window_starts(self.borders[s.id], split, self.lookback, self.horizon)
                     local = local[local + self.lookback >= self.borders[s.id].train_end - self.train_tail]
+                    local = local[::-1][::stride][::-1].copy()
+                else:
+                    local = window_starts(self.borders[s.id], split, self.lookback, self.horizon, stride)
                 starts[split].append(local + offset)
                 series_of[split].append(np.full(len(local), i, dtype=np.int64))
             offset += len(s.time)

@@ -18,8 +18,12 @@ from tsattn.data.series import SeriesCollection
 from tsattn.metrics import mase_scale, smape_terms
 
 # The batch keys, each [B, C]: the scaler's mean and std of the targets, MASE's in-sample denominator, and the
-# sMAPE of the in-sample seasonal naive forecast (what the sMAPE half of the mixed loss is measured against).
-UNIT_KEYS = ("target_mean", "target_std", "seasonal_scale", "seasonal_smape")
+# in-sample seasonal naive forecast's sMAPE averaged over every series (one number per channel, the same in every
+# window: what the sMAPE half of the mixed loss is measured against, as OWA measures against Naive2's).
+UNIT_KEYS = ("target_mean", "target_std", "seasonal_scale", "smape_reference")
+# MASE's weight std / scale is capped at this: a nearly flat training history would otherwise outweigh every
+# other series in the loss.
+MAX_MASE_WEIGHT = 1e3
 
 
 def seasonal_scale(values: np.ndarray, season: int) -> np.ndarray:
@@ -56,7 +60,8 @@ def seasonal_smape(values: np.ndarray, season: int) -> np.ndarray:
 def series_units(
     collection: SeriesCollection, scaler: StandardScaler, train_ends: Mapping[str, int], season: int
 ) -> dict[str, torch.Tensor]:
-    """The UNIT_KEYS of every series, in the collection's order, from its training rows.
+    """The UNIT_KEYS of every series, in the collection's order, from its training rows (the sMAPE reference from
+    every series' training rows).
 
     Shape: -> {key: [S, C]} (float32)
     """
@@ -69,5 +74,8 @@ def series_units(
         train = s.values[: train_ends[s.id], :n_targets]
         scales.append(seasonal_scale(train, season))
         smapes.append(seasonal_smape(train, season))
-    arrays = (np.stack(means), np.stack(stds), np.stack(scales), np.stack(smapes))  # each [S, C]
+    stds_, scales_ = np.stack(stds), np.stack(scales)  # [S, C]
+    scales_ = np.maximum(scales_, stds_ / MAX_MASE_WEIGHT)
+    reference = np.broadcast_to(np.stack(smapes).mean(axis=0), scales_.shape)  # [C] -> [S, C]
+    arrays = (np.stack(means), stds_, scales_, reference)  # each [S, C]
     return {key: torch.from_numpy(array.astype(np.float32)) for key, array in zip(UNIT_KEYS, arrays, strict=True)}

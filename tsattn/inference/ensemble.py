@@ -111,7 +111,7 @@ def member_hash(directory: Path) -> str:
             raise TsattnError(f"{directory} is not a model bundle: {name} is missing or not a plain file")
         # Refused before it is read: loading would refuse it anyway, and hashing it first would cost its size.
         if name.endswith(".json") and path.stat().st_size > MAX_JSON_BYTES:
-            raise TsattnError(f"{path}: over {MAX_JSON_BYTES >> 20} MB; the member is not a bundle tsattn wrote")
+            raise TsattnError(f"{path}: over {MAX_JSON_BYTES >> 20} MB, the limit on a bundle's JSON files")
         digest.update(name.encode() + b"\0" + path.stat().st_size.to_bytes(8, "big"))
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -78,15 +78,22 @@ def units(batch: Batch) -> tuple[torch.Tensor, ...]:
 
 def smape(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The M4 competition's sMAPE in percent, 200 |f - y| / (|f| + |y|), of the forecast mapped back to the data's
-    units (N-BEATS trains with it: ServiceNow/N-BEATS, common/torch/losses.py). A step where both are 0 counts 0.
+    units. A step where both are 0 counts 0.
 
     It weighs each error by the level of the series, as the competition's score does; it suits positive data
-    (demand, counts, prices), not series that cross zero."""
+    (demand, counts, prices), not series that cross zero. N-BEATS trains with it too (ServiceNow/N-BEATS,
+    common/torch/losses.py) but holds the denominator fixed; here the gradient is the score's own, denominator
+    included, so of two forecasts equally far from the truth the higher costs less, as it scores."""
+    return 200.0 * smape_terms(y_hat, y, batch).mean()
+
+
+def smape_terms(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """|f - y| / (|f| + |y|) of every step, in the data's units (0 where both are 0). Shape: [B, H, C] -> [B, H, C]"""
     mean, std, *_ = units(batch)
     forecast, actual = y_hat * std + mean, y * std + mean  # [B, H, C], the data's units
     denominator = forecast.abs() + actual.abs()
     ratio = (forecast - actual).abs() / denominator.clamp_min(torch.finfo(denominator.dtype).tiny)
-    return 200.0 * torch.where(denominator > 0, ratio, torch.zeros_like(ratio)).mean()
+    return torch.where(denominator > 0, ratio, torch.zeros_like(ratio))
 
 
 def mase(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -100,10 +107,11 @@ def smape_mase(y_hat: torch.Tensor, y: torch.Tensor, batch: Batch) -> torch.Tens
     """The two mixed as the competition's OWA mixes them: half of each, each relative to a simple forecast.
 
     OWA divides sMAPE and MASE by Naive2's; here MASE is already relative to the in-sample seasonal naive forecast
-    (its denominator is that forecast's error), and sMAPE is divided by the mean in-sample seasonal naive sMAPE of
-    the batch's series, so neither term outweighs the other by its units (sMAPE in %, MASE near 1)."""
-    reference = units(batch)[3].mean()
-    return 0.5 * (smape(y_hat, y, batch) / reference + mase(y_hat, y, batch))
+    (its denominator is that forecast's error), and sMAPE is divided by the in-sample seasonal naive forecast's
+    sMAPE averaged over every series' training rows (a constant of the data), so neither term outweighs the other
+    by its units (sMAPE in %, MASE near 1). Like every loss here it is a mean of per-window values."""
+    reference = units(batch)[3]  # [B, 1, C], the same in every window
+    return 0.5 * ((200.0 * smape_terms(y_hat, y, batch) / reference).mean() + mase(y_hat, y, batch))
 
 
 def scaled(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:

@@ -52,8 +52,9 @@ class ForecastModule(L.LightningModule):
             epoch), or a factory taking the optimizer (a `_partial_` torch LR scheduler), stepped per epoch on
             val/loss.
         loss: what point forecasts train with (tsattn.training.losses): "mse", "mae", "huber", "arctan_mae"
-            (xPatch's), "fredf" (FreDF's), or in the data's own units "smape" and "mase" (the M4 competition's
-            scores); quantile networks always train with the pinball loss.
+            (xPatch's), "fredf" (FreDF's), or in the data's own units "smape", "mase" (the M4 competition's
+            scores) and "smape_mase" (the two mixed as OWA mixes them); quantile networks always train with the
+            pinball loss.
         teacher_forcing: the ratio schedule for networks that decode step by step.
         normalization, channel_independent, segment_len, n_targets, channel_identity, n_future: the
             Forecaster's views of a batch (RevIN or the last value subtracted, one window per target

@@ -154,9 +154,8 @@ def test_losses_in_the_datas_units_stay_finite_on_zeros_and_exactly_seasonal_ser
     hours = pd.date_range("2024-01-01", periods=400, freq="h")
     daily = np.sin(2 * np.pi * np.arange(400) / 24) + 2.0  # positive, the same every day
     noisy = daily + np.random.default_rng(0).normal(0, 0.3, 400)
-    frame = pd.concat(
-        [pd.DataFrame({"id": name, "time": hours, "y": values}) for name, values in (("exact", daily), ("noisy", noisy))]
-    )
+    pairs = (("exact", daily), ("noisy", noisy))
+    frame = pd.concat([pd.DataFrame({"id": name, "time": hours, "y": values}) for name, values in pairs])
     frame.to_csv(tmp_path / "two.csv", index=False)
     datamodule = ForecastDataModule(str(tmp_path / "two.csv"), id_col="id", lookback=48, horizon=24, calendar="none")
     datamodule.setup()

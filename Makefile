@@ -38,7 +38,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/accuracy.py --dataset etth2 --settings M
-	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2
+	$(BIN)/python benchmarks/m4_hourly.py --seeds 0 1 2 3 4 --losses smape_mase mae --ensemble median --override=threads=1
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/future_covariates.py
 	$(BIN)/python benchmarks/defaults.py

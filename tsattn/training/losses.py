@@ -68,7 +68,7 @@ def fredf(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def units(batch: Batch) -> tuple[torch.Tensor, ...]:
-    """The batch's UNIT_KEYS (target mean, std, seasonal scale, seasonal naive's sMAPE), each [B, C] -> [B, 1, C]
+    """The batch's UNIT_KEYS (target mean, std, MASE scale, the sMAPE reference), each [B, C] -> [B, 1, C]
     (broadcasts over the horizon)."""
     missing = [key for key in UNIT_KEYS if key not in batch]
     if missing:

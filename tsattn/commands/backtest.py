@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tsattn.commands.common import (
     ArgumentParser,
-    number_text,
     add_model_and_io_arguments,
     load_model,
+    number_text,
     positive,
     progress,
     read_history,
@@ -166,9 +166,8 @@ def format_report(report: dict) -> str:
     ]
     for name, label in labels.items():
         o = metrics[name]["overall"]
-        lines.append(
-            f"{label:16}{number_text(o['mse']):>12}{number_text(o['mae']):>12}{o['smape']:>10.2f}{o['mase']:>8.3f}{number_text(o['crps']):>12}"
-        )
+        mse, mae, crps = (number_text(o[key]) for key in ("mse", "mae", "crps"))
+        lines.append(f"{label:16}{mse:>12}{mae:>12}{o['smape']:>10.2f}{o['mase']:>8.3f}{crps:>12}")
     model = metrics["model"]
     if "best_naive" in metrics:
         best, ours = metrics["best_naive"]["overall"]["mse"], model["overall"]["mse"]
@@ -193,9 +192,8 @@ def format_report(report: dict) -> str:
     header = "".join(f"{labels[n] + ' MSE':>20}{labels[n] + ' MAE':>20}" for n in labels)
     lines += ["", f"{'step':>4}" + header + "".join(f"{title:>16}" for _, title in extra)]
     for h in range(report["horizon"]):
-        row = "".join(
-            f"{number_text(metrics[n]['per_step']['mse'][h]):>20}{number_text(metrics[n]['per_step']['mae'][h]):>20}" for n in labels
-        )
+        steps = [metrics[n]["per_step"] for n in labels]
+        row = "".join(f"{number_text(step['mse'][h]):>20}{number_text(step['mae'][h]):>20}" for step in steps)
         for key, _ in extra:
             value = model["per_step"][key][h]
             row += f"{value:>16.1%}" if key.startswith("coverage") else f"{number_text(value):>16}"
